@@ -1,0 +1,124 @@
+//! Typed errors: one enum per operation, each converting into [`Error`].
+//! Errors are for what the world can do (bad input, a torn file, a failed
+//! fsync); a broken invariant of the store itself is a panic.
+
+use std::io;
+use std::path::PathBuf;
+
+use crate::model::EventId;
+
+/// Caller input the store refuses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidInput {
+    #[error("{field} is empty")]
+    Empty { field: &'static str },
+    #[error("{field} is {len} bytes, more than the limit of {max}")]
+    TooLong { field: &'static str, len: usize, max: usize },
+    #[error("{field} contains a control character")]
+    ControlCharacter { field: &'static str },
+    #[error("payload is {len} bytes, more than the limit of {max}")]
+    PayloadTooLarge { len: usize, max: usize },
+    #[error("payload could not be encoded or decoded: {reason}")]
+    Payload { reason: String },
+    #[error("a batch must hold at least one event")]
+    EmptyBatch,
+    #[error("batch holds {len} events, more than the limit of {max}")]
+    BatchTooLarge { len: usize, max: usize },
+    #[error("item {item} names item {cause} as its cause, which is not an earlier item")]
+    CauseNotEarlier { item: usize, cause: usize },
+    #[error("cause {cause} is not a committed event of this store")]
+    UnknownCause { cause: EventId },
+    #[error("read limit {limit} is outside 1..={max}")]
+    ReadLimit { limit: usize, max: usize },
+    #[error("invalid option: {reason}")]
+    Option { reason: String },
+}
+
+/// An I/O error with what the store was doing when it happened.
+#[derive(Debug, thiserror::Error)]
+#[error("{context}: {source}")]
+pub struct IoError {
+    pub context: String,
+    #[source]
+    pub source: io::Error,
+}
+
+impl IoError {
+    pub fn new(context: impl Into<String>, source: io::Error) -> Self {
+        Self { context: context.into(), source }
+    }
+}
+
+/// Stored bytes that fail their checksums or the journal's invariants.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("corruption in {file} at byte {offset}: {reason}")]
+pub struct Corruption {
+    pub file: PathBuf,
+    pub offset: u64,
+    pub reason: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("{0}")]
+    Io(#[from] IoError),
+    #[error("the store at {path} is locked by another open store")]
+    Locked { path: PathBuf },
+    #[error("{0}; open with salvage to keep the valid prefix and set the rest aside")]
+    Corrupt(#[from] Corruption),
+    #[error("no store at {path} and create_if_missing is off")]
+    Missing { path: PathBuf },
+    #[error("{path} is not a shale store or has an unsupported format: {reason}")]
+    Format { path: PathBuf, reason: String },
+    #[error("{0}")]
+    Invalid(#[from] InvalidInput),
+}
+
+/// Why an append failed. Only `OutcomeUnknown` leaves any doubt: every other
+/// variant means nothing of the batch was written.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    #[error("item {item:?}: {error}")]
+    Invalid { item: Option<usize>, error: InvalidInput },
+    #[error("item {item}: entity {entity} is at version {actual}, expected {expected}")]
+    VersionConflict { item: usize, entity: String, expected: u64, actual: u64 },
+    #[error("idempotency key {key:?} was used before for a different batch")]
+    IdempotencyConflict { key: String },
+    /// Nothing of the batch reached the disk; retrying is safe.
+    #[error("not committed: {0}")]
+    Unavailable(IoError),
+    /// The batch's bytes may or may not have reached the disk: after a crash
+    /// it is either wholly present or wholly absent. Retry with the same
+    /// idempotency key to resolve it without duplicating.
+    #[error("outcome unknown: {0}")]
+    OutcomeUnknown(IoError),
+    #[error("the store is closed")]
+    Closed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReadError {
+    #[error("{0}")]
+    Invalid(#[from] InvalidInput),
+    #[error("the store is closed")]
+    Closed,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CloseError {
+    #[error("the writer thread panicked: {0}")]
+    WriterPanicked(String),
+}
+
+/// The crate's error: any operation's error converts into it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    #[error(transparent)]
+    Append(#[from] AppendError),
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    #[error(transparent)]
+    Close(#[from] CloseError),
+}

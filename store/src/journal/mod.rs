@@ -1,0 +1,7 @@
+//! The journal: segment files of checksummed frames, grouped into commits.
+
+pub mod record;
+pub mod recover;
+pub mod scan;
+pub mod segment;
+pub mod writer;

@@ -1,0 +1,199 @@
+//! Scanning one segment's bytes into committed groups.
+//!
+//! A group is `begin [idempotency] event* commit`. The scanner applies each
+//! whole, checked group to the state and stops at the first frame that is
+//! not valid or does not fit the journal's invariants, reporting where and
+//! why. It never panics, whatever the bytes.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use super::record::{decode_body, read_frame, Begin, EventRecord, IdempotencyRecord, Record};
+use crate::limits::{FRAME_HEADER_LEN, SEGMENT_HEADER_LEN};
+use crate::model::Payload;
+use crate::state::{IdempotencyEntry, State};
+
+/// Where a group sits in its flush.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlushPos {
+    pub flush: u64,
+    pub index: u32,
+    pub count: u32,
+}
+
+impl FlushPos {
+    /// The flush the next group belongs to.
+    pub fn next_flush(&self) -> u64 {
+        if self.index + 1 < self.count {
+            self.flush
+        } else {
+            self.flush + 1
+        }
+    }
+}
+
+/// Where a scan stopped short, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub offset: usize,
+    pub reason: String,
+}
+
+#[derive(Debug)]
+pub struct ScanOutcome {
+    /// End of the last whole committed group (or of the header).
+    pub good_end: usize,
+    pub next_group: u64,
+    pub last: Option<FlushPos>,
+    pub groups: u64,
+    pub events: u64,
+    pub problem: Option<Problem>,
+}
+
+struct ParsedGroup<'a> {
+    begin: Begin,
+    idempotency: Option<IdempotencyRecord<'a>>,
+    events: Vec<(EventRecord<'a>, Range<usize>)>,
+    end: usize,
+}
+
+/// Scans `buf[SEGMENT_HEADER_LEN..limit]`, applying whole groups to `state`.
+pub fn scan_segment(
+    buf: &Arc<Vec<u8>>,
+    limit: usize,
+    first_group: u64,
+    first_flush: u64,
+    state: &mut State,
+) -> ScanOutcome {
+    assert!(limit <= buf.len() && limit >= SEGMENT_HEADER_LEN);
+    let bytes = &buf[..limit];
+    let mut outcome = ScanOutcome {
+        good_end: SEGMENT_HEADER_LEN,
+        next_group: first_group,
+        last: None,
+        groups: 0,
+        events: 0,
+        problem: None,
+    };
+    while outcome.good_end < limit {
+        let expected_flush = outcome.last.map_or(first_flush, |l| l.next_flush());
+        let expected_index = match outcome.last {
+            Some(l) if l.index + 1 < l.count => Some((l.index + 1, l.count)),
+            _ => None,
+        };
+        match parse_group(bytes, outcome.good_end, outcome.next_group, expected_flush, expected_index, state) {
+            Ok(group) => {
+                apply_group(buf, &group, state);
+                outcome.good_end = group.end;
+                outcome.next_group += 1;
+                outcome.groups += 1;
+                outcome.events += group.events.len() as u64;
+                outcome.last = Some(FlushPos {
+                    flush: group.begin.flush,
+                    index: group.begin.flush_index,
+                    count: group.begin.flush_count,
+                });
+            }
+            Err(problem) => {
+                outcome.problem = Some(problem);
+                break;
+            }
+        }
+    }
+    outcome
+}
+
+fn apply_group(buf: &Arc<Vec<u8>>, group: &ParsedGroup<'_>, state: &mut State) {
+    for (record, payload) in &group.events {
+        state.apply(record, Payload::new(buf.clone(), payload.clone()));
+    }
+    if let Some(idem) = &group.idempotency {
+        state.record_idempotency(
+            idem.key,
+            IdempotencyEntry {
+                fingerprint: idem.fingerprint,
+                first_global: group.begin.first_global,
+                count: group.begin.event_count,
+            },
+        );
+    }
+}
+
+fn problem(offset: usize, reason: impl Into<String>) -> Problem {
+    Problem { offset, reason: reason.into() }
+}
+
+/// Reads one frame at `at`: its header, decoded record and end offset.
+fn next_record(bytes: &[u8], at: usize) -> Result<([u8; FRAME_HEADER_LEN], Record<'_>, Range<usize>), Problem> {
+    let (header, body) = read_frame(&bytes[at..]).map_err(|e| problem(at, e.describe()))?;
+    let record = decode_body(body).map_err(|e| problem(at, e.describe()))?;
+    let body_start = at + FRAME_HEADER_LEN;
+    Ok((header, record, body_start..body_start + body.len()))
+}
+
+fn parse_group<'a>(
+    bytes: &'a [u8],
+    start: usize,
+    group_id: u64,
+    flush: u64,
+    index: Option<(u32, u32)>,
+    state: &State,
+) -> Result<ParsedGroup<'a>, Problem> {
+    let (header, record, body) = next_record(bytes, start)?;
+    let Record::Begin(begin) = record else {
+        return Err(problem(start, "expected a begin record"));
+    };
+    let index_ok = match index {
+        Some((i, count)) => begin.flush_index == i && begin.flush_count == count,
+        None => begin.flush_index == 0 && begin.flush_count >= 1,
+    };
+    if begin.group_id != group_id || begin.flush != flush || !index_ok {
+        return Err(problem(
+            start,
+            format!(
+                "begin of group {} flush {} ({} of {}) where group {group_id} flush {flush} was due",
+                begin.group_id, begin.flush, begin.flush_index, begin.flush_count
+            ),
+        ));
+    }
+    if begin.first_global != state.last_global() + 1 {
+        return Err(problem(start, format!("group starts at global {} out of order", begin.first_global)));
+    }
+    let mut group_crc = crc32c::crc32c(&header);
+    let mut at = body.end;
+    let mut group = ParsedGroup { begin, idempotency: None, events: Vec::new(), end: 0 };
+    loop {
+        let (header, record, body) = next_record(bytes, at)?;
+        match record {
+            Record::Idempotency(idem) if group.events.is_empty() && group.idempotency.is_none() => {
+                group.idempotency = Some(idem);
+            }
+            Record::Event(event) if group.events.len() < begin.event_count as usize => {
+                let payload = body.end - event.payload.len()..body.end;
+                group.events.push((event, payload));
+            }
+            Record::Commit(commit) => {
+                if commit.group_id != group_id
+                    || commit.event_count != begin.event_count
+                    || group.events.len() != begin.event_count as usize
+                {
+                    return Err(problem(at, "commit record does not match its group"));
+                }
+                if commit.group_crc != group_crc {
+                    return Err(problem(at, "group checksum mismatch"));
+                }
+                state.check_group(group.events.iter().map(|(r, _)| r)).map_err(|reason| problem(start, reason))?;
+                if let Some(idem) = &group.idempotency {
+                    if state.idempotency(idem.key).is_some() {
+                        return Err(problem(start, format!("idempotency key {:?} committed twice", idem.key)));
+                    }
+                }
+                group.end = body.end;
+                return Ok(group);
+            }
+            _ => return Err(problem(at, "record out of place in its group")),
+        }
+        group_crc = crc32c::crc32c_append(group_crc, &header);
+        at = body.end;
+    }
+}

@@ -1,0 +1,131 @@
+//! Appending flushes to the journal, and the rule for failed I/O.
+//!
+//! One flush is one `write_at` of every frame of every group in it, then
+//! one `sync`. If either fails, the bytes past the last synced flush are in
+//! doubt: Linux may have dropped the dirty pages and marked them clean, so a
+//! later fsync would "succeed" without them. The writer therefore never
+//! writes behind them. It starts a new segment whose header records where
+//! the old one's durable bytes end, syncs it and its directory, and carries
+//! on there; recovery reads the old segment only up to that point. Until the
+//! new segment is durable every commit fails as `Unavailable`.
+
+use std::path::{Path, PathBuf};
+
+use super::segment::{segment_name, SegmentHeader};
+use crate::disk::Disk;
+use crate::error::IoError;
+use crate::limits::SEGMENT_HEADER_LEN;
+
+pub struct JournalWriter<D: Disk> {
+    dir: PathBuf,
+    store_id: u64,
+    segment_size: u64,
+    segment: u64,
+    file: Option<D::File>,
+    /// End of the durable, committed bytes of the current segment.
+    end: u64,
+    /// Bytes past `end` may be in doubt, or the current segment was never
+    /// made durable: start a new segment before writing.
+    broken: bool,
+    pub next_group: u64,
+    pub next_flush: u64,
+}
+
+impl<D: Disk> JournalWriter<D> {
+    /// Resumes after recovery at `end` of `segment`.
+    pub fn resume(dir: &Path, store_id: u64, segment_size: u64, tail: super::recover::Tail<D::File>) -> Self {
+        assert!(tail.end >= SEGMENT_HEADER_LEN as u64);
+        Self {
+            dir: dir.to_owned(),
+            store_id,
+            segment_size,
+            segment: tail.segment,
+            file: Some(tail.file),
+            end: tail.end,
+            broken: false,
+            next_group: tail.next_group,
+            next_flush: tail.next_flush,
+        }
+    }
+
+    /// A writer for a directory with no segment: the first one is created
+    /// by the first [`JournalWriter::ready`].
+    pub fn empty(dir: &Path, store_id: u64, segment_size: u64) -> Self {
+        Self {
+            dir: dir.to_owned(),
+            store_id,
+            segment_size,
+            // `ready` starts segment `segment + 1`.
+            segment: u64::MAX,
+            file: None,
+            end: 0,
+            broken: true,
+            next_group: 1,
+            next_flush: 1,
+        }
+    }
+
+    pub fn segment(&self) -> u64 {
+        self.segment
+    }
+
+    /// Makes sure a durable segment is there to append to.
+    pub fn ready(&mut self, disk: &mut D) -> Result<(), IoError> {
+        if self.broken {
+            self.start_segment(disk, self.segment.wrapping_add(1))?;
+        }
+        Ok(())
+    }
+
+    fn start_segment(&mut self, disk: &mut D, number: u64) -> Result<(), IoError> {
+        let path = self.dir.join(segment_name(number));
+        let context = || format!("starting segment {}", path.display());
+        let header = SegmentHeader {
+            segment: number,
+            store_id: self.store_id,
+            prev_end: if self.file.is_some() { self.end } else { 0 },
+            first_group_id: self.next_group,
+            first_flush: self.next_flush,
+        };
+        let mut file = disk.create(&path).map_err(|e| IoError::new(context(), e))?;
+        disk.write_at(&mut file, 0, &header.encode()).map_err(|e| IoError::new(context(), e))?;
+        disk.sync(&mut file).map_err(|e| IoError::new(context(), e))?;
+        disk.sync_dir(&self.dir).map_err(|e| IoError::new(context(), e))?;
+        self.segment = number;
+        self.file = Some(file);
+        self.end = SEGMENT_HEADER_LEN as u64;
+        self.broken = false;
+        Ok(())
+    }
+
+    /// Writes and syncs one flush. On error the flush's outcome is unknown
+    /// and the writer moves to a new segment before the next one.
+    pub fn write_flush(&mut self, disk: &mut D, bytes: &[u8]) -> Result<(), IoError> {
+        assert!(!self.broken, "write_flush without ready");
+        assert!(!bytes.is_empty());
+        let Some(file) = self.file.as_mut() else {
+            unreachable!("a writer that is not broken has a segment");
+        };
+        let path = || self.dir.join(segment_name(self.segment));
+        if let Err(e) = disk.write_at(file, self.end, bytes) {
+            self.broken = true;
+            return Err(IoError::new(format!("writing {}", path().display()), e));
+        }
+        if let Err(e) = disk.sync(file) {
+            self.broken = true;
+            return Err(IoError::new(format!("syncing {}", path().display()), e));
+        }
+        self.end += bytes.len() as u64;
+        self.next_flush += 1;
+        Ok(())
+    }
+
+    /// Starts the next segment once this one is full. A failure here loses
+    /// nothing: the flushes so far are durable, and the next `ready` tries
+    /// again.
+    pub fn rotate_if_full(&mut self, disk: &mut D) {
+        if !self.broken && self.end >= self.segment_size && self.start_segment(disk, self.segment + 1).is_err() {
+            self.broken = true;
+        }
+    }
+}

@@ -1,0 +1,31 @@
+//! shale-store: an embedded, crash-safe event store.
+//!
+//! Events are appended to a journal of checksummed frames, one durable group
+//! per batch; readers see only whole, durable batches. All nondeterminism
+//! (disk, clock, entropy) comes through the [`Env`] seam, so the simulator in
+//! `shale-sim` runs this exact code against a faulty simulated disk.
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod core;
+pub mod disk;
+pub mod env;
+pub mod error;
+mod hash;
+pub mod journal;
+pub mod limits;
+pub mod meta;
+pub mod model;
+mod plan;
+pub mod reader;
+mod shell;
+pub mod state;
+
+pub use crate::core::{Core, Options};
+pub use crate::disk::{Disk, FileDisk};
+pub use crate::env::{Clock, Entropy, Env, OsEntropy, RealEnv, SystemClock};
+pub use crate::error::{AppendError, CloseError, Corruption, Error, InvalidInput, IoError, OpenError, ReadError};
+pub use crate::journal::recover::RecoveryReport;
+pub use crate::model::{Batch, Cause, Coordinate, Event, EventId, NewEvent, Payload, Receipt, Region};
+pub use crate::reader::Reader;
+pub use crate::shell::Store;

@@ -1,0 +1,41 @@
+//! Every limit of the store, named in one place, with the relations between
+//! them asserted at compile time.
+
+/// Longest entity name, in bytes.
+pub const ENTITY_LEN_MAX: usize = 256;
+/// Longest scope name, in bytes.
+pub const SCOPE_LEN_MAX: usize = 128;
+/// Longest event kind, in bytes.
+pub const KIND_LEN_MAX: usize = 128;
+/// Longest idempotency key, in bytes.
+pub const IDEMPOTENCY_KEY_LEN_MAX: usize = 128;
+/// Largest payload of one event, in bytes.
+pub const PAYLOAD_LEN_MAX: usize = 1 << 20;
+/// Most events in one batch.
+pub const BATCH_EVENTS_MAX: usize = 10_000;
+/// Most requests the writer takes into one group commit (one fsync).
+pub const GROUP_REQUESTS_MAX: usize = 1_024;
+
+/// Largest frame body: one event with every field at its maximum, plus room
+/// for postcard's length prefixes and the fixed fields.
+pub const FRAME_BODY_LEN_MAX: usize = PAYLOAD_LEN_MAX + ENTITY_LEN_MAX + SCOPE_LEN_MAX + KIND_LEN_MAX + 512;
+/// Bytes of a frame header: body length (u32) then CRC-32C (u32).
+pub const FRAME_HEADER_LEN: usize = 8;
+
+/// Default size at which the writer starts a new segment.
+pub const SEGMENT_SIZE_DEFAULT: u64 = 64 << 20;
+/// Smallest segment size an option may ask for.
+pub const SEGMENT_SIZE_MIN: u64 = 4 << 10;
+/// Bytes of a segment header.
+pub const SEGMENT_HEADER_LEN: usize = 64;
+
+/// Chunk in which recovery reads a segment.
+pub const RECOVERY_READ_CHUNK: usize = 4 << 20;
+
+/// Most events `read_from` returns in one call.
+pub const READ_LIMIT_MAX: usize = 100_000;
+
+const _: () = assert!(FRAME_BODY_LEN_MAX < u32::MAX as usize);
+const _: () = assert!(SEGMENT_SIZE_MIN > SEGMENT_HEADER_LEN as u64);
+const _: () = assert!(BATCH_EVENTS_MAX <= u32::MAX as usize);
+const _: () = assert!(RECOVERY_READ_CHUNK > FRAME_BODY_LEN_MAX + FRAME_HEADER_LEN);

@@ -1,0 +1,197 @@
+//! Planning a flush: deciding, against the committed state, which requests
+//! commit and what their events look like, before a byte is written.
+//!
+//! Requests in one flush see each other: a later request's expected version
+//! counts the events of earlier accepted requests, and a repeated
+//! idempotency key refers to the earlier request.
+
+use std::collections::BTreeMap;
+
+use crate::error::{AppendError, InvalidInput};
+use crate::hash::chain_hash;
+use crate::journal::record::EventRecord;
+use crate::model::{Batch, Cause, EventId, Receipt};
+use crate::state::State;
+
+/// One request's fate, decided before writing.
+pub enum Slot {
+    /// Goes out as group `.0` of the flush.
+    Write(usize),
+    /// Already decided: a rejection, or the receipts of an earlier commit.
+    Done(Result<Vec<Receipt>, AppendError>),
+    /// Same idempotency key and content as request `.0` of this flush.
+    SameAs(usize),
+}
+
+/// A group to write.
+pub struct PlannedGroup<'b> {
+    pub first_global: u64,
+    pub idempotency: Option<(&'b str, [u8; 16])>,
+    pub records: Vec<EventRecord<'b>>,
+}
+
+pub struct Plan<'b> {
+    pub slots: Vec<Slot>,
+    pub groups: Vec<PlannedGroup<'b>>,
+}
+
+/// Entity versions and heads as they stand with the accepted groups.
+type Overlay<'b> = BTreeMap<&'b str, (u64, [u8; 32])>;
+
+/// A stable digest of a batch's content, for idempotency.
+pub fn fingerprint(batch: &Batch) -> [u8; 16] {
+    let mut h = blake3::Hasher::new();
+    h.update(&(batch.items.len() as u64).to_le_bytes());
+    for item in &batch.items {
+        for part in [item.coordinate.entity(), item.coordinate.scope(), item.kind.as_str()] {
+            h.update(&(part.len() as u64).to_le_bytes()).update(part.as_bytes());
+        }
+        h.update(&(item.payload.len() as u64).to_le_bytes()).update(&item.payload);
+        h.update(&item.expected_version.map_or([0xff; 9], |v| {
+            let mut b = [0u8; 9];
+            b[1..].copy_from_slice(&v.to_le_bytes());
+            b
+        }));
+        let cause = match item.cause {
+            None => [0u8; 17],
+            Some(Cause::Event(id)) => tagged(1, id.0),
+            Some(Cause::Item(i)) => tagged(2, i as u128),
+        };
+        h.update(&cause);
+        h.update(&item.correlation.map_or([0u8; 17], |c| tagged(1, c.0)));
+    }
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&h.finalize().as_bytes()[..16]);
+    out
+}
+
+fn tagged(tag: u8, value: u128) -> [u8; 17] {
+    let mut b = [0u8; 17];
+    b[0] = tag;
+    b[1..].copy_from_slice(&value.to_le_bytes());
+    b
+}
+
+/// The receipts of events `first..first + count` already committed.
+pub fn receipts(state: &State, first: u64, count: u32) -> Vec<Receipt> {
+    (first..first + u64::from(count))
+        .map(|g| {
+            let Some(stored) = state.stored(g) else { unreachable!("receipt for uncommitted event {g}") };
+            Receipt { id: EventId::new(state.store_id(), g), entity_seq: stored.entity_seq, global_seq: g }
+        })
+        .collect()
+}
+
+pub fn plan<'b>(state: &State, batches: &'b [Batch], now_ns: u64) -> Plan<'b> {
+    let mut plan = Plan { slots: Vec::with_capacity(batches.len()), groups: Vec::new() };
+    let mut overlay: Overlay<'b> = BTreeMap::new();
+    let mut keys: BTreeMap<&'b str, ([u8; 16], usize)> = BTreeMap::new();
+    let mut next_global = state.last_global() + 1;
+    for (index, batch) in batches.iter().enumerate() {
+        if let Err((item, error)) = batch.validate() {
+            plan.slots.push(Slot::Done(Err(AppendError::Invalid { item, error })));
+            continue;
+        }
+        let key = batch.idempotency_key.as_deref().map(|k| (k, fingerprint(batch)));
+        if let Some((k, fp)) = key {
+            if let Some(entry) = state.idempotency(k) {
+                plan.slots.push(Slot::Done(if entry.fingerprint == fp {
+                    Ok(receipts(state, entry.first_global, entry.count))
+                } else {
+                    Err(AppendError::IdempotencyConflict { key: k.to_owned() })
+                }));
+                continue;
+            }
+            if let Some(&(earlier_fp, earlier)) = keys.get(k) {
+                plan.slots.push(if earlier_fp == fp {
+                    Slot::SameAs(earlier)
+                } else {
+                    Slot::Done(Err(AppendError::IdempotencyConflict { key: k.to_owned() }))
+                });
+                continue;
+            }
+        }
+        match plan_group(state, &overlay, batch, next_global, now_ns) {
+            Ok((records, touched)) => {
+                next_global += records.len() as u64;
+                if index + 1 < batches.len() {
+                    overlay.extend(touched);
+                }
+                if let Some((k, fp)) = key {
+                    keys.insert(k, (fp, index));
+                }
+                plan.slots.push(Slot::Write(plan.groups.len()));
+                plan.groups.push(PlannedGroup { first_global: records[0].global_seq, idempotency: key, records });
+            }
+            Err(e) => plan.slots.push(Slot::Done(Err(e))),
+        }
+    }
+    plan
+}
+
+/// The records of one batch, and the entity versions it leaves behind.
+fn plan_group<'b>(
+    state: &State,
+    overlay: &Overlay<'b>,
+    batch: &'b Batch,
+    first_global: u64,
+    now_ns: u64,
+) -> Result<(Vec<EventRecord<'b>>, Overlay<'b>), AppendError> {
+    let mut local: Overlay<'b> = BTreeMap::new();
+    let mut records: Vec<EventRecord<'b>> = Vec::with_capacity(batch.items.len());
+    for (i, item) in batch.items.iter().enumerate() {
+        let entity = item.coordinate.entity();
+        let (version, head) = local
+            .get(entity)
+            .or_else(|| overlay.get(entity))
+            .copied()
+            .unwrap_or_else(|| state.version_and_head(entity));
+        if let Some(expected) = item.expected_version {
+            if expected != version {
+                return Err(AppendError::VersionConflict {
+                    item: i,
+                    entity: entity.to_owned(),
+                    expected,
+                    actual: version,
+                });
+            }
+        }
+        let global_seq = first_global + i as u64;
+        let (causation, cause_correlation) = match item.cause {
+            None => (None, None),
+            Some(Cause::Item(j)) => (Some(first_global + j as u64), Some(records[j].correlation)),
+            Some(Cause::Event(id)) => {
+                let stored = (id.store_id() == state.store_id()).then(|| state.stored(id.global_seq())).flatten();
+                let Some(stored) = stored else {
+                    return Err(AppendError::Invalid {
+                        item: Some(i),
+                        error: InvalidInput::UnknownCause { cause: id },
+                    });
+                };
+                (Some(id.global_seq()), Some(stored.correlation))
+            }
+        };
+        let correlation = item
+            .correlation
+            .map(|c| c.0)
+            .or(cause_correlation)
+            .unwrap_or_else(|| EventId::new(state.store_id(), global_seq).0);
+        let mut record = EventRecord {
+            global_seq,
+            entity_seq: version + 1,
+            timestamp_ns: now_ns,
+            causation,
+            correlation,
+            kind: &item.kind,
+            entity,
+            scope: item.coordinate.scope(),
+            key_gen: 0,
+            hash: [0; 32],
+            payload: &item.payload,
+        };
+        record.hash = chain_hash(&head, &record);
+        local.insert(entity, (version + 1, record.hash));
+        records.push(record);
+    }
+    Ok((records, local))
+}

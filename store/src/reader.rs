@@ -1,0 +1,63 @@
+//! Reads of the committed state, shared by every reader thread.
+
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
+
+use crate::error::{InvalidInput, ReadError};
+use crate::limits::READ_LIMIT_MAX;
+use crate::model::{Event, EventId, Region};
+use crate::state::State;
+
+/// A handle on the committed state. Cheap to clone; every read sees a
+/// consistent state that holds whole batches only.
+#[derive(Clone, Debug)]
+pub struct Reader {
+    state: Arc<RwLock<State>>,
+}
+
+impl Reader {
+    pub(crate) fn new(state: Arc<RwLock<State>>) -> Self {
+        Self { state }
+    }
+
+    fn state(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn get(&self, id: EventId) -> Result<Option<Event>, ReadError> {
+        Ok(self.state().get(id))
+    }
+
+    /// Every event in `region`, in global order.
+    pub fn query(&self, region: &Region) -> Result<Vec<Event>, ReadError> {
+        Ok(self.state().query(region))
+    }
+
+    /// Up to `limit` events from global sequence `from` on, gap-free: a
+    /// subscriber that resumes from `last.global_seq + 1` misses nothing.
+    pub fn read_from(&self, from: u64, limit: usize) -> Result<Vec<Event>, ReadError> {
+        if limit == 0 || limit > READ_LIMIT_MAX {
+            return Err(InvalidInput::ReadLimit { limit, max: READ_LIMIT_MAX }.into());
+        }
+        Ok(self.state().read_from(from, limit))
+    }
+
+    /// The entity's version: how many events it has.
+    pub fn version(&self, entity: &str) -> u64 {
+        self.state().version(entity)
+    }
+
+    /// The global sequence of the last committed event.
+    pub fn last_global(&self) -> u64 {
+        self.state().last_global()
+    }
+
+    pub fn store_id(&self) -> u64 {
+        self.state().store_id()
+    }
+
+    /// Recomputes every hash chain; `Err(global)` names the first event
+    /// whose hash does not verify.
+    pub fn verify_chains(&self) -> Result<(), u64> {
+        self.state().verify_chains()
+    }
+}

@@ -1,0 +1,308 @@
+//! The committed state in memory: every event, the per-entity index and
+//! version, and the idempotency table. Only the writer mutates it, and only
+//! with bytes that are already durable; readers share it behind a lock.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use crate::hash::{chain_hash, GENESIS};
+use crate::journal::record::EventRecord;
+use crate::model::{Coordinate, Event, EventId, Payload, Region};
+
+/// One committed event, with its names interned.
+#[derive(Clone, Debug)]
+pub struct StoredEvent {
+    pub entity: Arc<str>,
+    pub scope: Arc<str>,
+    pub kind: Arc<str>,
+    pub entity_seq: u64,
+    pub timestamp_ns: u64,
+    pub causation: Option<u64>,
+    pub correlation: u128,
+    pub key_gen: u32,
+    pub payload: Payload,
+    pub hash: [u8; 32],
+}
+
+#[derive(Clone, Debug)]
+pub struct EntityState {
+    /// The entity's name, shared by all its events.
+    pub name: Arc<str>,
+    /// Number of events the entity has; its last event's `entity_seq`.
+    pub version: u64,
+    /// Hash of the entity's last event.
+    pub head: [u8; 32],
+    /// Global sequences of its events, in order.
+    pub events: Vec<u64>,
+}
+
+/// A committed idempotency key: the batch's fingerprint and where its
+/// events are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IdempotencyEntry {
+    pub fingerprint: [u8; 16],
+    pub first_global: u64,
+    pub count: u32,
+}
+
+#[derive(Debug)]
+pub struct State {
+    store_id: u64,
+    events: Vec<StoredEvent>,
+    entities: BTreeMap<Arc<str>, EntityState>,
+    names: BTreeSet<Arc<str>>,
+    /// The last scope and kind interned: most events repeat them.
+    recent: [Option<Arc<str>>; 2],
+    idempotency: BTreeMap<Box<str>, IdempotencyEntry>,
+}
+
+impl State {
+    pub fn new(store_id: u64) -> Self {
+        Self {
+            store_id,
+            events: Vec::new(),
+            entities: BTreeMap::new(),
+            names: BTreeSet::new(),
+            recent: [None, None],
+            idempotency: BTreeMap::new(),
+        }
+    }
+
+    pub fn store_id(&self) -> u64 {
+        self.store_id
+    }
+
+    /// The global sequence of the last committed event (0 if none).
+    pub fn last_global(&self) -> u64 {
+        self.events.len() as u64
+    }
+
+    pub fn entity(&self, entity: &str) -> Option<&EntityState> {
+        self.entities.get(entity)
+    }
+
+    pub fn version(&self, entity: &str) -> u64 {
+        self.entities.get(entity).map_or(0, |e| e.version)
+    }
+
+    /// The entity's version and the hash of its last event.
+    pub fn version_and_head(&self, entity: &str) -> (u64, [u8; 32]) {
+        self.entities.get(entity).map_or((0, GENESIS), |e| (e.version, e.head))
+    }
+
+    pub fn stored(&self, global: u64) -> Option<&StoredEvent> {
+        let index = usize::try_from(global.checked_sub(1)?).ok()?;
+        self.events.get(index)
+    }
+
+    pub fn idempotency(&self, key: &str) -> Option<&IdempotencyEntry> {
+        self.idempotency.get(key)
+    }
+
+    pub fn entities(&self) -> impl Iterator<Item = (&Arc<str>, &EntityState)> {
+        self.entities.iter()
+    }
+
+    /// Checks that `records`, one group, follow on from this state: global
+    /// sequences contiguous, each entity's sequence contiguous. The error
+    /// says which rule broke.
+    pub fn check_group<'r, 'a: 'r>(
+        &self,
+        records: impl ExactSizeIterator<Item = &'r EventRecord<'a>>,
+    ) -> Result<(), String> {
+        // Small groups touch few entities, where a list beats a map.
+        let small = records.len() <= 16;
+        let mut list: Vec<(&str, u64)> = Vec::new();
+        let mut map: BTreeMap<&str, u64> = BTreeMap::new();
+        for (i, record) in records.enumerate() {
+            let expected_global = self.last_global() + 1 + i as u64;
+            if record.global_seq != expected_global {
+                return Err(format!("global sequence {} where {expected_global} was due", record.global_seq));
+            }
+            let version = if small {
+                let slot = match list.iter().position(|(e, _)| *e == record.entity) {
+                    Some(slot) => slot,
+                    None => {
+                        list.push((record.entity, self.version(record.entity)));
+                        list.len() - 1
+                    }
+                };
+                &mut list[slot].1
+            } else {
+                map.entry(record.entity).or_insert_with(|| self.version(record.entity))
+            };
+            if record.entity_seq != *version + 1 {
+                return Err(format!(
+                    "entity {} sequence {} where {} was due",
+                    record.entity,
+                    record.entity_seq,
+                    *version + 1
+                ));
+            }
+            *version += 1;
+            if let Some(cause) = record.causation {
+                if cause == 0 || cause >= record.global_seq {
+                    return Err(format!("event {} names cause {cause}, not an earlier event", record.global_seq));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn intern(&mut self, name: &str, recent: usize) -> Arc<str> {
+        if let Some(hit) = self.recent[recent].as_ref().filter(|r| ***r == *name) {
+            return hit.clone();
+        }
+        let arc = match self.names.get(name) {
+            Some(existing) => existing.clone(),
+            None => {
+                let arc: Arc<str> = name.into();
+                self.names.insert(arc.clone());
+                arc
+            }
+        };
+        self.recent[recent] = Some(arc.clone());
+        arc
+    }
+
+    /// Adds one durable event. The caller has checked the group with
+    /// [`State::check_group`]; a mismatch here is a bug.
+    pub fn apply(&mut self, record: &EventRecord<'_>, payload: Payload) {
+        assert_eq!(record.global_seq, self.last_global() + 1, "global sequence gap");
+        debug_assert_eq!(&payload[..], record.payload, "payload bytes are not the record's");
+        let scope = self.intern(record.scope, 0);
+        let kind = self.intern(record.kind, 1);
+        let state = match self.entities.get_mut(record.entity) {
+            Some(state) => state,
+            None => {
+                let name: Arc<str> = record.entity.into();
+                let fresh = EntityState { name: name.clone(), version: 0, head: GENESIS, events: Vec::new() };
+                self.entities.entry(name).or_insert(fresh)
+            }
+        };
+        let entity = state.name.clone();
+        assert_eq!(record.entity_seq, state.version + 1, "entity sequence gap");
+        state.version = record.entity_seq;
+        state.head = record.hash;
+        state.events.push(record.global_seq);
+        self.events.push(StoredEvent {
+            entity,
+            scope,
+            kind,
+            entity_seq: record.entity_seq,
+            timestamp_ns: record.timestamp_ns,
+            causation: record.causation,
+            correlation: record.correlation,
+            key_gen: record.key_gen,
+            payload,
+            hash: record.hash,
+        });
+    }
+
+    pub fn record_idempotency(&mut self, key: &str, entry: IdempotencyEntry) {
+        let previous = self.idempotency.insert(key.into(), entry);
+        assert!(previous.is_none(), "idempotency key {key:?} committed twice");
+    }
+
+    /// The public view of the event at `global`.
+    pub fn event(&self, global: u64) -> Option<Event> {
+        let stored = self.stored(global)?;
+        Some(Event {
+            id: EventId::new(self.store_id, global),
+            kind: stored.kind.clone(),
+            coordinate: Coordinate::from_parts(stored.entity.clone(), stored.scope.clone()),
+            entity_seq: stored.entity_seq,
+            global_seq: global,
+            causation: stored.causation.map(|c| EventId::new(self.store_id, c)),
+            correlation: EventId(stored.correlation),
+            timestamp_ns: stored.timestamp_ns,
+            payload: stored.payload.clone(),
+            hash: stored.hash,
+        })
+    }
+
+    pub fn get(&self, id: EventId) -> Option<Event> {
+        if id.store_id() != self.store_id {
+            return None;
+        }
+        self.event(id.global_seq())
+    }
+
+    fn matches(&self, region: &Region, global: u64, stored: &StoredEvent) -> bool {
+        region.entity.as_deref().is_none_or(|e| *stored.entity == *e)
+            && region.entity_prefix.as_deref().is_none_or(|p| stored.entity.starts_with(p))
+            && region.scope.as_deref().is_none_or(|s| *stored.scope == *s)
+            && region.kind.as_deref().is_none_or(|k| *stored.kind == *k)
+            && region.global.as_ref().is_none_or(|r| r.contains(&global))
+            && region.entity_seq.as_ref().is_none_or(|r| r.contains(&stored.entity_seq))
+    }
+
+    /// Global sequences worth testing against `region`, in order, using
+    /// the entity index when the region names entities.
+    fn candidates(&self, region: &Region) -> Vec<u64> {
+        if let Some(entity) = &region.entity {
+            let Some(state) = self.entities.get(entity.as_str()) else {
+                return Vec::new();
+            };
+            let range = region.entity_seq.clone().unwrap_or(1..u64::MAX);
+            let lo = usize::try_from(range.start.saturating_sub(1)).unwrap_or(usize::MAX).min(state.events.len());
+            let hi = usize::try_from(range.end.saturating_sub(1)).unwrap_or(usize::MAX).clamp(lo, state.events.len());
+            return state.events[lo..hi].to_vec();
+        }
+        if let Some(prefix) = &region.entity_prefix {
+            let mut globals: Vec<u64> = self
+                .entities
+                .range::<str, _>((std::ops::Bound::Included(prefix.as_str()), std::ops::Bound::Unbounded))
+                .take_while(|(name, _)| name.starts_with(prefix.as_str()))
+                .flat_map(|(_, state)| state.events.iter().copied())
+                .collect();
+            globals.sort_unstable();
+            return globals;
+        }
+        let range = region.global.clone().unwrap_or(1..u64::MAX);
+        (range.start.max(1)..range.end.min(self.last_global() + 1)).collect()
+    }
+
+    pub fn query(&self, region: &Region) -> Vec<Event> {
+        self.candidates(region)
+            .into_iter()
+            .filter(|&g| self.stored(g).is_some_and(|s| self.matches(region, g, s)))
+            .filter_map(|g| self.event(g))
+            .collect()
+    }
+
+    /// Up to `limit` events from global sequence `from` on, with no gaps.
+    pub fn read_from(&self, from: u64, limit: usize) -> Vec<Event> {
+        let start = from.max(1);
+        let end = start.saturating_add(limit as u64).min(self.last_global() + 1);
+        (start..end).filter_map(|g| self.event(g)).collect()
+    }
+
+    /// Recomputes every entity's hash chain; the first event whose stored
+    /// hash differs is returned.
+    pub fn verify_chains(&self) -> Result<(), u64> {
+        let mut heads: BTreeMap<&str, [u8; 32]> = BTreeMap::new();
+        for (i, stored) in self.events.iter().enumerate() {
+            let global = i as u64 + 1;
+            let prev = heads.get(&*stored.entity).copied().unwrap_or(GENESIS);
+            let record = EventRecord {
+                global_seq: global,
+                entity_seq: stored.entity_seq,
+                timestamp_ns: stored.timestamp_ns,
+                causation: stored.causation,
+                correlation: stored.correlation,
+                kind: &stored.kind,
+                entity: &stored.entity,
+                scope: &stored.scope,
+                key_gen: stored.key_gen,
+                hash: stored.hash,
+                payload: &stored.payload,
+            };
+            if chain_hash(&prev, &record) != stored.hash {
+                return Err(global);
+            }
+            heads.insert(&stored.entity, stored.hash);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,29 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use shale_store::{Coordinate, NewEvent, Options};
+
+pub fn coord(entity: &str) -> Coordinate {
+    Coordinate::new(entity, "main").unwrap()
+}
+
+pub fn event(entity: &str, kind: &str, payload: &[u8]) -> NewEvent {
+    NewEvent::new(coord(entity), kind, payload.to_vec())
+}
+
+pub fn small_segments() -> Options {
+    Options { segment_size: 4096, ..Options::default() }
+}
+
+/// The journal segment files of a store directory, in order.
+pub fn segments(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    files.sort();
+    files
+}
