@@ -31,11 +31,28 @@ pub struct Options {
     /// On corruption, open the longest valid prefix and move the rest into
     /// `salvage/` instead of failing. Off by default.
     pub salvage: bool,
+    /// A planted bug to switch on (simulator canaries only).
+    #[cfg(feature = "canaries")]
+    pub canary: crate::canary::Canary,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { create_if_missing: true, segment_size: SEGMENT_SIZE_DEFAULT, salvage: false }
+        Self {
+            create_if_missing: true,
+            segment_size: SEGMENT_SIZE_DEFAULT,
+            salvage: false,
+            #[cfg(feature = "canaries")]
+            canary: crate::canary::Canary::None,
+        }
+    }
+}
+
+impl Options {
+    /// True if the planted bug `canary` is switched on.
+    #[cfg(feature = "canaries")]
+    pub(crate) fn planted(&self, canary: crate::canary::Canary) -> bool {
+        self.canary == canary
     }
 }
 
@@ -88,11 +105,14 @@ impl<E: Env> Core<E> {
             }
             None => return Err(OpenError::Missing { path: dir.to_owned() }),
         };
-        let recovered = recover(env.disk(), dir, meta.store_id, options.salvage)?;
-        let journal = match recovered.tail {
+        let recovered = recover(env.disk(), dir, meta.store_id, options)?;
+        #[cfg_attr(not(feature = "canaries"), expect(unused_mut, reason = "planted only with canaries"))]
+        let mut journal = match recovered.tail {
             Some(tail) => JournalWriter::resume(dir, meta.store_id, options.segment_size, tail),
             None => JournalWriter::empty(dir, meta.store_id, options.segment_size),
         };
+        #[cfg(feature = "canaries")]
+        journal.plant(options.canary);
         let core =
             Self { env, dir: dir.to_owned(), journal, state: Arc::new(RwLock::new(recovered.state)), _lock: lock };
         Ok((core, recovered.report))

@@ -7,6 +7,8 @@
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+#[cfg(feature = "canaries")]
+pub mod canary;
 pub mod core;
 pub mod disk;
 pub mod env;

@@ -97,8 +97,13 @@ pub fn recover<D: Disk>(
     disk: &mut D,
     dir: &Path,
     store_id: u64,
-    salvage: bool,
+    options: &crate::core::Options,
 ) -> Result<Recovered<D::File>, OpenError> {
+    let salvage = options.salvage;
+    #[cfg(feature = "canaries")]
+    let keep_uncommitted = options.planted(crate::canary::Canary::KeepUncommittedGroup);
+    #[cfg(not(feature = "canaries"))]
+    let keep_uncommitted = false;
     let names = disk.list(dir).map_err(io(format!("listing {}", dir.display())))?;
     let numbers: Vec<u64> = names.iter().filter_map(|n| parse_segment_name(n)).collect();
     let mut state = State::new(store_id);
@@ -150,14 +155,18 @@ pub fn recover<D: Disk>(
                 corrupt(&seg.path, seg.bytes.len(), format!("segment ends before byte {limit} its successor records"));
             return finish_salvage(disk, dir, salvage, c, tail, iter.map(|(_, s)| s.path), Some(seg), state, report);
         }
-        let scan = scan_segment(&seg.bytes, limit, next_group, next_flush, &mut state);
+        let scan = scan_segment(&seg.bytes, limit, next_group, next_flush, keep_uncommitted, &mut state);
         report.segments += 1;
         report.groups += scan.groups;
         report.events += scan.events;
         next_group = scan.next_group;
-        next_flush = scan.last.map_or(next_flush, |l| l.next_flush());
+        // The flush the first damaged byte (if any) belongs to, and the
+        // flush the writer resumes with: always a new one, even if the last
+        // flush lost groups to a torn tail.
+        let torn_flush = scan.last.map_or(next_flush, |l| l.next_flush());
+        next_flush = scan.last.map_or(next_flush, |l| l.flush + 1);
         if let Some(problem) = &scan.problem {
-            let damaged = !is_last || later_flush_after(&seg.bytes, &scan, next_flush);
+            let damaged = !is_last || later_flush_after(&seg.bytes, &scan, torn_flush);
             if damaged {
                 let c = corrupt(&seg.path, problem.offset, problem.reason.clone());
                 let here =

@@ -22,7 +22,7 @@ pub struct FlushPos {
 }
 
 impl FlushPos {
-    /// The flush the next group belongs to.
+    /// The flush the next group belonged to when this one was written.
     pub fn next_flush(&self) -> u64 {
         if self.index + 1 < self.count {
             self.flush
@@ -50,6 +50,23 @@ pub struct ScanOutcome {
     pub problem: Option<Problem>,
 }
 
+/// Which begin records may come next.
+#[derive(Clone, Copy)]
+struct FlushDue {
+    /// (flush, index, count) of the next group of an unfinished flush.
+    continuing: Option<(u64, u32, u32)>,
+    /// The number of the next new flush (its first group has index 0).
+    new_flush: u64,
+}
+
+impl FlushDue {
+    fn admits(&self, begin: &Begin) -> bool {
+        let continues = self.continuing == Some((begin.flush, begin.flush_index, begin.flush_count));
+        let starts = begin.flush == self.new_flush && begin.flush_index == 0 && begin.flush_count >= 1;
+        continues || starts
+    }
+}
+
 struct ParsedGroup<'a> {
     begin: Begin,
     idempotency: Option<IdempotencyRecord<'a>>,
@@ -63,6 +80,7 @@ pub fn scan_segment(
     limit: usize,
     first_group: u64,
     first_flush: u64,
+    keep_uncommitted: bool,
     state: &mut State,
 ) -> ScanOutcome {
     assert!(limit <= buf.len() && limit >= SEGMENT_HEADER_LEN);
@@ -76,12 +94,17 @@ pub fn scan_segment(
         problem: None,
     };
     while outcome.good_end < limit {
-        let expected_flush = outcome.last.map_or(first_flush, |l| l.next_flush());
-        let expected_index = match outcome.last {
-            Some(l) if l.index + 1 < l.count => Some((l.index + 1, l.count)),
-            _ => None,
+        // The next group continues the last one's flush, or starts the next
+        // flush. A flush may end early: recovery cut its torn tail and the
+        // writer resumed with a new flush.
+        let due = match outcome.last {
+            None => FlushDue { continuing: None, new_flush: first_flush },
+            Some(l) if l.index + 1 < l.count => {
+                FlushDue { continuing: Some((l.flush, l.index + 1, l.count)), new_flush: l.flush + 1 }
+            }
+            Some(l) => FlushDue { continuing: None, new_flush: l.flush + 1 },
         };
-        match parse_group(bytes, outcome.good_end, outcome.next_group, expected_flush, expected_index, state) {
+        match parse_group(bytes, outcome.good_end, outcome.next_group, due, state) {
             Ok(group) => {
                 apply_group(buf, &group, state);
                 outcome.good_end = group.end;
@@ -95,6 +118,9 @@ pub fn scan_segment(
                 });
             }
             Err(problem) => {
+                if keep_uncommitted {
+                    keep_partial_group(buf, outcome.good_end, state);
+                }
                 outcome.problem = Some(problem);
                 break;
             }
@@ -119,6 +145,31 @@ fn apply_group(buf: &Arc<Vec<u8>>, group: &ParsedGroup<'_>, state: &mut State) {
     }
 }
 
+/// The planted bug `KeepUncommittedGroup`: apply whatever whole event
+/// frames follow a begin record, commit record or not.
+fn keep_partial_group(buf: &Arc<Vec<u8>>, start: usize, state: &mut State) {
+    let bytes = &buf[..];
+    let Ok((_, Record::Begin(_), body)) = next_record(bytes, start) else { return };
+    let mut at = body.end;
+    let mut events = Vec::new();
+    while let Ok((_, record, body)) = next_record(bytes, at) {
+        match record {
+            Record::Event(event) => {
+                let payload = body.end - event.payload.len()..body.end;
+                events.push((event, payload));
+            }
+            Record::Idempotency(_) => {}
+            _ => break,
+        }
+        at = body.end;
+    }
+    if state.check_group(events.iter().map(|(r, _)| r)).is_ok() {
+        for (record, payload) in &events {
+            state.apply(record, Payload::new(buf.clone(), payload.clone()));
+        }
+    }
+}
+
 fn problem(offset: usize, reason: impl Into<String>) -> Problem {
     Problem { offset, reason: reason.into() }
 }
@@ -135,24 +186,19 @@ fn parse_group<'a>(
     bytes: &'a [u8],
     start: usize,
     group_id: u64,
-    flush: u64,
-    index: Option<(u32, u32)>,
+    due: FlushDue,
     state: &State,
 ) -> Result<ParsedGroup<'a>, Problem> {
     let (header, record, body) = next_record(bytes, start)?;
     let Record::Begin(begin) = record else {
         return Err(problem(start, "expected a begin record"));
     };
-    let index_ok = match index {
-        Some((i, count)) => begin.flush_index == i && begin.flush_count == count,
-        None => begin.flush_index == 0 && begin.flush_count >= 1,
-    };
-    if begin.group_id != group_id || begin.flush != flush || !index_ok {
+    if begin.group_id != group_id || !due.admits(&begin) {
         return Err(problem(
             start,
             format!(
-                "begin of group {} flush {} ({} of {}) where group {group_id} flush {flush} was due",
-                begin.group_id, begin.flush, begin.flush_index, begin.flush_count
+                "begin of group {} flush {} ({} of {}) where group {group_id} of flush {:?} or {} was due",
+                begin.group_id, begin.flush, begin.flush_index, begin.flush_count, due.continuing, due.new_flush
             ),
         ));
     }

@@ -12,6 +12,20 @@
 use std::path::{Path, PathBuf};
 
 use super::segment::{segment_name, SegmentHeader};
+
+/// Names a planted bug; without the `canaries` feature there are none.
+#[cfg(feature = "canaries")]
+macro_rules! canary {
+    ($name:ident) => {
+        crate::canary::Canary::$name
+    };
+}
+#[cfg(not(feature = "canaries"))]
+macro_rules! canary {
+    ($name:ident) => {
+        ()
+    };
+}
 use crate::disk::Disk;
 use crate::error::IoError;
 use crate::limits::SEGMENT_HEADER_LEN;
@@ -29,6 +43,8 @@ pub struct JournalWriter<D: Disk> {
     broken: bool,
     pub next_group: u64,
     pub next_flush: u64,
+    #[cfg(feature = "canaries")]
+    canary: crate::canary::Canary,
 }
 
 impl<D: Disk> JournalWriter<D> {
@@ -45,6 +61,8 @@ impl<D: Disk> JournalWriter<D> {
             broken: false,
             next_group: tail.next_group,
             next_flush: tail.next_flush,
+            #[cfg(feature = "canaries")]
+            canary: crate::canary::Canary::None,
         }
     }
 
@@ -62,7 +80,24 @@ impl<D: Disk> JournalWriter<D> {
             broken: true,
             next_group: 1,
             next_flush: 1,
+            #[cfg(feature = "canaries")]
+            canary: crate::canary::Canary::None,
         }
+    }
+
+    #[cfg(feature = "canaries")]
+    pub fn plant(&mut self, canary: crate::canary::Canary) {
+        self.canary = canary;
+    }
+
+    #[cfg(feature = "canaries")]
+    fn planted(&self, canary: crate::canary::Canary) -> bool {
+        self.canary == canary
+    }
+
+    #[cfg(not(feature = "canaries"))]
+    fn planted(&self, _: ()) -> bool {
+        false
     }
 
     pub fn segment(&self) -> u64 {
@@ -103,16 +138,28 @@ impl<D: Disk> JournalWriter<D> {
     pub fn write_flush(&mut self, disk: &mut D, bytes: &[u8]) -> Result<(), IoError> {
         assert!(!self.broken, "write_flush without ready");
         assert!(!bytes.is_empty());
+        let write_behind = self.planted(canary!(WriteBehindFailedSync));
+        let ack_early = self.planted(canary!(AckBeforeFsync));
         let Some(file) = self.file.as_mut() else {
             unreachable!("a writer that is not broken has a segment");
         };
         let path = || self.dir.join(segment_name(self.segment));
         if let Err(e) = disk.write_at(file, self.end, bytes) {
-            self.broken = true;
+            self.broken = !write_behind;
             return Err(IoError::new(format!("writing {}", path().display()), e));
         }
+        if ack_early {
+            self.end += bytes.len() as u64;
+            self.next_flush += 1;
+            return Ok(());
+        }
         if let Err(e) = disk.sync(file) {
-            self.broken = true;
+            if write_behind {
+                self.end += bytes.len() as u64;
+                self.next_flush += 1;
+            } else {
+                self.broken = true;
+            }
             return Err(IoError::new(format!("syncing {}", path().display()), e));
         }
         self.end += bytes.len() as u64;

@@ -1,0 +1,74 @@
+//! P9 model equivalence: global and entity sequences are gap-free, no batch
+//! is visible twice, expected versions were honoured, and between crashes
+//! the visible batches are exactly the acknowledged ones at the positions
+//! their receipts named: nothing visible before its durable ack, nothing
+//! acknowledged missing.
+
+use std::collections::BTreeMap;
+
+use super::{Checker, Phase, Promise, Snapshot};
+use crate::model::{payload_tag, Fate, Model};
+
+pub struct Equivalence;
+
+impl Checker for Equivalence {
+    fn promise(&self) -> Promise {
+        Promise::P9ModelEquivalence
+    }
+
+    fn check(&self, model: &Model, snapshot: &Snapshot<'_>) -> Result<(), String> {
+        let mut versions: BTreeMap<&str, u64> = BTreeMap::new();
+        let mut started: BTreeMap<u64, u64> = BTreeMap::new();
+        for (i, event) in snapshot.events.iter().enumerate() {
+            let due = model.view.len() as u64 + 1 + i as u64;
+            if event.global_seq != due {
+                return Err(format!("global sequence {} where {due} was due", event.global_seq));
+            }
+            let entity = event.coordinate.entity();
+            let version = versions.entry(entity).or_insert_with(|| model.version(entity));
+            if event.entity_seq != *version + 1 {
+                return Err(format!("entity {entity} jumps from version {version} to {}", event.entity_seq));
+            }
+            *version = event.entity_seq;
+            let Some((uid, item)) = payload_tag(&event.payload) else { continue };
+            if let Some(expected) = model.batches.get(&uid).and_then(|b| b.items.get(item as usize)?.expected_version) {
+                if event.entity_seq != expected + 1 {
+                    return Err(format!(
+                        "item {item} of batch {uid} expected version {expected} but landed at {}",
+                        event.entity_seq
+                    ));
+                }
+            }
+            if item == 0 {
+                if model.present.contains_key(&uid) || started.insert(uid, event.global_seq).is_some() {
+                    return Err(format!("batch {uid} is visible twice"));
+                }
+                let fate = &model.batch(uid).fate;
+                match (&snapshot.phase, fate) {
+                    (Phase::Step, Fate::Acked(globals)) if globals.first() == Some(&event.global_seq) => {}
+                    (Phase::Step, Fate::Acked(globals)) => {
+                        return Err(format!(
+                            "batch {uid} visible at {} but acknowledged at {globals:?}",
+                            event.global_seq
+                        ));
+                    }
+                    (Phase::Step, other) => {
+                        return Err(format!("batch {uid} visible without a durable ack (fate {other:?})"));
+                    }
+                    (Phase::Recovery { .. }, Fate::Gone | Fate::Refused) => {
+                        return Err(format!("batch {uid} reappeared after it was {fate:?}"));
+                    }
+                    (Phase::Recovery { .. }, _) => {}
+                }
+            }
+        }
+        if let Phase::Step = snapshot.phase {
+            for batch in model.acked() {
+                if !model.present.contains_key(&batch.uid) && !started.contains_key(&batch.uid) {
+                    return Err(format!("acknowledged batch {} is not visible", batch.uid));
+                }
+            }
+        }
+        Ok(())
+    }
+}

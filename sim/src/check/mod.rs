@@ -1,0 +1,116 @@
+//! Checkers: each watches the store from outside for one promise of
+//! DESIGN.md §2, against the reference model.
+//!
+//! After every writer step the harness reads the events that became
+//! visible and hands them, with the model, to every checker (`Phase::Step`);
+//! after every crash + recovery it hands them all the recovered events
+//! (`Phase::Recovery`). Only when every checker passes does the model absorb
+//! the events. Client reads are checked against the model's view in
+//! `reads.rs`. P10 (liveness) and P11 (no panic) are watched by the runner
+//! itself. P2, P5, P6 and P7 plug in here as their features land.
+
+mod atomicity;
+mod durability;
+mod equivalence;
+mod integrity;
+pub mod reads;
+
+use serde::Serialize;
+use shale_store::{Event, Reader, RecoveryReport};
+
+use crate::model::Model;
+
+/// The store's promises (DESIGN.md §2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub enum Promise {
+    P1BatchAtomicity,
+    P2KeyBeforeCiphertext,
+    P3AckedIsDurable,
+    P4Prefix,
+    P5ShredIsForever,
+    P6CausalClosure,
+    P7GatesHold,
+    P8Integrity,
+    P9ModelEquivalence,
+    P10Liveness,
+    P11NeverPanic,
+}
+
+impl Promise {
+    pub fn code(self) -> &'static str {
+        match self {
+            Promise::P1BatchAtomicity => "P1 batch atomicity",
+            Promise::P2KeyBeforeCiphertext => "P2 key before ciphertext",
+            Promise::P3AckedIsDurable => "P3 acked is durable",
+            Promise::P4Prefix => "P4 prefix",
+            Promise::P5ShredIsForever => "P5 shred is forever",
+            Promise::P6CausalClosure => "P6 causal closure",
+            Promise::P7GatesHold => "P7 gates hold",
+            Promise::P8Integrity => "P8 integrity",
+            Promise::P9ModelEquivalence => "P9 model equivalence",
+            Promise::P10Liveness => "P10 liveness",
+            Promise::P11NeverPanic => "P11 never panic",
+        }
+    }
+}
+
+/// A broken promise.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Violation {
+    pub promise: Promise,
+    pub message: String,
+}
+
+impl Violation {
+    pub fn new(promise: Promise, message: impl Into<String>) -> Self {
+        Self { promise, message: message.into() }
+    }
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.promise.code(), self.message)
+    }
+}
+
+pub enum Phase<'a> {
+    /// After a writer step, with no crash since the last observation.
+    Step,
+    /// After a crash and recovery. `lossy` is true if faults that may
+    /// legitimately lose acknowledged data were injected.
+    Recovery { report: &'a RecoveryReport, lossy: bool },
+}
+
+/// What the harness saw of the store this time.
+pub struct Snapshot<'a> {
+    pub phase: Phase<'a>,
+    /// The events not yet in the model's view, gap-free after it (after a
+    /// recovery: all events, the view having been reset).
+    pub events: &'a [Event],
+    pub reader: &'a Reader,
+}
+
+/// One promise, checked from outside.
+pub trait Checker {
+    fn promise(&self) -> Promise;
+    fn check(&self, model: &Model, snapshot: &Snapshot<'_>) -> Result<(), String>;
+}
+
+/// Every checker, in the order their reports are most telling: data first,
+/// then shape, then completeness.
+pub fn checkers() -> Vec<Box<dyn Checker>> {
+    vec![
+        Box::new(integrity::Integrity),
+        Box::new(atomicity::Atomicity),
+        Box::new(equivalence::Equivalence),
+        Box::new(durability::Durability),
+        Box::new(durability::Prefix),
+    ]
+}
+
+pub fn check_all(checkers: &[Box<dyn Checker>], model: &Model, snapshot: &Snapshot<'_>) -> Result<(), Violation> {
+    for checker in checkers {
+        checker.check(model, snapshot).map_err(|message| Violation::new(checker.promise(), message))?;
+    }
+    Ok(())
+}

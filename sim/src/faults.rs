@@ -1,0 +1,149 @@
+//! The fault model's knobs and counters: every rate of the simulated disk in
+//! one options struct, the ten fault classes, and what was injected.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Every fault rate of the simulated disk. Probabilities are per operation
+/// of the kind named.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SimDiskOptions {
+    pub sector_size: u64,
+    /// Bytes the disk holds before writes fail with `StorageFull`.
+    pub capacity: u64,
+    /// At a crash, each pending operation is persisted whole with this
+    /// probability, torn with `crash_torn`, else dropped.
+    pub crash_persist: f64,
+    pub crash_torn: f64,
+    /// Within a torn write, each sector is kept with this probability,
+    /// turned to garbage with `torn_garbage`, else dropped.
+    pub torn_keep: f64,
+    pub torn_garbage: f64,
+    pub fsync_fail: f64,
+    pub fsync_lie: f64,
+    pub dir_sync_fail: f64,
+    pub read_latent_error: f64,
+    pub read_bit_rot: f64,
+    pub misdirected_write: f64,
+    pub read_short: f64,
+    pub read_error: f64,
+    pub write_error: f64,
+    /// Crash at any I/O operation with this probability.
+    pub crash_per_op: f64,
+    pub read_latency_ns: u64,
+    pub write_latency_ns: u64,
+    pub sync_latency_ns: u64,
+}
+
+impl Default for SimDiskOptions {
+    fn default() -> Self {
+        Self {
+            sector_size: 512,
+            capacity: 1 << 30,
+            crash_persist: 0.5,
+            crash_torn: 0.25,
+            torn_keep: 0.5,
+            torn_garbage: 0.2,
+            fsync_fail: 0.0,
+            fsync_lie: 0.0,
+            dir_sync_fail: 0.0,
+            read_latent_error: 0.0,
+            read_bit_rot: 0.0,
+            misdirected_write: 0.0,
+            read_short: 0.0,
+            read_error: 0.0,
+            write_error: 0.0,
+            crash_per_op: 0.0,
+            read_latency_ns: 20_000,
+            write_latency_ns: 30_000,
+            sync_latency_ns: 500_000,
+        }
+    }
+}
+
+impl SimDiskOptions {
+    /// The same disk with no faults at all (crash semantics still apply).
+    pub fn honest(&self) -> Self {
+        Self {
+            fsync_fail: 0.0,
+            fsync_lie: 0.0,
+            dir_sync_fail: 0.0,
+            read_latent_error: 0.0,
+            read_bit_rot: 0.0,
+            misdirected_write: 0.0,
+            read_short: 0.0,
+            read_error: 0.0,
+            write_error: 0.0,
+            crash_per_op: 0.0,
+            capacity: u64::MAX,
+            ..self.clone()
+        }
+    }
+}
+
+/// The ten fault classes of DESIGN.md §4.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultClass {
+    UnsyncedLost,
+    TornWrite,
+    OutOfOrder,
+    DirEntryLost,
+    FsyncFail,
+    FsyncLie,
+    SectorError,
+    MisdirectedWrite,
+    DiskFull,
+    ShortOrTransient,
+}
+
+impl FaultClass {
+    pub const ALL: [FaultClass; 10] = [
+        FaultClass::UnsyncedLost,
+        FaultClass::TornWrite,
+        FaultClass::OutOfOrder,
+        FaultClass::DirEntryLost,
+        FaultClass::FsyncFail,
+        FaultClass::FsyncLie,
+        FaultClass::SectorError,
+        FaultClass::MisdirectedWrite,
+        FaultClass::DiskFull,
+        FaultClass::ShortOrTransient,
+    ];
+
+    /// Faults that may legitimately lose acknowledged data: the store must
+    /// detect the loss, not prevent it.
+    pub fn may_lose_acked(self) -> bool {
+        matches!(self, FaultClass::FsyncLie | FaultClass::SectorError | FaultClass::MisdirectedWrite)
+    }
+}
+
+/// How many faults of each class were injected.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultStats {
+    pub injected: BTreeMap<FaultClass, u64>,
+}
+
+impl FaultStats {
+    pub(crate) fn add(&mut self, class: FaultClass) {
+        *self.injected.entry(class).or_default() += 1;
+    }
+    pub fn count(&self, class: FaultClass) -> u64 {
+        self.injected.get(&class).copied().unwrap_or(0)
+    }
+    /// True if any fault that may lose acknowledged data was injected.
+    pub fn any_lossy(&self) -> bool {
+        self.injected.iter().any(|(c, &n)| n > 0 && c.may_lose_acked())
+    }
+}
+
+/// A targeted fault: fail or lie about the n-th sync of files whose name
+/// contains `file`, or crash at the n-th I/O operation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Planned {
+    FailSync { file: String, nth: u64 },
+    LieSync { file: String, nth: u64 },
+    CrashAtOp { op: u64 },
+}

@@ -1,0 +1,174 @@
+//! The reference model: every batch the workload sent, what became of it,
+//! and the store's visible events as last observed and validated.
+//!
+//! Each event's payload begins with its batch's uid and its item index, so
+//! any event read back names the batch it claims to belong to; the checkers
+//! compare everything else against what the model sent.
+
+use std::collections::BTreeMap;
+
+use shale_store::{Batch, Coordinate, Event, NewEvent};
+
+/// Bytes at the start of every payload: uid (u64) and item index (u32).
+pub const PAYLOAD_TAG_LEN: usize = 12;
+
+pub fn payload(uid: u64, item: u32, filler: &[u8]) -> Vec<u8> {
+    let mut p = Vec::with_capacity(PAYLOAD_TAG_LEN + filler.len());
+    p.extend_from_slice(&uid.to_le_bytes());
+    p.extend_from_slice(&item.to_le_bytes());
+    p.extend_from_slice(filler);
+    p
+}
+
+/// The (uid, item) a payload claims, if it has a tag.
+pub fn payload_tag(payload: &[u8]) -> Option<(u64, u32)> {
+    let uid = u64::from_le_bytes(payload.get(..8)?.try_into().ok()?);
+    let item = u32::from_le_bytes(payload.get(8..12)?.try_into().ok()?);
+    Some((uid, item))
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelItem {
+    pub entity: String,
+    pub scope: String,
+    pub kind: String,
+    pub payload: Vec<u8>,
+    pub expected_version: Option<u64>,
+}
+
+/// What became of a batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fate {
+    /// Sent; no answer yet.
+    InFlight,
+    /// Acknowledged durable at these global sequences.
+    Acked(Vec<u64>),
+    /// Outcome unknown (failed fsync, crash mid-commit): after a crash it
+    /// may be present, but only whole.
+    Maybe,
+    /// Refused with nothing written (conflict, unavailable).
+    Refused,
+    /// Was `Maybe`, and a recovery found it absent: it must never appear.
+    Gone,
+}
+
+#[derive(Clone, Debug)]
+pub struct ModelBatch {
+    pub uid: u64,
+    pub items: Vec<ModelItem>,
+    pub key: Option<String>,
+    pub fate: Fate,
+    /// An earlier attempt of this batch may be on disk: it stays possible
+    /// until a recovery settles it, whatever later attempts are told.
+    pub maybe_written: bool,
+}
+
+impl ModelBatch {
+    pub fn to_batch(&self) -> Batch {
+        let items = self
+            .items
+            .iter()
+            .map(|i| {
+                let coordinate = Coordinate::new(&i.entity, &i.scope).expect("the workload makes valid names");
+                let mut e = NewEvent::new(coordinate, &i.kind, i.payload.clone());
+                e.expected_version = i.expected_version;
+                e
+            })
+            .collect();
+        let batch = Batch::new(items);
+        match &self.key {
+            Some(key) => batch.with_idempotency_key(key),
+            None => batch,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Model {
+    pub batches: BTreeMap<u64, ModelBatch>,
+    /// The store's visible events, validated, in global order.
+    pub view: Vec<Event>,
+    /// Batches present in `view`: uid → first global sequence.
+    pub present: BTreeMap<u64, u64>,
+    /// Entity versions in `view`.
+    pub versions: BTreeMap<String, u64>,
+    next_uid: u64,
+}
+
+impl Model {
+    pub fn new_uid(&mut self) -> u64 {
+        self.next_uid += 1;
+        self.next_uid
+    }
+
+    pub fn add(&mut self, batch: ModelBatch) {
+        let previous = self.batches.insert(batch.uid, batch);
+        assert!(previous.is_none(), "uid reused");
+    }
+
+    pub fn batch(&self, uid: u64) -> &ModelBatch {
+        &self.batches[&uid]
+    }
+
+    pub fn set_fate(&mut self, uid: u64, fate: Fate) {
+        let Some(b) = self.batches.get_mut(&uid) else { return };
+        b.fate = match fate {
+            Fate::Refused if b.maybe_written => Fate::Maybe,
+            other => other,
+        };
+        match b.fate {
+            Fate::Maybe => b.maybe_written = true,
+            Fate::Acked(_) | Fate::Gone => b.maybe_written = false,
+            Fate::InFlight | Fate::Refused => {}
+        }
+    }
+
+    pub fn acked(&self) -> impl Iterator<Item = &ModelBatch> {
+        self.batches.values().filter(|b| matches!(b.fate, Fate::Acked(_)))
+    }
+
+    /// Adds validated events to the view.
+    pub fn absorb(&mut self, events: Vec<Event>) {
+        for event in events {
+            assert_eq!(event.global_seq, self.view.len() as u64 + 1, "absorb takes validated, gap-free events");
+            if let Some((uid, 0)) = payload_tag(&event.payload) {
+                self.present.insert(uid, event.global_seq);
+            }
+            *self.versions.entry(event.coordinate.entity().to_owned()).or_default() = event.entity_seq;
+            self.view.push(event);
+        }
+    }
+
+    /// Forgets the view (a crash): the next observation rebuilds it.
+    pub fn reset_view(&mut self) {
+        self.view.clear();
+        self.present.clear();
+        self.versions.clear();
+    }
+
+    /// After a recovery has been checked: batches present are durable now
+    /// (as if acknowledged at their positions); `Maybe` batches absent are
+    /// gone for good.
+    pub fn settle_after_recovery(&mut self) {
+        let present = self.present.clone();
+        for batch in self.batches.values_mut() {
+            match (&batch.fate, present.get(&batch.uid)) {
+                (Fate::Maybe | Fate::InFlight, Some(&first)) => {
+                    batch.fate = Fate::Acked((first..first + batch.items.len() as u64).collect());
+                }
+                (Fate::Maybe | Fate::InFlight, None) => batch.fate = Fate::Gone,
+                (Fate::Acked(_), Some(&first)) => {
+                    // Possible only after a detected, legitimate loss moved
+                    // things: the batch lives where it was recovered.
+                    batch.fate = Fate::Acked((first..first + batch.items.len() as u64).collect());
+                }
+                (Fate::Acked(_), None) => batch.fate = Fate::Gone,
+                _ => {}
+            }
+        }
+    }
+
+    pub fn version(&self, entity: &str) -> u64 {
+        self.versions.get(entity).copied().unwrap_or(0)
+    }
+}

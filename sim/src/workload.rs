@@ -1,0 +1,110 @@
+//! What the simulated clients do: appends and batches (with expected
+//! versions and idempotency keys), gets, queries and cursor reads, drawn
+//! from the scenario's weights with the run's seeded stream.
+
+use shale_store::{EventId, Region};
+
+use crate::model::{payload, Fate, Model, ModelBatch, ModelItem, PAYLOAD_TAG_LEN};
+use crate::rng::SimRng;
+use crate::scenario::WorkloadSpec;
+
+const SCOPES: [&str; 2] = ["main", "audit"];
+const KINDS: [&str; 4] = ["opened", "deposited", "withdrawn", "noted"];
+
+pub enum Op {
+    Write(u64),
+    Get(EventId),
+    Query(Region),
+    ReadFrom { from: u64, limit: usize },
+}
+
+pub struct Workload {
+    spec: WorkloadSpec,
+    rng: SimRng,
+}
+
+impl Workload {
+    pub fn new(spec: WorkloadSpec, seed: u64) -> Self {
+        Self { spec, rng: SimRng::stream(seed, "workload") }
+    }
+
+    pub fn rng(&mut self) -> &mut SimRng {
+        &mut self.rng
+    }
+
+    fn entity(&mut self) -> String {
+        format!("e{}", self.rng.below(u64::from(self.spec.entities)))
+    }
+
+    /// The next operation; a write is added to the model as in flight.
+    pub fn next(&mut self, model: &mut Model, store_id: u64, cursor: u64) -> Op {
+        let w = &self.spec.weights;
+        let weights = [w.append, w.batch, w.get, w.query, w.read_from];
+        match self.rng.weighted(&weights) {
+            Some(0) | None => Op::Write(self.write(model, 1)),
+            Some(1) => {
+                let len = self.rng.between(1, u64::from(self.spec.batch_max)) as usize;
+                Op::Write(self.write(model, len))
+            }
+            Some(2) => {
+                let global = self.rng.between(1, model.view.len() as u64 + 2);
+                let store = if self.rng.chance(0.05) { store_id ^ 1 } else { store_id };
+                Op::Get(EventId((u128::from(store) << 64) | u128::from(global)))
+            }
+            Some(3) => Op::Query(self.region(model)),
+            _ => Op::ReadFrom { from: cursor, limit: self.rng.between(1, 40) as usize },
+        }
+    }
+
+    fn region(&mut self, model: &Model) -> Region {
+        let len = model.view.len() as u64;
+        match self.rng.below(5) {
+            0 => Region::entity(&self.entity()),
+            1 => Region::entity(&self.entity()).entity_seq(self.rng.between(1, 4)..self.rng.between(2, 12)),
+            2 => Region::entity_prefix(&format!("e{}", self.rng.below(3))),
+            3 => Region::all().kind(KINDS[self.rng.below(4) as usize]).scope(SCOPES[self.rng.below(2) as usize]),
+            _ => {
+                let start = self.rng.between(1, len + 1);
+                Region::all().global(start..start + self.rng.between(0, 30))
+            }
+        }
+    }
+
+    fn write(&mut self, model: &mut Model, len: usize) -> u64 {
+        let uid = model.new_uid();
+        let mut items = Vec::with_capacity(len);
+        let mut bumps: Vec<(String, u64)> = Vec::new();
+        for i in 0..len {
+            let entity = self.entity();
+            let earlier = bumps.iter().filter(|(e, _)| *e == entity).count() as u64;
+            let expected_version = self.rng.chance(self.spec.expected_version_rate).then(|| {
+                let version = model.version(&entity) + earlier;
+                if self.rng.chance(self.spec.stale_version_rate) {
+                    version + 1 + self.rng.below(2)
+                } else {
+                    version
+                }
+            });
+            bumps.push((entity.clone(), 1));
+            let filler_len = self.rng.below(u64::from(self.spec.payload_max) - PAYLOAD_TAG_LEN as u64 + 1) as usize;
+            let mut filler = vec![0u8; filler_len];
+            self.rng.fill(&mut filler);
+            items.push(ModelItem {
+                entity,
+                scope: SCOPES[self.rng.below(2) as usize].to_owned(),
+                kind: KINDS[self.rng.below(4) as usize].to_owned(),
+                payload: payload(uid, i as u32, &filler),
+                expected_version,
+            });
+        }
+        let key = self.rng.chance(self.spec.idempotency_rate).then(|| format!("key-{uid}"));
+        model.add(ModelBatch { uid, items, key, fate: Fate::InFlight, maybe_written: false });
+        uid
+    }
+
+    /// Whether a client retries a batch that failed or whose outcome is
+    /// unknown (only batches with an idempotency key are retried).
+    pub fn retries(&mut self) -> bool {
+        self.rng.chance(self.spec.retry_rate)
+    }
+}

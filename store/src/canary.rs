@@ -1,0 +1,34 @@
+//! Planted bugs, compiled only with the `canaries` feature and switched on
+//! one at a time through `Options::canary`. The simulator must catch each
+//! one: a checker no canary can trip is a checker not known to work.
+
+/// Which planted bug is active.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Canary {
+    #[default]
+    None,
+    /// The writer acknowledges a flush without syncing it.
+    AckBeforeFsync,
+    /// After a failed write or fsync, the writer appends the next flush
+    /// behind the bytes it could not sync, in the same segment.
+    WriteBehindFailedSync,
+    /// Recovery keeps the events of a group whose commit record is missing.
+    KeepUncommittedGroup,
+}
+
+impl Canary {
+    pub const ALL: [Canary; 3] = [Canary::AckBeforeFsync, Canary::WriteBehindFailedSync, Canary::KeepUncommittedGroup];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Canary::None => "none",
+            Canary::AckBeforeFsync => "ack_before_fsync",
+            Canary::WriteBehindFailedSync => "write_behind_failed_sync",
+            Canary::KeepUncommittedGroup => "keep_uncommitted_group",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Canary::None].into_iter().chain(Canary::ALL).find(|c| c.name() == name)
+    }
+}
