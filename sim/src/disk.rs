@@ -107,7 +107,8 @@ struct State {
     generation: u64,
     powered: bool,
     ops: u64,
-    syncs_by_file: BTreeMap<String, u64>,
+    /// Syncs counted per planned sync fault (index into `planned`).
+    syncs_by_plan: BTreeMap<usize, u64>,
     planned: Vec<Planned>,
     locks: BTreeSet<PathBuf>,
     stats: FaultStats,
@@ -177,7 +178,7 @@ impl SimDisk {
             generation: 0,
             powered: true,
             ops: 0,
-            syncs_by_file: BTreeMap::new(),
+            syncs_by_plan: BTreeMap::new(),
             planned: Vec::new(),
             locks: BTreeSet::new(),
             stats: FaultStats::default(),
@@ -246,7 +247,8 @@ impl State {
         }
         self.ops += 1;
         let ops = self.ops;
-        let planned_crash = self.planned.iter().any(|p| matches!(p, Planned::CrashAtOp { op } if *op == ops));
+        let planned_crash =
+            self.faults_on && self.planned.iter().any(|p| matches!(p, Planned::CrashAtOp { op } if *op == ops));
         let random_crash = self.faults_on && self.rng.chance(self.options.crash_per_op);
         if planned_crash || random_crash {
             self.powered = false;
@@ -369,20 +371,28 @@ impl State {
         self.powered = true;
     }
 
+    /// Counts a sync of `name` against every planned sync fault whose
+    /// pattern it matches; true if one of kind `lie` is due now.
+    fn planned_sync_due(&mut self, name: &str, lie: bool) -> bool {
+        let mut due = false;
+        for (i, planned) in self.planned.iter().enumerate() {
+            let (file, nth, is_lie) = match planned {
+                Planned::FailSync { file, nth } => (file, *nth, false),
+                Planned::LieSync { file, nth } => (file, *nth, true),
+                Planned::CrashAtOp { .. } => continue,
+            };
+            if is_lie == lie && name.contains(file.as_str()) {
+                let count = self.syncs_by_plan.entry(i).or_default();
+                *count += 1;
+                due |= *count == nth && self.faults_on;
+            }
+        }
+        due
+    }
+
     fn sync_file(&mut self, id: u64, name: &str) -> io::Result<()> {
-        let nth = {
-            let n = self.syncs_by_file.entry(name.to_owned()).or_default();
-            *n += 1;
-            *n
-        };
-        let planned_fail = self
-            .planned
-            .iter()
-            .any(|p| matches!(p, Planned::FailSync { file, nth: k } if name.contains(file.as_str()) && *k == nth));
-        let planned_lie = self
-            .planned
-            .iter()
-            .any(|p| matches!(p, Planned::LieSync { file, nth: k } if name.contains(file.as_str()) && *k == nth));
+        let planned_fail = self.planned_sync_due(name, false);
+        let planned_lie = self.planned_sync_due(name, true);
         let Some(inode) = self.inodes.get_mut(&id) else {
             return Err(err(io::ErrorKind::NotFound, "inode gone"));
         };

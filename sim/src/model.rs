@@ -92,6 +92,10 @@ pub struct Model {
     pub present: BTreeMap<u64, u64>,
     /// Entity versions in `view`.
     pub versions: BTreeMap<String, u64>,
+    /// The hash of the first event of each batch's visible copy, as first
+    /// seen: it tells the acknowledged copy from an earlier attempt that
+    /// may land at the same position.
+    pub copy_hash: BTreeMap<u64, [u8; 32]>,
     next_uid: u64,
 }
 
@@ -133,6 +137,7 @@ impl Model {
             assert_eq!(event.global_seq, self.view.len() as u64 + 1, "absorb takes validated, gap-free events");
             if let Some((uid, 0)) = payload_tag(&event.payload) {
                 self.present.insert(uid, event.global_seq);
+                self.copy_hash.insert(uid, event.hash);
             }
             *self.versions.entry(event.coordinate.entity().to_owned()).or_default() = event.entity_seq;
             self.view.push(event);

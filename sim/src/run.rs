@@ -25,6 +25,9 @@ use crate::workload::{Op, Workload};
 pub const STORE_DIR: &str = "/store";
 /// Most events read per call while observing the store.
 const OBSERVE_CHUNK: usize = 10_000;
+/// Failed opens in a row after which the faults stop (a disk that keeps
+/// failing every open would otherwise never let the run end).
+const FAILED_OPENS_MAX: u32 = 20;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
@@ -112,6 +115,7 @@ pub struct Sim {
     crashes: u64,
     recoveries: u64,
     salvage_next: bool,
+    failed_opens: u32,
     faults_stopped_at: Option<u64>,
     checkers: Vec<Box<dyn Checker>>,
     latencies: Vec<u64>,
@@ -166,6 +170,7 @@ impl Sim {
             crashes: 0,
             recoveries: 0,
             salvage_next: false,
+            failed_opens: 0,
             faults_stopped_at: None,
             checkers: checkers(),
             latencies: Vec::new(),
@@ -624,6 +629,7 @@ impl Sim {
                     report.set_aside.len()
                 ));
                 self.salvage_next = false;
+                self.failed_opens = 0;
                 let reader = core.reader();
                 self.core = Some(core);
                 self.check_recovery(&reader, &report)?;
@@ -672,7 +678,21 @@ impl Sim {
     fn open_failed(&mut self, e: OpenError) -> Result<(), Stop> {
         let lossy = self.disk.stats().any_lossy();
         self.note(format!("open failed: {e}"));
+        self.failed_opens += 1;
+        let stuck = self.failed_opens >= FAILED_OPENS_MAX;
+        if stuck && self.faults_stopped_at.is_none() {
+            self.disk.set_faults(false);
+            self.faults_stopped_at = Some(self.time.now());
+            self.failed_opens = 0;
+            self.note("faults stop: the store failed to open too often".into());
+        }
         match e {
+            OpenError::Io(_) if stuck && lossy && self.faults_stopped_at.is_some() => {
+                // Sticky damage (a latent sector error) outlives the faults:
+                // the store reports it as a typed I/O error, every time.
+                self.note("damage the store cannot read past persists; it is reported, and the run ends".into());
+                return Err(Stop(Outcome::Pass));
+            }
             OpenError::Io(_) => {}
             OpenError::Corrupt(_) if lossy => {
                 // Detected, as it must be; the operator opens in salvage mode.

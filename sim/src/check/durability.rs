@@ -15,12 +15,16 @@ use super::{Checker, Phase, Promise, Snapshot};
 use crate::model::{payload_tag, Fate, Model};
 
 /// Acknowledged batches by the first global sequence of their receipt, and
-/// where each was recovered (if at all).
+/// where each was recovered (if at all). A copy at the acknowledged
+/// position whose hash differs from the acknowledged copy's (an earlier
+/// attempt of the same batch) is reported one position off, as a copy
+/// recovered elsewhere.
 fn recovered(model: &Model, snapshot: &Snapshot<'_>) -> BTreeMap<u64, (u64, Option<u64>)> {
     let mut found: BTreeMap<u64, u64> = BTreeMap::new();
     for event in snapshot.events {
         if let Some((uid, 0)) = payload_tag(&event.payload) {
-            found.insert(uid, event.global_seq);
+            let same_copy = model.copy_hash.get(&uid).is_none_or(|h| *h == event.hash);
+            found.insert(uid, if same_copy { event.global_seq } else { u64::MAX });
         }
     }
     model
@@ -44,6 +48,9 @@ impl Checker for Durability {
         for (acked_at, (uid, found_at)) in recovered(model, snapshot) {
             match found_at {
                 Some(at) if at == acked_at => {}
+                Some(u64::MAX) if !lossy => {
+                    return Err(format!("batch {uid} acknowledged at {acked_at} came back as a different copy"));
+                }
                 Some(at) if !lossy => {
                     return Err(format!("batch {uid} acknowledged at {acked_at} recovered at {at}"));
                 }
@@ -66,11 +73,16 @@ impl Checker for Prefix {
 
     fn check(&self, model: &Model, snapshot: &Snapshot<'_>) -> Result<(), String> {
         let Phase::Recovery { .. } = snapshot.phase else { return Ok(()) };
+        // A batch survives only at the position its receipt named. Found
+        // elsewhere, it is another physical copy: an earlier attempt whose
+        // outcome was unknown (a failed fsync), which may legitimately come
+        // back when the segment holding the acknowledged copy is lost.
         let mut first_lost: Option<(u64, u64)> = None;
         for (acked_at, (uid, found_at)) in recovered(model, snapshot) {
-            match (found_at, first_lost) {
-                (None, None) => first_lost = Some((uid, acked_at)),
-                (Some(_), Some((lost, lost_at))) => {
+            let survived = found_at == Some(acked_at);
+            match (survived, first_lost) {
+                (false, None) => first_lost = Some((uid, acked_at)),
+                (true, Some((lost, lost_at))) => {
                     return Err(format!(
                         "hole: batch {lost} (acknowledged at {lost_at}) is lost but the later batch {uid} (at {acked_at}) survived"
                     ));

@@ -112,11 +112,22 @@ pub fn recover<D: Disk>(
     for &number in &numbers {
         segments.push(load(disk, dir, number)?);
     }
-    for pair in segments.windows(2) {
-        if pair[1].number != pair[0].number + 1 {
-            let missing = dir.join(segment_name(pair[0].number + 1));
-            return Err(corrupt(&missing, 0, "segment missing from the sequence").into());
+    if let Some(gap) = segments.windows(2).position(|pair| pair[1].number != pair[0].number + 1) {
+        let missing = dir.join(segment_name(segments[gap].number + 1));
+        let c = corrupt(&missing, 0, "segment missing from the sequence");
+        if !salvage {
+            return Err(c.into());
         }
+        // Everything after the gap is set aside; recovery goes on with the
+        // segments before it (this also completes a salvage that an I/O
+        // error interrupted half way).
+        let after: Vec<Loaded<D::File>> = segments.split_off(gap + 1);
+        let aside = dir.join(SALVAGE_DIR);
+        disk.create_dir_all(&aside).map_err(io(format!("creating {}", aside.display())))?;
+        for seg in after {
+            move_aside(disk, dir, &aside, &seg.path, &mut report)?;
+        }
+        report.corruption = Some(c);
     }
     // A last segment too short to hold its header was being created when the
     // store stopped; nothing was ever committed into it.
@@ -269,7 +280,7 @@ fn finish_salvage_cut<D: Disk>(
     let mut rest = vec![0u8; usize::try_from(len - tail.end).unwrap_or(0)];
     read_exact_at(disk, &mut tail.file, tail.end, &mut rest).map_err(io(format!("reading {}", path.display())))?;
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let target = aside.join(format!("{name}.from-{}", tail.end));
+    let target = unused_name(disk, &aside, &format!("{name}.from-{}", tail.end))?;
     let context = format!("setting {} aside", target.display());
     let mut copy = disk.create(&target).map_err(io(context.clone()))?;
     disk.write_at(&mut copy, 0, &rest).map_err(io(context.clone()))?;
@@ -284,6 +295,18 @@ fn finish_salvage_cut<D: Disk>(
     Ok(Recovered { state, report, tail: Some(tail) })
 }
 
+/// A name in `aside` that no earlier salvage has used: set-aside data is
+/// never overwritten.
+fn unused_name<D: Disk>(disk: &mut D, aside: &Path, name: &str) -> Result<PathBuf, OpenError> {
+    for n in 0u32.. {
+        let candidate = if n == 0 { aside.join(name) } else { aside.join(format!("{name}.{n}")) };
+        if !disk.exists(&candidate).map_err(io(format!("looking in {}", aside.display())))? {
+            return Ok(candidate);
+        }
+    }
+    unreachable!("some name is free")
+}
+
 fn move_aside<D: Disk>(
     disk: &mut D,
     dir: &Path,
@@ -292,7 +315,7 @@ fn move_aside<D: Disk>(
     report: &mut RecoveryReport,
 ) -> Result<(), OpenError> {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let target = aside.join(name);
+    let target = unused_name(disk, aside, &name)?;
     let context = format!("setting {} aside", path.display());
     let mut file = disk.open(path).map_err(io(context.clone()))?;
     let len = disk.len(&mut file).map_err(io(context.clone()))?;
