@@ -16,3 +16,35 @@ pub mod scenario;
 pub mod sweep;
 pub mod trace;
 pub mod workload;
+
+use run::RunReport;
+use scenario::Scenario;
+
+/// The environment variable that names a seed to run (decimal or 0x-hex).
+pub const SEED_VAR: &str = "SHALE_SEED";
+
+/// Parses a seed written in decimal or as 0x-hex.
+pub fn parse_seed(text: &str) -> Option<u64> {
+    let t = text.trim().replace('_', "");
+    match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => t.parse().ok(),
+    }
+}
+
+/// The seed `SHALE_SEED` names, if it is set.
+pub fn seed_from_env() -> Option<u64> {
+    std::env::var(SEED_VAR).ok().as_deref().and_then(parse_seed)
+}
+
+/// Runs one seed of `scenario` and checks every promise: `Ok` with the
+/// report if the run passed, `Err` with it (outcome, step, trace tail) if
+/// not. For `cargo test`: `check(&scenario, seed_from_env().unwrap_or(1))`.
+pub fn check(scenario: &Scenario, seed: u64) -> Result<RunReport, Box<RunReport>> {
+    let report = run::run(scenario, seed);
+    if report.outcome.passed() {
+        Ok(report)
+    } else {
+        Err(Box::new(report))
+    }
+}

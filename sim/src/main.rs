@@ -52,12 +52,7 @@ enum Command {
 }
 
 fn parse_seed(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let parsed = match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
-        Some(hex) => u64::from_str_radix(&hex.replace('_', ""), 16),
-        None => t.replace('_', "").parse(),
-    };
-    parsed.map_err(|e| format!("{text:?} is not a seed: {e}"))
+    shale_sim::parse_seed(text).ok_or_else(|| format!("{text:?} is not a seed (decimal or 0x-hex)"))
 }
 
 fn parse_shard(text: &str) -> Result<(u64, u64), String> {
@@ -120,7 +115,7 @@ fn cmd_run(path: &Path, seed: Option<u64>, trace: Option<&Path>, determinism: bo
     let scenario = Scenario::load(path).map_err(|e| e.to_string())?;
     let seed = match seed {
         Some(seed) => seed,
-        None => match std::env::var("SHALE_SEED") {
+        None => match std::env::var(shale_sim::SEED_VAR) {
             Ok(text) => parse_seed(&text)?,
             Err(_) => fresh_seed(),
         },

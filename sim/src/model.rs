@@ -96,6 +96,8 @@ pub struct Model {
     /// seen: it tells the acknowledged copy from an earlier attempt that
     /// may land at the same position.
     pub copy_hash: BTreeMap<u64, [u8; 32]>,
+    /// Batches acknowledged but not yet seen in `view`.
+    pub acked_unseen: std::collections::BTreeSet<u64>,
     next_uid: u64,
 }
 
@@ -120,6 +122,11 @@ impl Model {
             Fate::Refused if b.maybe_written => Fate::Maybe,
             other => other,
         };
+        if matches!(b.fate, Fate::Acked(_)) && !self.present.contains_key(&uid) {
+            self.acked_unseen.insert(uid);
+        } else {
+            self.acked_unseen.remove(&uid);
+        }
         match b.fate {
             Fate::Maybe => b.maybe_written = true,
             Fate::Acked(_) | Fate::Gone => b.maybe_written = false,
@@ -138,6 +145,7 @@ impl Model {
             if let Some((uid, 0)) = payload_tag(&event.payload) {
                 self.present.insert(uid, event.global_seq);
                 self.copy_hash.insert(uid, event.hash);
+                self.acked_unseen.remove(&uid);
             }
             *self.versions.entry(event.coordinate.entity().to_owned()).or_default() = event.entity_seq;
             self.view.push(event);
@@ -171,6 +179,7 @@ impl Model {
                 _ => {}
             }
         }
+        self.acked_unseen.clear();
     }
 
     pub fn version(&self, entity: &str) -> u64 {

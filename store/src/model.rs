@@ -224,6 +224,13 @@ impl Payload {
     }
 }
 
+impl From<Vec<u8>> for Payload {
+    fn from(bytes: Vec<u8>) -> Self {
+        let len = bytes.len();
+        Self { buf: Arc::new(bytes), range: 0..len }
+    }
+}
+
 impl AsRef<[u8]> for Payload {
     fn as_ref(&self) -> &[u8] {
         &self.buf[self.range.clone()]

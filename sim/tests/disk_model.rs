@@ -1,0 +1,190 @@
+//! SimDisk obeys the durability model written at the top of its source:
+//! unsynced writes and unsynced names do not survive a crash, synced ones
+//! do, fsync failure has Linux semantics, renames are atomic, and a crash
+//! planned at an I/O operation powers the disk off there. A SimDisk that
+//! persisted too much would hide store bugs; one that persisted too little
+//! would invent them.
+
+use std::path::Path;
+
+use shale_sim::disk::{FaultClass, Planned, SimDisk, SimDiskOptions, SimTime};
+use shale_store::Disk;
+
+fn disk(options: SimDiskOptions) -> SimDisk {
+    let mut d = SimDisk::new(7, options, SimTime::default());
+    d.create_dir_all(Path::new("/d")).unwrap();
+    d
+}
+
+/// Loses every pending write at a crash.
+fn losing() -> SimDiskOptions {
+    SimDiskOptions { crash_persist: 0.0, crash_torn: 0.0, ..SimDiskOptions::default() }
+}
+
+fn read_all(d: &mut SimDisk, path: &str) -> Option<Vec<u8>> {
+    let mut f = d.open(Path::new(path)).ok()?;
+    let len = d.len(&mut f).unwrap() as usize;
+    let mut buf = vec![0; len];
+    shale_store::disk::read_exact_at(d, &mut f, 0, &mut buf).unwrap();
+    Some(buf)
+}
+
+#[test]
+fn unsynced_data_and_names_are_lost_synced_survive() {
+    let mut d = disk(losing());
+    let mut f = d.create(Path::new("/d/a")).unwrap();
+    d.write_at(&mut f, 0, b"durable").unwrap();
+    d.sync(&mut f).unwrap();
+    d.sync_dir(Path::new("/d")).unwrap();
+    d.write_at(&mut f, 7, b"-pending").unwrap();
+    let mut g = d.create(Path::new("/d/b")).unwrap();
+    d.write_at(&mut g, 0, b"x").unwrap();
+    d.sync(&mut g).unwrap(); // data synced, name not
+    assert_eq!(read_all(&mut d, "/d/a").unwrap(), b"durable-pending", "reads see the cache");
+    d.crash();
+    assert_eq!(read_all(&mut d, "/d/a").unwrap(), b"durable");
+    assert!(read_all(&mut d, "/d/b").is_none(), "a name never synced is gone");
+    let stats = d.stats();
+    assert!(stats.count(FaultClass::UnsyncedLost) >= 1 && stats.count(FaultClass::DirEntryLost) == 1);
+}
+
+#[test]
+fn handles_from_before_a_crash_are_dead() {
+    let mut d = disk(losing());
+    let mut f = d.create(Path::new("/d/a")).unwrap();
+    d.crash();
+    assert!(d.write_at(&mut f, 0, b"x").is_err());
+}
+
+#[test]
+fn failed_fsync_drops_pages_and_the_next_fsync_succeeds_without_them() {
+    let mut d = disk(losing());
+    d.plan(Planned::FailSync { file: "a".into(), nth: 2 });
+    let mut f = d.create(Path::new("/d/a")).unwrap();
+    d.sync_dir(Path::new("/d")).unwrap();
+    d.write_at(&mut f, 0, b"one").unwrap();
+    d.sync(&mut f).unwrap();
+    // Many runs of the same seed would differ in which pages were written
+    // back before the error; with this seed, check the contract holds
+    // whatever happened: the error is reported once, then syncs succeed.
+    d.write_at(&mut f, 3, b"two").unwrap();
+    assert!(d.sync(&mut f).is_err(), "the second sync fails");
+    assert!(d.sync(&mut f).is_ok(), "and the next one reports success");
+    assert_eq!(read_all(&mut d, "/d/a").unwrap(), b"onetwo", "the page cache keeps the bytes");
+    let durable = d.durable_image()[Path::new("/d/a")].clone();
+    assert!(durable == b"one" || durable == b"onetwo", "pages were written back or dropped, not invented");
+}
+
+#[test]
+fn a_lying_fsync_persists_nothing() {
+    let mut d = disk(losing());
+    d.plan(Planned::LieSync { file: "a".into(), nth: 1 });
+    let mut f = d.create(Path::new("/d/a")).unwrap();
+    d.sync_dir(Path::new("/d")).unwrap();
+    d.write_at(&mut f, 0, b"lost").unwrap();
+    d.sync(&mut f).unwrap();
+    d.crash();
+    assert_eq!(read_all(&mut d, "/d/a").unwrap(), b"");
+}
+
+#[test]
+fn rename_is_atomic_across_a_crash() {
+    let mut d = disk(losing());
+    let mut old = d.create(Path::new("/d/k")).unwrap();
+    d.write_at(&mut old, 0, b"old").unwrap();
+    d.sync(&mut old).unwrap();
+    d.sync_dir(Path::new("/d")).unwrap();
+    let mut new = d.create(Path::new("/d/k.tmp")).unwrap();
+    d.write_at(&mut new, 0, b"new").unwrap();
+    d.sync(&mut new).unwrap();
+    d.rename(Path::new("/d/k.tmp"), Path::new("/d/k")).unwrap();
+    d.crash();
+    assert_eq!(read_all(&mut d, "/d/k").unwrap(), b"old", "rename not yet durable: the old file");
+    let mut new = d.create(Path::new("/d/k.tmp")).unwrap();
+    d.write_at(&mut new, 0, b"new").unwrap();
+    d.sync(&mut new).unwrap();
+    d.rename(Path::new("/d/k.tmp"), Path::new("/d/k")).unwrap();
+    d.sync_dir(Path::new("/d")).unwrap();
+    d.crash();
+    assert_eq!(read_all(&mut d, "/d/k").unwrap(), b"new");
+    assert!(read_all(&mut d, "/d/k.tmp").is_none(), "never both names");
+}
+
+#[test]
+fn a_planned_crash_powers_off_at_that_operation() {
+    let mut d = disk(losing());
+    let at = d.ops() + 3;
+    d.plan(Planned::CrashAtOp { op: at });
+    let mut f = d.create(Path::new("/d/a")).unwrap();
+    d.write_at(&mut f, 0, b"x").unwrap();
+    assert!(d.sync(&mut f).is_err());
+    assert!(!d.powered());
+    assert!(d.list(Path::new("/d")).is_err(), "everything fails until the crash is applied");
+    d.crash();
+    assert!(d.powered());
+}
+
+fn torn(keep: f64, garbage: f64) -> (Vec<u8>, Vec<u8>) {
+    let options = SimDiskOptions {
+        sector_size: 8,
+        crash_persist: 0.0,
+        crash_torn: 1.0,
+        torn_keep: keep,
+        torn_garbage: garbage,
+        ..SimDiskOptions::default()
+    };
+    let mut d = disk(options);
+    let mut f = d.create(Path::new("/d/a")).unwrap();
+    d.sync_dir(Path::new("/d")).unwrap();
+    let data: Vec<u8> = (1..=64).collect();
+    d.write_at(&mut f, 0, &data).unwrap();
+    d.crash();
+    assert_eq!(d.stats().count(FaultClass::TornWrite), 1);
+    (data, read_all(&mut d, "/d/a").unwrap())
+}
+
+#[test]
+fn a_torn_write_keeps_or_drops_whole_sectors() {
+    let (data, after) = torn(0.5, 0.0);
+    assert_eq!(after.len() % 8, 0, "the file ends on a sector boundary");
+    let mut kept = 0;
+    for (sector, chunk) in after.chunks(8).enumerate() {
+        if chunk == &data[sector * 8..sector * 8 + 8] {
+            kept += 1;
+        } else {
+            assert_eq!(chunk, [0; 8], "sector {sector} is neither whole nor absent");
+        }
+    }
+    assert!(kept > 0 && kept < 8, "with this seed some sectors are kept and some dropped ({kept} kept)");
+}
+
+#[test]
+fn a_garbled_write_leaves_no_sector_intact() {
+    let (data, after) = torn(0.0, 1.0);
+    assert_eq!(after.len(), 64);
+    for (sector, chunk) in after.chunks(8).enumerate() {
+        assert_ne!(chunk, &data[sector * 8..sector * 8 + 8], "sector {sector} survived a garbling");
+    }
+}
+
+#[test]
+fn disk_full_is_a_typed_error_and_changes_nothing() {
+    let mut d = disk(SimDiskOptions { capacity: 16, ..SimDiskOptions::default() });
+    let mut f = d.create(Path::new("/d/a")).unwrap();
+    d.write_at(&mut f, 0, &[1; 16]).unwrap();
+    let err = d.write_at(&mut f, 16, &[2; 1]).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::StorageFull);
+    assert_eq!(read_all(&mut d, "/d/a").unwrap(), vec![1; 16]);
+}
+
+#[test]
+fn the_same_seed_draws_the_same_faults() {
+    let run = || {
+        let options = SimDiskOptions { read_short: 0.5, read_error: 0.2, ..SimDiskOptions::default() };
+        let mut d = disk(options);
+        let mut f = d.create(Path::new("/d/a")).unwrap();
+        d.write_at(&mut f, 0, &[7; 100]).unwrap();
+        (0..50).map(|i| d.read_at(&mut f, i, &mut [0; 30]).map_err(|e| e.to_string())).collect::<Vec<_>>()
+    };
+    assert_eq!(run(), run());
+}
