@@ -107,6 +107,8 @@ struct State {
     generation: u64,
     powered: bool,
     ops: u64,
+    /// Successful syncs per file name, for tests that count them.
+    syncs_by_name: BTreeMap<String, u64>,
     /// Syncs counted per planned sync fault (index into `planned`).
     syncs_by_plan: BTreeMap<usize, u64>,
     planned: Vec<Planned>,
@@ -179,6 +181,7 @@ impl SimDisk {
             powered: true,
             ops: 0,
             syncs_by_plan: BTreeMap::new(),
+            syncs_by_name: BTreeMap::new(),
             planned: Vec::new(),
             locks: BTreeSet::new(),
             stats: FaultStats::default(),
@@ -208,6 +211,11 @@ impl SimDisk {
         self.state().ops
     }
 
+    /// How many syncs of files named `name` succeeded (or lied).
+    pub fn syncs_of(&self, name: &str) -> u64 {
+        self.state().syncs_by_name.get(name).copied().unwrap_or(0)
+    }
+
     pub fn stats(&self) -> FaultStats {
         self.state().stats.clone()
     }
@@ -220,6 +228,14 @@ impl SimDisk {
     /// Applies crash semantics (see the model above) and powers back on.
     pub fn crash(&self) {
         self.state().crash();
+    }
+
+    /// The durable bytes of one file, if a durable name reaches it.
+    pub fn durable_file(&self, path: &Path) -> Option<Vec<u8>> {
+        let s = self.state();
+        let (dir, name) = split(path);
+        let inode = s.dirs.get(&dir)?.durable.get(&name)?;
+        s.inodes.get(inode).map(|i| i.durable.clone())
     }
 
     /// What would survive a crash right now if every pending operation were
@@ -577,7 +593,11 @@ impl Disk for SimDisk {
         let latency = s.options.sync_latency_ns;
         s.begin(latency)?;
         s.inode(file)?;
-        s.sync_file(file.inode, &file.name)
+        let result = s.sync_file(file.inode, &file.name);
+        if result.is_ok() {
+            *s.syncs_by_name.entry(file.name.clone()).or_default() += 1;
+        }
+        result
     }
 
     fn sync_dir(&mut self, dir: &Path) -> io::Result<()> {

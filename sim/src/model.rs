@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use shale_store::{Batch, Coordinate, Event, NewEvent};
+use shale_store::{Batch, Coordinate, Event, EventId, NewEvent};
 
 /// Bytes at the start of every payload: uid (u64) and item index (u32).
 pub const PAYLOAD_TAG_LEN: usize = 12;
@@ -20,11 +20,19 @@ pub fn payload(uid: u64, item: u32, filler: &[u8]) -> Vec<u8> {
     p
 }
 
-/// The (uid, item) a payload claims, if it has a tag.
-pub fn payload_tag(payload: &[u8]) -> Option<(u64, u32)> {
-    let uid = u64::from_le_bytes(payload.get(..8)?.try_into().ok()?);
-    let item = u32::from_le_bytes(payload.get(8..12)?.try_into().ok()?);
-    Some((uid, item))
+/// Marks a correlation id as a workload tag (the top 32 bits).
+const TAG_MARK: u128 = 0x5ba1_e7a9;
+
+/// The correlation id the workload gives item `item` of batch `uid`: it
+/// names the batch in metadata that survives a shred.
+pub fn tag(uid: u64, item: u32) -> EventId {
+    EventId((TAG_MARK << 96) | (u128::from(uid) << 32) | u128::from(item))
+}
+
+/// The (uid, item) an event claims through its correlation id.
+pub fn tag_of(event: &Event) -> Option<(u64, u32)> {
+    let c = event.correlation.0;
+    ((c >> 96) == TAG_MARK).then_some(((c >> 32) as u64, c as u32))
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -68,9 +76,11 @@ impl ModelBatch {
         let items = self
             .items
             .iter()
-            .map(|i| {
+            .enumerate()
+            .map(|(n, i)| {
                 let coordinate = Coordinate::new(&i.entity, &i.scope).expect("the workload makes valid names");
-                let mut e = NewEvent::new(coordinate, &i.kind, i.payload.clone());
+                let mut e =
+                    NewEvent::new(coordinate, &i.kind, i.payload.clone()).correlated_with(tag(self.uid, n as u32));
                 e.expected_version = i.expected_version;
                 e
             })
@@ -96,6 +106,13 @@ pub struct Model {
     /// seen: it tells the acknowledged copy from an earlier attempt that
     /// may land at the same position.
     pub copy_hash: BTreeMap<u64, [u8; 32]>,
+    /// Shreds asked for: `Some(generation)` once acknowledged, `None` while
+    /// the outcome is unknown.
+    pub shreds: Vec<(String, Option<u32>)>,
+    /// Keys seen in the durable keyset, by (entity, generation).
+    pub known_keys: BTreeMap<(String, u32), [u8; 32]>,
+    /// (entity, key generation) of every visible, unshredded sealed event.
+    pub key_needs: std::collections::BTreeSet<(String, u32)>,
     /// Batches acknowledged but not yet seen in `view`.
     pub acked_unseen: std::collections::BTreeSet<u64>,
     next_uid: u64,
@@ -142,12 +159,15 @@ impl Model {
     pub fn absorb(&mut self, events: Vec<Event>) {
         for event in events {
             assert_eq!(event.global_seq, self.view.len() as u64 + 1, "absorb takes validated, gap-free events");
-            if let Some((uid, 0)) = payload_tag(&event.payload) {
+            if let Some((uid, 0)) = tag_of(&event) {
                 self.present.insert(uid, event.global_seq);
                 self.copy_hash.insert(uid, event.hash);
                 self.acked_unseen.remove(&uid);
             }
             *self.versions.entry(event.coordinate.entity().to_owned()).or_default() = event.entity_seq;
+            if event.key_gen > 0 && !event.shredded {
+                self.key_needs.insert((event.coordinate.entity().to_owned(), event.key_gen));
+            }
             self.view.push(event);
         }
     }
@@ -157,6 +177,33 @@ impl Model {
         self.view.clear();
         self.present.clear();
         self.versions.clear();
+        self.key_needs.clear();
+    }
+
+    /// The highest generation of `entity` an acknowledged shred covers.
+    pub fn acked_shred(&self, entity: &str) -> Option<u32> {
+        self.shreds.iter().filter(|(e, _)| e == entity).filter_map(|(_, g)| *g).max()
+    }
+
+    /// Whether an event of `entity` sealed under `key_gen` may read as
+    /// shredded: an acknowledged shred covers it, or a shred of the entity
+    /// has an unknown outcome.
+    pub fn may_be_shredded(&self, entity: &str, key_gen: u32) -> bool {
+        self.shreds.iter().any(|(e, g)| e == entity && g.is_none_or(|g| g >= key_gen))
+    }
+
+    /// An acknowledged shred of `entity` up to `generation`: the view's
+    /// events it covers read as shredded from now on.
+    pub fn shredded(&mut self, entity: &str, generation: u32) {
+        self.shreds.retain(|(e, g)| !(e == entity && g.is_none()));
+        self.shreds.push((entity.to_owned(), Some(generation)));
+        for event in &mut self.view {
+            if event.coordinate.entity() == entity && event.key_gen > 0 && event.key_gen <= generation {
+                event.shredded = true;
+                event.payload = Vec::new().into();
+            }
+        }
+        self.key_needs.retain(|(e, g)| !(e == entity && *g <= generation));
     }
 
     /// After a recovery has been checked: batches present are durable now

@@ -10,9 +10,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use shale_store::canary::Canary;
-use shale_store::{AppendError, Core, OpenError, Options, Receipt};
+use shale_store::keyset::Keyset;
+use shale_store::{AppendError, Core, Encryption, MasterKey, OpenError, Options, ReadError, Receipt, ShredError};
 
-use crate::check::{check_all, checkers, reads, Checker, Phase, Promise, Snapshot, Violation};
+use crate::check::{check_all, checkers, reads, Checker, Durable, Phase, Promise, Snapshot, Violation};
 use crate::disk::{FaultStats, Planned, SimDisk, SimTime};
 use crate::env::{SimClock, SimEntropy, SimEnv};
 use crate::model::{Fate, Model};
@@ -94,6 +95,13 @@ struct Client {
 
 struct Stop(Outcome);
 
+/// A request waiting for the writer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Req {
+    Batch(u64),
+    Shred(String),
+}
+
 pub struct Sim {
     scenario: Scenario,
     seed: u64,
@@ -103,7 +111,7 @@ pub struct Sim {
     model: Model,
     workload: Workload,
     clients: Vec<Client>,
-    inbox: VecDeque<(u32, u64)>,
+    inbox: VecDeque<(u32, Req)>,
     queue: BinaryHeap<Reverse<(u64, u64, u64, Event)>>,
     sched_rng: SimRng,
     fault_rng: SimRng,
@@ -120,6 +128,7 @@ pub struct Sim {
     checkers: Vec<Box<dyn Checker>>,
     latencies: Vec<u64>,
     canary: Canary,
+    master_key: Option<MasterKey>,
 }
 
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
@@ -149,6 +158,11 @@ impl Sim {
             .map(|c| Client { ops_left: per_client + u64::from(c < extra), cursor: 1, ..Client::default() })
             .collect();
         let canary = scenario.canary.as_deref().and_then(Canary::from_name).unwrap_or_default();
+        let master_key = scenario.run.master_key.then(|| {
+            let mut key = [0u8; 32];
+            SimRng::stream(seed, "master-key").fill(&mut key);
+            MasterKey::from_bytes(key)
+        });
         Self {
             workload: Workload::new(scenario.workload.clone(), seed),
             scenario,
@@ -175,6 +189,7 @@ impl Sim {
             checkers: checkers(),
             latencies: Vec::new(),
             canary,
+            master_key,
         }
     }
 
@@ -203,6 +218,11 @@ impl Sim {
             create_if_missing: true,
             segment_size: self.scenario.run.segment_size,
             salvage: self.salvage_next,
+            encryption: if self.scenario.run.encryption {
+                Encryption::PerEntity { master_key: self.master_key.clone() }
+            } else {
+                Encryption::Off
+            },
             canary: self.canary,
         }
     }
@@ -329,7 +349,7 @@ impl Sim {
             Some(Ok(receipts)) => {
                 self.model.set_fate(uid, Fate::Acked(receipts.iter().map(|r| r.global_seq).collect()));
                 self.note(format!("probe {when}: committed"));
-                self.observe_step()
+                self.observe_step(false)
             }
             Some(Err(e)) => Err(self.violation(Promise::P10Liveness, format!("probe append {when} failed: {e}"))),
             None => Err(self.violation(Promise::P10Liveness, format!("probe append {when} got no answer"))),
@@ -369,12 +389,14 @@ impl Sim {
                 self.send(c, uid);
                 return Ok(());
             }
+            Op::Shred(entity) => {
+                self.note(format!("client {c} shreds {entity}"));
+                self.enqueue(c, Req::Shred(entity), None);
+                return Ok(());
+            }
             Op::Get(id) => {
                 self.note(format!("client {c} get {id}"));
-                match reader.get(id) {
-                    Ok(got) => reads::check_get(&self.model, id, got.as_ref()),
-                    Err(e) => Err(format!("get failed: {e}")),
-                }
+                reads::check_get(&self.model, id, reader.get(id))
             }
             Op::Query(region) => {
                 self.note(format!("client {c} query {region:?}"));
@@ -404,10 +426,14 @@ impl Sim {
     }
 
     fn send(&mut self, c: u32, uid: u64) {
+        self.enqueue(c, Req::Batch(uid), Some(uid));
+    }
+
+    fn enqueue(&mut self, c: u32, req: Req, uid: Option<u64>) {
         let client = &mut self.clients[c as usize];
-        client.waiting = Some(uid);
+        client.waiting = Some(uid.unwrap_or(0));
         client.sent_at = self.time.now();
-        self.inbox.push_back((c, uid));
+        self.inbox.push_back((c, req));
         if !self.writer_scheduled && self.core.is_some() {
             self.writer_scheduled = true;
             let at = self.time.now();
@@ -431,8 +457,24 @@ impl Sim {
         if self.core.is_none() || self.inbox.is_empty() {
             return Ok(());
         }
-        let take = self.inbox.len().min(self.scenario.run.group_max as usize);
-        let taken: Vec<(u32, u64)> = self.inbox.drain(..take).collect();
+        if let Some((c, Req::Shred(entity))) = self.inbox.front().cloned() {
+            self.inbox.pop_front();
+            return self.shred_step(c, entity);
+        }
+        let take = self
+            .inbox
+            .iter()
+            .take(self.scenario.run.group_max as usize)
+            .take_while(|(_, r)| matches!(r, Req::Batch(_)))
+            .count();
+        let taken: Vec<(u32, u64)> = self
+            .inbox
+            .drain(..take)
+            .map(|(c, r)| match r {
+                Req::Batch(uid) => (c, uid),
+                Req::Shred(_) => unreachable!("taken only up to the first shred"),
+            })
+            .collect();
         let batches: Vec<_> = taken.iter().map(|&(_, uid)| self.model.batch(uid).to_batch()).collect();
         self.note(format!("writer commits {:?}", taken.iter().map(|t| t.1).collect::<Vec<_>>()));
         let results = self.commit(&batches)?;
@@ -444,7 +486,12 @@ impl Sim {
         for ((c, uid), result) in taken.into_iter().zip(results) {
             self.answer(c, uid, result)?;
         }
-        self.observe_step()?;
+        self.observe_step(false)?;
+        self.after_step()
+    }
+
+    /// A possible crash between steps, and the next writer step.
+    fn after_step(&mut self) -> Result<(), Stop> {
         if self.fault_rng.chance(self.scenario.faults.crash_between_steps) && self.faults_stopped_at.is_none() {
             self.note("crash between steps".into());
             self.crash(Vec::new());
@@ -456,6 +503,45 @@ impl Sim {
             self.schedule(at, Event::Writer);
         }
         Ok(())
+    }
+
+    /// Runs one shred and delivers its result.
+    fn shred_step(&mut self, c: u32, entity: String) -> Result<(), Stop> {
+        self.note(format!("writer shreds {entity}"));
+        let Some(core) = self.core.as_mut() else { unreachable!("writer steps run with the store up") };
+        let result = match catch_unwind(AssertUnwindSafe(|| core.shred(&entity))) {
+            Ok(result) => result,
+            Err(panic) => return Err(Stop(Outcome::Panic { message: panic_message(&panic), step: self.step })),
+        };
+        if !self.disk.powered() {
+            self.note("power lost during shred".into());
+            self.model.shreds.push((entity, None));
+            self.clients[c as usize].waiting = None;
+            self.crash(Vec::new());
+            let at = self.time.now() + self.scenario.run.restart_delay_ns;
+            self.schedule(at, Event::Client(c));
+            return Ok(());
+        }
+        let searched = match result {
+            Ok(receipt) => {
+                self.note(format!("client {c} shred of {entity} acked at generation {}", receipt.generation));
+                if receipt.generation > 0 {
+                    self.model.shredded(&entity, receipt.generation);
+                }
+                true
+            }
+            Err(ShredError::OutcomeUnknown(e)) => {
+                self.note(format!("client {c} shred of {entity} outcome unknown: {e}"));
+                self.model.shreds.push((entity, None));
+                false
+            }
+            Err(other) => return Err(self.violation(Promise::P5ShredIsForever, format!("shred of {entity}: {other}"))),
+        };
+        self.clients[c as usize].waiting = None;
+        let at = self.time.now() + self.sched_rng.below(self.scenario.run.think_ns_max.max(1));
+        self.schedule(at, Event::Client(c));
+        self.observe_step(searched)?;
+        self.after_step()
     }
 
     /// Delivers one commit result to its client and records it in the model.
@@ -526,24 +612,56 @@ impl Sim {
         Ok(())
     }
 
+    /// What would survive a crash now, as the checkers need it; `files`
+    /// also takes every durable file (to search for shredded keys).
+    fn durable(&self, store_id: u64, files: bool) -> Durable {
+        let keyset = self.scenario.run.encryption.then(|| {
+            let path = std::path::Path::new(STORE_DIR).join(shale_store::keyset::KEYS_NAME);
+            match self.disk.durable_file(&path) {
+                Some(bytes) => Keyset::decode(&bytes, store_id, self.master_key.as_ref()).map_err(|e| e.to_string()),
+                None => Err("there is no durable keyset".into()),
+            }
+        });
+        Durable { keyset, files: files.then(|| self.disk.durable_image()), lossy: self.disk.stats().any_lossy() }
+    }
+
+    /// Remembers the keys of the durable keyset, so that P5 can look for
+    /// them after a shred.
+    fn learn_keys(&mut self, durable: &Durable) {
+        if let Some(Ok(keyset)) = &durable.keyset {
+            for (entity, entry) in keyset.iter() {
+                if let Some(key) = &entry.key {
+                    self.model.known_keys.insert((entity.to_owned(), entry.generation), *key.expose_secret());
+                }
+            }
+        }
+    }
+
+    fn read_violation(&self, e: &ReadError) -> Stop {
+        match e {
+            ReadError::Integrity { .. } => self.violation(Promise::P2KeyBeforeCiphertext, e.to_string()),
+            _ => self.violation(Promise::P9ModelEquivalence, e.to_string()),
+        }
+    }
+
     /// Reads what became visible since the last observation and checks it.
-    fn observe_step(&mut self) -> Result<(), Stop> {
+    fn observe_step(&mut self, search_files: bool) -> Result<(), Stop> {
         let Some(core) = &self.core else { return Ok(()) };
         let reader = core.reader();
         let mut events = Vec::new();
         loop {
             let from = self.model.view.len() as u64 + events.len() as u64 + 1;
-            let chunk = reader
-                .read_from(from, OBSERVE_CHUNK)
-                .map_err(|e| self.violation(Promise::P9ModelEquivalence, e.to_string()))?;
+            let chunk = reader.read_from(from, OBSERVE_CHUNK).map_err(|e| self.read_violation(&e))?;
             if chunk.is_empty() {
                 break;
             }
             events.extend(chunk);
         }
-        let snapshot = Snapshot { phase: Phase::Step, events: &events, reader: &reader };
+        let durable = self.durable(reader.store_id(), search_files);
+        let snapshot = Snapshot { phase: Phase::Step, events: &events, reader: &reader, durable: &durable };
         check_all(&self.checkers, &self.model, &snapshot)
             .map_err(|v| Stop(Outcome::Violation { violation: v, step: self.step }))?;
+        self.learn_keys(&durable);
         self.model.absorb(events);
         Ok(())
     }
@@ -557,12 +675,29 @@ impl Sim {
         self.writer_scheduled = false;
         self.disk.crash();
         self.note(format!("crash #{} (disk op {})", self.crashes, self.disk.ops()));
-        let queued: Vec<(u32, u64)> = self.inbox.drain(..).collect();
+        let mut dropped = Vec::new();
+        let queued: Vec<(u32, u64)> = self
+            .inbox
+            .drain(..)
+            .filter_map(|(c, r)| match r {
+                Req::Batch(uid) => Some((c, uid)),
+                Req::Shred(_) => {
+                    // Never handed to the store: the client moves on.
+                    dropped.push(c);
+                    None
+                }
+            })
+            .collect();
         for (c, uid) in in_flight {
             if !matches!(self.model.batch(uid).fate, Fate::Acked(_)) {
                 self.model.set_fate(uid, Fate::Maybe);
             }
             self.unanswered(c, uid);
+        }
+        for c in dropped {
+            self.clients[c as usize].waiting = None;
+            let at = self.time.now() + self.scenario.run.restart_delay_ns;
+            self.schedule(at, Event::Client(c));
         }
         for (c, uid) in queued {
             // Never handed to the store: certainly not written.
@@ -658,18 +793,21 @@ impl Sim {
         self.model.reset_view();
         let mut events = Vec::new();
         loop {
-            let chunk = reader
-                .read_from(events.len() as u64 + 1, OBSERVE_CHUNK)
-                .map_err(|e| self.violation(Promise::P9ModelEquivalence, e.to_string()))?;
+            let chunk =
+                reader.read_from(events.len() as u64 + 1, OBSERVE_CHUNK).map_err(|e| self.read_violation(&e))?;
             if chunk.is_empty() {
                 break;
             }
             events.extend(chunk);
         }
         let lossy = self.disk.stats().any_lossy();
-        let snapshot = Snapshot { phase: Phase::Recovery { report, lossy }, events: &events, reader };
+        let search = self.scenario.run.encryption && self.model.shreds.iter().any(|(_, g)| g.is_some());
+        let durable = self.durable(reader.store_id(), search);
+        let snapshot =
+            Snapshot { phase: Phase::Recovery { report, lossy }, events: &events, reader, durable: &durable };
         check_all(&self.checkers, &self.model, &snapshot)
             .map_err(|v| Stop(Outcome::Violation { violation: v, step: self.step }))?;
+        self.learn_keys(&durable);
         self.model.absorb(events);
         self.model.settle_after_recovery();
         Ok(())
@@ -698,7 +836,7 @@ impl Sim {
                 // Detected, as it must be; the operator opens in salvage mode.
                 self.salvage_next = true;
             }
-            OpenError::Format { .. } if lossy => {
+            OpenError::Format { .. } | OpenError::Keyset(_) if lossy => {
                 self.note("detected damage the store cannot open past; run ends".into());
                 return Err(Stop(Outcome::Pass));
             }

@@ -49,6 +49,10 @@ pub struct RunSpec {
     /// After faults stop, the store must reopen and commit within this much
     /// simulated time (P10).
     pub liveness_ns: u64,
+    /// Per-entity payload encryption.
+    pub encryption: bool,
+    /// Seal the keyset under a master key (drawn from the seed).
+    pub master_key: bool,
 }
 
 impl Default for RunSpec {
@@ -61,6 +65,8 @@ impl Default for RunSpec {
             restart_delay_ns: 10_000_000,
             segment_size: 16 << 10,
             liveness_ns: 10_000_000_000,
+            encryption: false,
+            master_key: false,
         }
     }
 }
@@ -74,11 +80,13 @@ pub struct Weights {
     pub get: u32,
     pub query: u32,
     pub read_from: u32,
+    /// Crypto-shred an entity (needs `run.encryption`).
+    pub shred: u32,
 }
 
 impl Default for Weights {
     fn default() -> Self {
-        Self { append: 6, batch: 3, get: 2, query: 1, read_from: 2 }
+        Self { append: 6, batch: 3, get: 2, query: 1, read_from: 2, shred: 0 }
     }
 }
 
@@ -207,6 +215,12 @@ impl Scenario {
         if w.weights.append + w.weights.batch == 0 {
             return Err("the workload must write (append or batch weight above zero)".into());
         }
+        if w.weights.shred > 0 && !r.encryption {
+            return Err("workload.weights.shred needs run.encryption = true".into());
+        }
+        if r.master_key && !r.encryption {
+            return Err("run.master_key needs run.encryption = true".into());
+        }
         let d = &self.faults.disk;
         if d.sector_size == 0 || !d.sector_size.is_power_of_two() {
             return Err("faults.disk.sector_size must be a power of two".into());
@@ -260,7 +274,7 @@ impl Scenario {
         s.faults.crash_between_steps = rate(0.05);
         let mut rng = SimRng::stream(seed, "swarm-ops");
         let w = &mut s.workload.weights;
-        for weight in [&mut w.batch, &mut w.get, &mut w.query, &mut w.read_from] {
+        for weight in [&mut w.batch, &mut w.get, &mut w.query, &mut w.read_from, &mut w.shred] {
             if rng.chance(0.3) {
                 *weight = 0;
             }

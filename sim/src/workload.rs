@@ -16,6 +16,7 @@ pub enum Op {
     Get(EventId),
     Query(Region),
     ReadFrom { from: u64, limit: usize },
+    Shred(String),
 }
 
 pub struct Workload {
@@ -39,7 +40,7 @@ impl Workload {
     /// The next operation; a write is added to the model as in flight.
     pub fn next(&mut self, model: &mut Model, store_id: u64, cursor: u64) -> Op {
         let w = &self.spec.weights;
-        let weights = [w.append, w.batch, w.get, w.query, w.read_from];
+        let weights = [w.append, w.batch, w.get, w.query, w.read_from, w.shred];
         match self.rng.weighted(&weights) {
             Some(0) | None => Op::Write(self.write(model, 1)),
             Some(1) => {
@@ -52,7 +53,8 @@ impl Workload {
                 Op::Get(EventId((u128::from(store) << 64) | u128::from(global)))
             }
             Some(3) => Op::Query(self.region(model)),
-            _ => Op::ReadFrom { from: cursor, limit: self.rng.between(1, 40) as usize },
+            Some(4) => Op::ReadFrom { from: cursor, limit: self.rng.between(1, 40) as usize },
+            _ => Op::Shred(self.entity()),
         }
     }
 

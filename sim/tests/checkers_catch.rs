@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use shale_sim::check::{checkers, Checker, Phase, Promise, Snapshot};
+use shale_sim::check::{checkers, Checker, Durable, Phase, Promise, Snapshot};
 use shale_sim::disk::{SimDisk, SimDiskOptions, SimTime};
 use shale_sim::env::{SimClock, SimEntropy, SimEnv};
 use shale_sim::model::{payload, Fate, Model, ModelBatch, ModelItem};
@@ -57,13 +57,16 @@ fn verdict(checkers: &[Box<dyn Checker>], model: &Model, snapshot: &Snapshot<'_>
 }
 
 fn step(f: &Fixture, events: &[Event]) -> Option<Promise> {
-    let snapshot = Snapshot { phase: Phase::Step, events, reader: &f.reader };
+    let durable = Durable::default();
+    let snapshot = Snapshot { phase: Phase::Step, events, reader: &f.reader, durable: &durable };
     verdict(&checkers(), &f.model, &snapshot)
 }
 
 fn recovery(f: &Fixture, model: &Model, events: &[Event], lossy: bool, promise: Promise) -> Option<Promise> {
     let report = RecoveryReport::default();
-    let snapshot = Snapshot { phase: Phase::Recovery { report: &report, lossy }, events, reader: &f.reader };
+    let durable = Durable { lossy, ..Durable::default() };
+    let snapshot =
+        Snapshot { phase: Phase::Recovery { report: &report, lossy }, events, reader: &f.reader, durable: &durable };
     verdict(&only(promise), model, &snapshot)
 }
 
@@ -84,7 +87,7 @@ fn p1_catches_part_of_a_batch() {
         verdict(
             &only(Promise::P1BatchAtomicity),
             &f.model,
-            &Snapshot { phase: Phase::Step, events: partial, reader: &f.reader }
+            &Snapshot { phase: Phase::Step, events: partial, reader: &f.reader, durable: &Durable::default() }
         ),
         Some(Promise::P1BatchAtomicity)
     );

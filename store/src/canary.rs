@@ -14,10 +14,22 @@ pub enum Canary {
     WriteBehindFailedSync,
     /// Recovery keeps the events of a group whose commit record is missing.
     KeepUncommittedGroup,
+    /// A commit's new keys are published after its frames, with some later
+    /// commit, instead of before them.
+    KeysetAfterFrames,
+    /// A shred is acknowledged before the keyset without the key is
+    /// published (which happens with some later commit).
+    ShredAckBeforeKeyset,
 }
 
 impl Canary {
-    pub const ALL: [Canary; 3] = [Canary::AckBeforeFsync, Canary::WriteBehindFailedSync, Canary::KeepUncommittedGroup];
+    pub const ALL: [Canary; 5] = [
+        Canary::AckBeforeFsync,
+        Canary::WriteBehindFailedSync,
+        Canary::KeepUncommittedGroup,
+        Canary::KeysetAfterFrames,
+        Canary::ShredAckBeforeKeyset,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -25,6 +37,8 @@ impl Canary {
             Canary::AckBeforeFsync => "ack_before_fsync",
             Canary::WriteBehindFailedSync => "write_behind_failed_sync",
             Canary::KeepUncommittedGroup => "keep_uncommitted_group",
+            Canary::KeysetAfterFrames => "keyset_after_frames",
+            Canary::ShredAckBeforeKeyset => "shred_ack_before_keyset",
         }
     }
 

@@ -6,18 +6,22 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
+use crate::crypto::{MasterKey, NONCE_LEN};
 use crate::disk::Disk;
 use crate::env::{Clock, Entropy, Env};
-use crate::error::{AppendError, IoError, OpenError};
+use crate::error::{AppendError, Corruption, IoError, OpenError, ShredError};
+use crate::fence::KeyFence;
 use crate::journal::record::{
-    encode_begin, encode_commit, encode_event, encode_idempotency, Begin, Commit, IdempotencyRecord,
+    encode_begin, encode_commit, encode_event, encode_idempotency, encode_shred, Begin, Commit, IdempotencyRecord,
+    ShredRecord,
 };
 use crate::journal::recover::{recover, RecoveryReport};
 use crate::journal::writer::JournalWriter;
+use crate::keyset::{publish_keyset, read_keyset, KeyEntry, Keyset, KEYS_NAME};
 use crate::limits::{GROUP_REQUESTS_MAX, SEGMENT_SIZE_DEFAULT, SEGMENT_SIZE_MIN};
-use crate::meta::{read_meta, write_meta, Meta};
-use crate::model::{Batch, Payload, Receipt};
-use crate::plan::{plan, receipts, PlannedGroup, Slot};
+use crate::meta::{read_meta, write_meta, Meta, FLAG_ENCRYPTED, FLAG_SEALED};
+use crate::model::{Batch, Payload, Receipt, ShredReceipt};
+use crate::plan::{plan, receipts, PlannedGroup, Sealer, Slot};
 use crate::reader::Reader;
 use crate::state::{IdempotencyEntry, State};
 
@@ -31,6 +35,8 @@ pub struct Options {
     /// On corruption, open the longest valid prefix and move the rest into
     /// `salvage/` instead of failing. Off by default.
     pub salvage: bool,
+    /// Per-entity payload encryption, chosen when the store is created.
+    pub encryption: Encryption,
     /// A planted bug to switch on (simulator canaries only).
     #[cfg(feature = "canaries")]
     pub canary: crate::canary::Canary,
@@ -42,8 +48,38 @@ impl Default for Options {
             create_if_missing: true,
             segment_size: SEGMENT_SIZE_DEFAULT,
             salvage: false,
+            encryption: Encryption::Off,
             #[cfg(feature = "canaries")]
             canary: crate::canary::Canary::None,
+        }
+    }
+}
+
+/// Whether payloads are sealed, chosen when the store is created and
+/// recorded in its `META`; opening with another setting is an error.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Encryption {
+    #[default]
+    Off,
+    /// Each entity's payloads sealed with its own AES-256-GCM-SIV key. With
+    /// a master key the keyset file is sealed too; without one, the keys sit
+    /// in the store's directory beside the data.
+    PerEntity { master_key: Option<MasterKey> },
+}
+
+impl Encryption {
+    fn flags(&self) -> u32 {
+        match self {
+            Encryption::Off => 0,
+            Encryption::PerEntity { master_key: None } => FLAG_ENCRYPTED,
+            Encryption::PerEntity { master_key: Some(_) } => FLAG_ENCRYPTED | FLAG_SEALED,
+        }
+    }
+
+    fn master_key(&self) -> Option<&MasterKey> {
+        match self {
+            Encryption::PerEntity { master_key } => master_key.as_ref(),
+            Encryption::Off => None,
         }
     }
 }
@@ -63,7 +99,25 @@ pub struct Core<E: Env> {
     dir: PathBuf,
     journal: JournalWriter<E::Disk>,
     state: Arc<RwLock<State>>,
+    /// Key management; `None` for a plaintext store.
+    fence: Option<KeyFence>,
+    #[cfg(feature = "canaries")]
+    canary: crate::canary::Canary,
     _lock: <E::Disk as Disk>::Lock,
+}
+
+fn describe(flags: u32) -> &'static str {
+    match (flags & FLAG_ENCRYPTED != 0, flags & FLAG_SEALED != 0) {
+        (false, _) => "encryption off",
+        (true, false) => "per-entity encryption",
+        (true, true) => "per-entity encryption under a master key",
+    }
+}
+
+fn random_nonce(entropy: &mut impl Entropy) -> [u8; NONCE_LEN] {
+    let mut nonce = [0u8; NONCE_LEN];
+    entropy.fill(&mut nonce);
+    nonce
 }
 
 fn io(context: String) -> impl FnOnce(std::io::Error) -> OpenError {
@@ -96,16 +150,41 @@ impl<E: Env> Core<E> {
             }
             Err(e) => return Err(io(format!("locking {}", dir.display()))(e)),
         };
+        let flags = options.encryption.flags();
         let meta = match read_meta(env.disk(), dir)? {
+            Some(meta) if meta.flags != flags => {
+                return Err(OpenError::Encryption {
+                    reason: format!("the store was created with {}, not {}", describe(meta.flags), describe(flags)),
+                });
+            }
             Some(meta) => meta,
             None if options.create_if_missing => {
-                let meta = Meta { store_id: env.entropy().next_u64(), flags: 0 };
+                let meta = Meta { store_id: env.entropy().next_u64(), flags };
+                if flags & FLAG_ENCRYPTED != 0 {
+                    // The keyset exists before META says the store is
+                    // encrypted: a missing keyset is then always damage.
+                    let nonce = random_nonce(env.entropy());
+                    let empty = Keyset::default().encode(meta.store_id, options.encryption.master_key(), nonce);
+                    publish_keyset(env.disk(), dir, &empty).map_err(OpenError::Io)?;
+                }
                 write_meta(env.disk(), dir, &meta)?;
                 meta
             }
             None => return Err(OpenError::Missing { path: dir.to_owned() }),
         };
-        let recovered = recover(env.disk(), dir, meta.store_id, options)?;
+        let master = options.encryption.master_key();
+        let keyset = match flags & FLAG_ENCRYPTED {
+            0 => None,
+            _ => Some(read_keyset(env.disk(), dir, meta.store_id, master).map_err(OpenError::Keyset)?),
+        };
+        let mut recovered = recover(env.disk(), dir, meta.store_id, options)?;
+        recovered.state.set_keyset(keyset);
+        recovered.state.check_keys().map_err(|(global, reason)| Corruption {
+            file: dir.join(KEYS_NAME),
+            offset: 0,
+            reason: format!("event {global}: {reason}"),
+        })?;
+        let fence = (flags & FLAG_ENCRYPTED != 0).then(|| KeyFence::new(master.cloned()));
         #[cfg_attr(not(feature = "canaries"), expect(unused_mut, reason = "planted only with canaries"))]
         let mut journal = match recovered.tail {
             Some(tail) => JournalWriter::resume(dir, meta.store_id, options.segment_size, tail),
@@ -113,8 +192,16 @@ impl<E: Env> Core<E> {
         };
         #[cfg(feature = "canaries")]
         journal.plant(options.canary);
-        let core =
-            Self { env, dir: dir.to_owned(), journal, state: Arc::new(RwLock::new(recovered.state)), _lock: lock };
+        let core = Self {
+            env,
+            dir: dir.to_owned(),
+            journal,
+            state: Arc::new(RwLock::new(recovered.state)),
+            fence,
+            #[cfg(feature = "canaries")]
+            canary: options.canary,
+            _lock: lock,
+        };
         Ok((core, recovered.report))
     }
 
@@ -144,8 +231,19 @@ impl<E: Env> Core<E> {
     pub fn commit(&mut self, batches: &[Batch]) -> Vec<Result<Vec<Receipt>, AppendError>> {
         assert!(batches.len() <= GROUP_REQUESTS_MAX, "{} requests in one flush", batches.len());
         let now_ns = self.env.clock().wall_ns();
-        let state = self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let plan = plan(&state, batches, now_ns);
+        let shared = self.state.clone();
+        let state = shared.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let plan = match self.fence.as_mut() {
+            None => plan(&state, batches, now_ns, None),
+            Some(fence) => {
+                fence.mint_for(&state, batches, self.env.entropy());
+                let fence = &*fence;
+                let key_of = |entity: &str| fence.key_of(&state, entity);
+                let entropy = self.env.entropy();
+                let mut nonce = || random_nonce(entropy);
+                plan(&state, batches, now_ns, Some(&mut Sealer { key_of: &key_of, nonce: &mut nonce }))
+            }
+        };
         drop(state);
         let mut written: Vec<Result<Vec<Receipt>, AppendError>> = Vec::new();
         if !plan.groups.is_empty() {
@@ -172,6 +270,9 @@ impl<E: Env> Core<E> {
         if let Err(e) = self.journal.ready(self.env.disk()) {
             return groups.iter().map(|_| Err(AppendError::Unavailable(copy_io(&e)))).collect();
         }
+        if let Err(e) = self.fence_keys() {
+            return groups.iter().map(|_| Err(AppendError::Unavailable(copy_io(&e)))).collect();
+        }
         let (bytes, payloads) = self.encode(groups);
         if let Err(e) = self.journal.write_flush(self.env.disk(), &bytes) {
             return groups.iter().map(|_| Err(AppendError::OutcomeUnknown(copy_io(&e)))).collect();
@@ -179,6 +280,9 @@ impl<E: Env> Core<E> {
         self.journal.next_group += groups.len() as u64;
         let bytes = Arc::new(bytes);
         let mut state = self.state.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(fence) = self.fence.as_mut() {
+            fence.settle(&mut state);
+        }
         let mut payloads = payloads.into_iter();
         let mut results = Vec::with_capacity(groups.len());
         for group in groups {
@@ -196,6 +300,86 @@ impl<E: Env> Core<E> {
         drop(state);
         self.journal.rotate_if_full(self.env.disk());
         results
+    }
+
+    /// The durability fence: publishes the keyset holding every key the
+    /// flush needs before any of its frames is written.
+    fn fence_keys(&mut self) -> Result<(), IoError> {
+        let Some(fence) = self.fence.as_mut() else { return Ok(()) };
+        #[cfg(feature = "canaries")]
+        if self.canary == crate::canary::Canary::KeysetAfterFrames {
+            // Planted bug: the keyset goes out with some later commit.
+            return Ok(());
+        }
+        if !fence.dirty() {
+            return Ok(());
+        }
+        let nonce = random_nonce(self.env.entropy());
+        let state = self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        fence.publish_if_dirty(self.env.disk(), &self.dir, &state, nonce)
+    }
+
+    /// Shreds `entity`: publishes the keyset without its key, and only then
+    /// acknowledges; a marker in the journal records the shred. Reads of
+    /// the entity's earlier events return `Shredded` from then on, and a
+    /// later append gets a new key generation. Shredding an entity with no
+    /// key (never written, or already shredded) succeeds and changes
+    /// nothing.
+    pub fn shred(&mut self, entity: &str) -> Result<ShredReceipt, ShredError> {
+        crate::model::validate_name("entity", entity, crate::limits::ENTITY_LEN_MAX).map_err(ShredError::Invalid)?;
+        let Some(fence) = self.fence.as_mut() else { return Err(ShredError::NotEncrypted) };
+        #[cfg(feature = "canaries")]
+        let lazily = self.canary == crate::canary::Canary::ShredAckBeforeKeyset;
+        #[cfg(not(feature = "canaries"))]
+        let lazily = false;
+        let shared = self.state.clone();
+        let state = shared.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let generation = match state.keyset().and_then(|k| k.entry(entity)) {
+            Some(entry) if entry.key.is_none() => Some(entry.generation),
+            _ => None,
+        };
+        let nonce = random_nonce(self.env.entropy());
+        let shredded = fence
+            .shred(self.env.disk(), &self.dir, &state, entity, nonce, lazily)
+            .map_err(ShredError::OutcomeUnknown)?;
+        drop(state);
+        let Some(generation) = shredded else {
+            return Ok(ShredReceipt { entity: entity.to_owned(), generation: generation.unwrap_or(0) });
+        };
+        let mut state = shared.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(keyset) = state.keyset_mut() {
+            keyset.insert(entity, KeyEntry { generation, key: None });
+        }
+        drop(state);
+        self.write_shred_marker(entity, generation);
+        Ok(ShredReceipt { entity: entity.to_owned(), generation })
+    }
+
+    /// Records a shred in the journal. The keyset is the authority (the
+    /// shred is durable once it is published), so a marker that fails to
+    /// reach the disk costs only the record of when.
+    fn write_shred_marker(&mut self, entity: &str, generation: u32) {
+        if self.journal.ready(self.env.disk()).is_err() {
+            return;
+        }
+        let first_global = self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner).last_global() + 1;
+        let group_id = self.journal.next_group;
+        let begin = Begin {
+            group_id,
+            flush: self.journal.next_flush,
+            flush_index: 0,
+            flush_count: 1,
+            event_count: 0,
+            first_global,
+        };
+        let mut buf = Vec::with_capacity(128);
+        let mut group_crc = crc32c::crc32c(&encode_begin(&mut buf, &begin));
+        group_crc = crc32c::crc32c_append(group_crc, &encode_shred(&mut buf, &ShredRecord { entity, generation }));
+        encode_commit(&mut buf, &Commit { group_id, event_count: 0, group_crc });
+        if self.journal.write_flush(self.env.disk(), &buf).is_ok() {
+            self.journal.next_group += 1;
+            self.journal.rotate_if_full(self.env.disk());
+        }
     }
 
     /// The frames of one flush, and where each event's payload lies in them.

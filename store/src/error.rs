@@ -72,6 +72,26 @@ pub enum OpenError {
     Format { path: PathBuf, reason: String },
     #[error("{0}")]
     Invalid(#[from] InvalidInput),
+    #[error("encryption setting mismatch: {reason}")]
+    Encryption { reason: String },
+    #[error("{0}")]
+    Keyset(#[from] crate::keyset::KeysetError),
+}
+
+/// Why a shred failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ShredError {
+    #[error("{0}")]
+    Invalid(InvalidInput),
+    #[error("the store is not encrypted: there is no key to shred")]
+    NotEncrypted,
+    /// Publishing the keyset without the key failed: it may or may not be
+    /// durable. The shred is not acknowledged; retry it (shred is
+    /// idempotent).
+    #[error("shred outcome unknown: {0}")]
+    OutcomeUnknown(IoError),
+    #[error("the store is closed")]
+    Closed,
 }
 
 /// Why an append failed. Only `OutcomeUnknown` leaves any doubt: every other
@@ -100,8 +120,12 @@ pub enum AppendError {
 pub enum ReadError {
     #[error("{0}")]
     Invalid(#[from] InvalidInput),
-    #[error("the store is closed")]
-    Closed,
+    /// The event's entity was shredded: its payload is gone for good.
+    #[error("event {id} of entity {entity} was shredded")]
+    Shredded { id: EventId, entity: String },
+    /// The stored payload does not open: never returned as data.
+    #[error("event {id} fails its integrity check: {reason}")]
+    Integrity { id: EventId, reason: String },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -121,4 +145,6 @@ pub enum Error {
     Read(#[from] ReadError),
     #[error(transparent)]
     Close(#[from] CloseError),
+    #[error(transparent)]
+    Shred(#[from] ShredError),
 }

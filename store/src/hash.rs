@@ -27,6 +27,6 @@ pub fn chain_hash(prev: &[u8; 32], event: &EventRecord<'_>) -> [u8; 32] {
     update_str(&mut h, event.kind.as_bytes());
     update_str(&mut h, event.entity.as_bytes());
     update_str(&mut h, event.scope.as_bytes());
-    update_str(&mut h, event.payload);
+    update_str(&mut h, &event.payload);
     *h.finalize().as_bytes()
 }

@@ -10,11 +10,14 @@
 #[cfg(feature = "canaries")]
 pub mod canary;
 pub mod core;
+pub mod crypto;
 pub mod disk;
 pub mod env;
 pub mod error;
+mod fence;
 mod hash;
 pub mod journal;
+pub mod keyset;
 pub mod limits;
 pub mod meta;
 pub mod model;
@@ -23,11 +26,14 @@ pub mod reader;
 mod shell;
 pub mod state;
 
-pub use crate::core::{Core, Options};
+pub use crate::core::{Core, Encryption, Options};
+pub use crate::crypto::MasterKey;
 pub use crate::disk::{Disk, FileDisk};
 pub use crate::env::{Clock, Entropy, Env, OsEntropy, RealEnv, SystemClock};
-pub use crate::error::{AppendError, CloseError, Corruption, Error, InvalidInput, IoError, OpenError, ReadError};
+pub use crate::error::{
+    AppendError, CloseError, Corruption, Error, InvalidInput, IoError, OpenError, ReadError, ShredError,
+};
 pub use crate::journal::recover::RecoveryReport;
-pub use crate::model::{Batch, Cause, Coordinate, Event, EventId, NewEvent, Payload, Receipt, Region};
+pub use crate::model::{Batch, Cause, Coordinate, Event, EventId, NewEvent, Payload, Receipt, Region, ShredReceipt};
 pub use crate::reader::Reader;
 pub use crate::shell::Store;

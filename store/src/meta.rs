@@ -13,6 +13,8 @@ pub const META_LEN: usize = 32;
 
 /// Flag bit: payloads are encrypted per entity.
 pub const FLAG_ENCRYPTED: u32 = 1;
+/// Flag bit: the keyset is sealed under a caller's master key.
+pub const FLAG_SEALED: u32 = 2;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Meta {

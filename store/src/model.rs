@@ -202,6 +202,14 @@ impl From<NewEvent> for Batch {
     }
 }
 
+/// Proof that a shred is durable: the keyset without the entity's key of
+/// this generation is on disk. Generation 0: the entity had no key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShredReceipt {
+    pub entity: String,
+    pub generation: u32,
+}
+
 /// Proof that an event is durable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Receipt {
@@ -268,7 +276,13 @@ pub struct Event {
     pub causation: Option<EventId>,
     pub correlation: EventId,
     pub timestamp_ns: u64,
+    /// The plaintext payload; empty if `shredded`.
     pub payload: Payload,
+    /// The key generation the payload was sealed under; 0 if plaintext.
+    pub key_gen: u32,
+    /// The entity's key for this event was shredded: the payload is gone
+    /// for good, the metadata stays.
+    pub shredded: bool,
     /// The entity's hash chain link through this event.
     pub hash: [u8; 32],
 }

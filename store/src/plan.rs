@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::crypto::{event_aad, seal, Key, NONCE_LEN};
 use crate::error::{AppendError, InvalidInput};
 use crate::hash::chain_hash;
 use crate::journal::record::EventRecord;
@@ -28,6 +29,13 @@ pub struct PlannedGroup<'b> {
     pub first_global: u64,
     pub idempotency: Option<(&'b str, [u8; 16])>,
     pub records: Vec<EventRecord<'b>>,
+}
+
+/// Seals payloads when the store is encrypted.
+pub struct Sealer<'s> {
+    /// The key (and its generation) an append to an entity is sealed with.
+    pub key_of: &'s dyn Fn(&str) -> Option<(u32, Key)>,
+    pub nonce: &'s mut dyn FnMut() -> [u8; NONCE_LEN],
 }
 
 pub struct Plan<'b> {
@@ -82,7 +90,7 @@ pub fn receipts(state: &State, first: u64, count: u32) -> Vec<Receipt> {
         .collect()
 }
 
-pub fn plan<'b>(state: &State, batches: &'b [Batch], now_ns: u64) -> Plan<'b> {
+pub fn plan<'b>(state: &State, batches: &'b [Batch], now_ns: u64, mut sealer: Option<&mut Sealer<'_>>) -> Plan<'b> {
     let mut plan = Plan { slots: Vec::with_capacity(batches.len()), groups: Vec::new() };
     let mut overlay: Overlay<'b> = BTreeMap::new();
     let mut keys: BTreeMap<&'b str, ([u8; 16], usize)> = BTreeMap::new();
@@ -111,7 +119,7 @@ pub fn plan<'b>(state: &State, batches: &'b [Batch], now_ns: u64) -> Plan<'b> {
                 continue;
             }
         }
-        match plan_group(state, &overlay, batch, next_global, now_ns) {
+        match plan_group(state, &overlay, batch, next_global, now_ns, sealer.as_deref_mut()) {
             Ok((records, touched)) => {
                 next_global += records.len() as u64;
                 if index + 1 < batches.len() {
@@ -136,6 +144,7 @@ fn plan_group<'b>(
     batch: &'b Batch,
     first_global: u64,
     now_ns: u64,
+    mut sealer: Option<&mut Sealer<'_>>,
 ) -> Result<(Vec<EventRecord<'b>>, Overlay<'b>), AppendError> {
     let mut local: Overlay<'b> = BTreeMap::new();
     let mut records: Vec<EventRecord<'b>> = Vec::with_capacity(batch.items.len());
@@ -187,8 +196,17 @@ fn plan_group<'b>(
             scope: item.coordinate.scope(),
             key_gen: 0,
             hash: [0; 32],
-            payload: &item.payload,
+            payload: std::borrow::Cow::Borrowed(&item.payload),
         };
+        if let Some(sealer) = sealer.as_deref_mut() {
+            let Some((generation, key)) = (sealer.key_of)(entity) else {
+                unreachable!("keys are minted before planning")
+            };
+            let id = EventId::new(state.store_id(), global_seq).0;
+            let aad = event_aad(entity, item.coordinate.scope(), id, version + 1, &item.kind, generation);
+            record.payload = std::borrow::Cow::Owned(seal(&key, (sealer.nonce)(), &aad, &item.payload));
+            record.key_gen = generation;
+        }
         record.hash = chain_hash(&head, &record);
         local.insert(entity, (version + 1, record.hash));
         records.push(record);

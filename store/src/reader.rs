@@ -23,13 +23,14 @@ impl Reader {
         self.state.read().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The event `id`; `Err(Shredded)` if its entity was shredded.
     pub fn get(&self, id: EventId) -> Result<Option<Event>, ReadError> {
-        Ok(self.state().get(id))
+        self.state().get(id)
     }
 
     /// Every event in `region`, in global order.
     pub fn query(&self, region: &Region) -> Result<Vec<Event>, ReadError> {
-        Ok(self.state().query(region))
+        self.state().query(region)
     }
 
     /// Up to `limit` events from global sequence `from` on, gap-free: a
@@ -38,7 +39,7 @@ impl Reader {
         if limit == 0 || limit > READ_LIMIT_MAX {
             return Err(InvalidInput::ReadLimit { limit, max: READ_LIMIT_MAX }.into());
         }
-        Ok(self.state().read_from(from, limit))
+        self.state().read_from(from, limit)
     }
 
     /// The entity's version: how many events it has.

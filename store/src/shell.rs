@@ -12,17 +12,17 @@ use crossbeam_channel::{Receiver, Sender};
 
 use crate::core::{Core, Options};
 use crate::env::{Env, RealEnv};
-use crate::error::{AppendError, CloseError, OpenError, ReadError};
+use crate::error::{AppendError, CloseError, OpenError, ReadError, ShredError};
 use crate::journal::recover::RecoveryReport;
 use crate::limits::GROUP_REQUESTS_MAX;
-use crate::model::{Batch, Event, EventId, NewEvent, Receipt, Region};
+use crate::model::{Batch, Event, EventId, NewEvent, Receipt, Region, ShredReceipt};
 use crate::reader::Reader;
 
 type Reply = Sender<Result<Vec<Receipt>, AppendError>>;
 
-struct Request {
-    batch: Batch,
-    reply: Reply,
+enum Request {
+    Append { batch: Batch, reply: Reply },
+    Shred { entity: String, reply: Sender<Result<ShredReceipt, ShredError>> },
 }
 
 /// An open event store. Appends from any number of threads; each returns
@@ -70,8 +70,18 @@ impl<E: Env> Store<E> {
     pub fn append_batch(&self, batch: Batch) -> Result<Vec<Receipt>, AppendError> {
         let requests = self.requests.as_ref().ok_or(AppendError::Closed)?;
         let (reply, answer) = crossbeam_channel::bounded(1);
-        requests.send(Request { batch, reply }).map_err(|_| AppendError::Closed)?;
+        requests.send(Request::Append { batch, reply }).map_err(|_| AppendError::Closed)?;
         answer.recv().map_err(|_| AppendError::Closed)?
+    }
+
+    /// Forgets `entity`'s payloads: returns once the keyset without its key
+    /// is durable. Ordered with appends: events appended before are
+    /// shredded, events appended after get a new key.
+    pub fn shred(&self, entity: &str) -> Result<ShredReceipt, ShredError> {
+        let requests = self.requests.as_ref().ok_or(ShredError::Closed)?;
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        requests.send(Request::Shred { entity: entity.to_owned(), reply }).map_err(|_| ShredError::Closed)?;
+        answer.recv().map_err(|_| ShredError::Closed)?
     }
 
     pub fn get(&self, id: EventId) -> Result<Option<Event>, ReadError> {
@@ -140,23 +150,42 @@ fn next_request(inbox: &Receiver<Request>) -> Option<Request> {
 }
 
 fn run_writer<E: Env>(mut core: Core<E>, inbox: Receiver<Request>) {
-    while let Some(first) = next_request(&inbox) {
-        let mut batches = vec![first.batch];
-        let mut replies = vec![first.reply];
-        while batches.len() < GROUP_REQUESTS_MAX {
-            match inbox.try_recv() {
-                Ok(request) => {
-                    batches.push(request.batch);
-                    replies.push(request.reply);
+    let mut waiting = next_request(&inbox);
+    while let Some(first) = waiting.take() {
+        let (mut batches, mut replies) = (Vec::new(), Vec::new());
+        let mut next = Some(first);
+        // Drain queued appends into one group commit; a shred ends the
+        // group and runs after it, keeping the callers' order.
+        while let Some(request) = next.take() {
+            match request {
+                Request::Append { batch, reply } => {
+                    batches.push(batch);
+                    replies.push(reply);
                 }
-                Err(_) => break,
+                Request::Shred { .. } if batches.is_empty() => {
+                    let Request::Shred { entity, reply } = request else { unreachable!() };
+                    let _ = reply.send(core.shred(&entity));
+                    break;
+                }
+                shred => {
+                    waiting = Some(shred);
+                    break;
+                }
+            }
+            if batches.len() < GROUP_REQUESTS_MAX {
+                next = inbox.try_recv().ok();
             }
         }
-        let results = core.commit(&batches);
-        assert_eq!(results.len(), replies.len(), "one result per request");
-        for (result, reply) in results.into_iter().zip(replies) {
-            // A caller that gave up waiting is no reason to stop.
-            let _ = reply.send(result);
+        if !batches.is_empty() {
+            let results = core.commit(&batches);
+            assert_eq!(results.len(), replies.len(), "one result per request");
+            for (result, reply) in results.into_iter().zip(replies) {
+                // A caller that gave up waiting is no reason to stop.
+                let _ = reply.send(result);
+            }
+        }
+        if waiting.is_none() {
+            waiting = next_request(&inbox);
         }
     }
 }

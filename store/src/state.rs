@@ -5,8 +5,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use crate::crypto::{event_aad, open};
+use crate::error::ReadError;
 use crate::hash::{chain_hash, GENESIS};
 use crate::journal::record::EventRecord;
+use crate::keyset::{KeyStatus, Keyset};
 use crate::model::{Coordinate, Event, EventId, Payload, Region};
 
 /// One committed event, with its names interned.
@@ -54,6 +57,8 @@ pub struct State {
     /// The last scope and kind interned: most events repeat them.
     recent: [Option<Arc<str>>; 2],
     idempotency: BTreeMap<Box<str>, IdempotencyEntry>,
+    /// The durable keyset as readers use it; `None` for a plaintext store.
+    keyset: Option<Keyset>,
 }
 
 impl State {
@@ -65,6 +70,7 @@ impl State {
             names: BTreeSet::new(),
             recent: [None, None],
             idempotency: BTreeMap::new(),
+            keyset: None,
         }
     }
 
@@ -169,7 +175,7 @@ impl State {
     /// [`State::check_group`]; a mismatch here is a bug.
     pub fn apply(&mut self, record: &EventRecord<'_>, payload: Payload) {
         assert_eq!(record.global_seq, self.last_global() + 1, "global sequence gap");
-        debug_assert_eq!(&payload[..], record.payload, "payload bytes are not the record's");
+        debug_assert_eq!(&payload[..], &record.payload[..], "payload bytes are not the record's");
         let scope = self.intern(record.scope, 0);
         let kind = self.intern(record.kind, 1);
         let state = match self.entities.get_mut(record.entity) {
@@ -204,11 +210,38 @@ impl State {
         assert!(previous.is_none(), "idempotency key {key:?} committed twice");
     }
 
-    /// The public view of the event at `global`.
-    pub fn event(&self, global: u64) -> Option<Event> {
-        let stored = self.stored(global)?;
-        Some(Event {
-            id: EventId::new(self.store_id, global),
+    /// The public view of the event at `global`: its payload opened with
+    /// the entity's key, or marked shredded (with no payload) if the key was
+    /// shredded.
+    pub fn event(&self, global: u64) -> Result<Option<Event>, ReadError> {
+        let Some(stored) = self.stored(global) else { return Ok(None) };
+        let id = EventId::new(self.store_id, global);
+        let (payload, shredded) = match (stored.key_gen, &self.keyset) {
+            (0, None) => (stored.payload.clone(), false),
+            (generation, Some(keyset)) if generation > 0 => match keyset.status(&stored.entity, generation) {
+                KeyStatus::Live(key) => {
+                    let aad =
+                        event_aad(&stored.entity, &stored.scope, id.0, stored.entity_seq, &stored.kind, generation);
+                    let plain = open(key, &aad, &stored.payload).map_err(|_| ReadError::Integrity {
+                        id,
+                        reason: "payload does not open with its key".into(),
+                    })?;
+                    (Payload::from(plain), false)
+                }
+                KeyStatus::Shredded => (Payload::from(Vec::new()), true),
+                KeyStatus::Missing => {
+                    return Err(ReadError::Integrity { id, reason: format!("key generation {generation} is missing") });
+                }
+            },
+            (generation, _) => {
+                return Err(ReadError::Integrity {
+                    id,
+                    reason: format!("key generation {generation} does not fit the store's encryption"),
+                });
+            }
+        };
+        Ok(Some(Event {
+            id,
             kind: stored.kind.clone(),
             coordinate: Coordinate::from_parts(stored.entity.clone(), stored.scope.clone()),
             entity_seq: stored.entity_seq,
@@ -216,16 +249,24 @@ impl State {
             causation: stored.causation.map(|c| EventId::new(self.store_id, c)),
             correlation: EventId(stored.correlation),
             timestamp_ns: stored.timestamp_ns,
-            payload: stored.payload.clone(),
+            payload,
+            key_gen: stored.key_gen,
+            shredded,
             hash: stored.hash,
-        })
+        }))
     }
 
-    pub fn get(&self, id: EventId) -> Option<Event> {
+    /// The event `id`; a shredded event is the typed error `Shredded`.
+    pub fn get(&self, id: EventId) -> Result<Option<Event>, ReadError> {
         if id.store_id() != self.store_id {
-            return None;
+            return Ok(None);
         }
-        self.event(id.global_seq())
+        match self.event(id.global_seq())? {
+            Some(event) if event.shredded => {
+                Err(ReadError::Shredded { id, entity: event.coordinate.entity().to_owned() })
+            }
+            other => Ok(other),
+        }
     }
 
     fn matches(&self, region: &Region, global: u64, stored: &StoredEvent) -> bool {
@@ -263,19 +304,56 @@ impl State {
         (range.start.max(1)..range.end.min(self.last_global() + 1)).collect()
     }
 
-    pub fn query(&self, region: &Region) -> Vec<Event> {
+    /// Every event in `region`, in global order; shredded events are
+    /// listed with their metadata and `shredded` set.
+    pub fn query(&self, region: &Region) -> Result<Vec<Event>, ReadError> {
         self.candidates(region)
             .into_iter()
             .filter(|&g| self.stored(g).is_some_and(|s| self.matches(region, g, s)))
-            .filter_map(|g| self.event(g))
+            .filter_map(|g| self.event(g).transpose())
             .collect()
     }
 
     /// Up to `limit` events from global sequence `from` on, with no gaps.
-    pub fn read_from(&self, from: u64, limit: usize) -> Vec<Event> {
+    pub fn read_from(&self, from: u64, limit: usize) -> Result<Vec<Event>, ReadError> {
         let start = from.max(1);
         let end = start.saturating_add(limit as u64).min(self.last_global() + 1);
-        (start..end).filter_map(|g| self.event(g)).collect()
+        (start..end).filter_map(|g| self.event(g).transpose()).collect()
+    }
+
+    pub fn keyset(&self) -> Option<&Keyset> {
+        self.keyset.as_ref()
+    }
+
+    pub fn keyset_mut(&mut self) -> Option<&mut Keyset> {
+        self.keyset.as_mut()
+    }
+
+    /// Sets the store's keyset (an encrypted store has one, even if empty).
+    pub fn set_keyset(&mut self, keyset: Option<Keyset>) {
+        self.keyset = keyset;
+    }
+
+    /// Checks that every event's key is in the keyset or recorded as
+    /// shredded; the first event that fails is returned with the reason.
+    pub fn check_keys(&self) -> Result<(), (u64, String)> {
+        for (i, stored) in self.events.iter().enumerate() {
+            let global = i as u64 + 1;
+            match (&self.keyset, stored.key_gen) {
+                (None, 0) => {}
+                (None, g) => return Err((global, format!("encrypted (key generation {g}) in a plaintext store"))),
+                (Some(_), 0) => return Err((global, "plaintext in an encrypted store".into())),
+                (Some(keyset), g) => {
+                    if keyset.status(&stored.entity, g) == KeyStatus::Missing {
+                        return Err((
+                            global,
+                            format!("entity {} needs key generation {g}, which the keyset neither holds nor records as shredded", stored.entity),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Recomputes every entity's hash chain; the first event whose stored
@@ -296,7 +374,7 @@ impl State {
                 scope: &stored.scope,
                 key_gen: stored.key_gen,
                 hash: stored.hash,
-                payload: &stored.payload,
+                payload: std::borrow::Cow::Borrowed(&stored.payload),
             };
             if chain_hash(&prev, &record) != stored.hash {
                 return Err(global);

@@ -3,7 +3,7 @@
 //! or a recovery that kept part of one, fails here.
 
 use super::{Checker, Promise, Snapshot};
-use crate::model::{payload_tag, Model};
+use crate::model::{tag_of, Model};
 
 pub struct Atomicity;
 
@@ -16,7 +16,7 @@ impl Checker for Atomicity {
         // (uid, next item, items in the batch)
         let mut open: Option<(u64, u32, usize)> = None;
         for event in snapshot.events {
-            let Some((uid, item)) = payload_tag(&event.payload) else { continue };
+            let Some((uid, item)) = tag_of(event) else { continue };
             let len = model.batches.get(&uid).map_or(0, |b| b.items.len());
             match open {
                 Some((open_uid, next, _)) if open_uid != uid || next != item => {

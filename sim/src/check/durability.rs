@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 
 use super::{Checker, Phase, Promise, Snapshot};
-use crate::model::{payload_tag, Fate, Model};
+use crate::model::{tag_of, Fate, Model};
 
 /// Acknowledged batches by the first global sequence of their receipt, and
 /// where each was recovered (if at all). A copy at the acknowledged
@@ -22,7 +22,7 @@ use crate::model::{payload_tag, Fate, Model};
 fn recovered(model: &Model, snapshot: &Snapshot<'_>) -> BTreeMap<u64, (u64, Option<u64>)> {
     let mut found: BTreeMap<u64, u64> = BTreeMap::new();
     for event in snapshot.events {
-        if let Some((uid, 0)) = payload_tag(&event.payload) {
+        if let Some((uid, 0)) = tag_of(event) {
             let same_copy = model.copy_hash.get(&uid).is_none_or(|h| *h == event.hash);
             found.insert(uid, if same_copy { event.global_seq } else { u64::MAX });
         }

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use super::{Checker, Phase, Promise, Snapshot};
-use crate::model::{payload_tag, Fate, Model};
+use crate::model::{tag_of, Fate, Model};
 
 pub struct Equivalence;
 
@@ -30,7 +30,7 @@ impl Checker for Equivalence {
                 return Err(format!("entity {entity} jumps from version {version} to {}", event.entity_seq));
             }
             *version = event.entity_seq;
-            let Some((uid, item)) = payload_tag(&event.payload) else { continue };
+            let Some((uid, item)) = tag_of(event) else { continue };
             if let Some(expected) = model.batches.get(&uid).and_then(|b| b.items.get(item as usize)?.expected_version) {
                 if event.entity_seq != expected + 1 {
                     return Err(format!(

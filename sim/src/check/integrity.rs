@@ -3,7 +3,7 @@
 //! a recovery. Corruption may be reported; it may never be returned as data.
 
 use super::{Checker, Phase, Promise, Snapshot};
-use crate::model::{payload_tag, Model};
+use crate::model::{tag_of, Model};
 
 pub struct Integrity;
 
@@ -14,7 +14,7 @@ impl Checker for Integrity {
 
     fn check(&self, model: &Model, snapshot: &Snapshot<'_>) -> Result<(), String> {
         for event in snapshot.events {
-            let Some((uid, item)) = payload_tag(&event.payload) else {
+            let Some((uid, item)) = tag_of(event) else {
                 return Err(format!("event {} has a payload no client wrote", event.global_seq));
             };
             let Some(batch) = model.batches.get(&uid) else {
@@ -27,10 +27,19 @@ impl Checker for Integrity {
                     batch.items.len()
                 ));
             };
+            if event.shredded {
+                if !model.may_be_shredded(&sent.entity, event.key_gen) || !event.payload.is_empty() {
+                    return Err(format!(
+                        "event {} reads as shredded, but no shred of {} covers it",
+                        event.global_seq, sent.entity
+                    ));
+                }
+            } else if *event.payload != *sent.payload {
+                return Err(format!("event {} differs from item {item} of batch {uid} as sent", event.global_seq));
+            }
             let same = event.coordinate.entity() == sent.entity
                 && event.coordinate.scope() == sent.scope
-                && *event.kind == *sent.kind
-                && *event.payload == *sent.payload;
+                && *event.kind == *sent.kind;
             if !same {
                 return Err(format!("event {} differs from item {item} of batch {uid} as sent", event.global_seq));
             }

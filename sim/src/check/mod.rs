@@ -7,15 +7,20 @@
 //! (`Phase::Recovery`). Only when every checker passes does the model absorb
 //! the events. Client reads are checked against the model's view in
 //! `reads.rs`. P10 (liveness) and P11 (no panic) are watched by the runner
-//! itself. P2, P5, P6 and P7 plug in here as their features land.
+//! itself. P6 and P7 plug in here as their features land.
 
 mod atomicity;
 mod durability;
 mod equivalence;
 mod integrity;
+mod keys;
 pub mod reads;
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
 use serde::Serialize;
+use shale_store::keyset::Keyset;
 use shale_store::{Event, Reader, RecoveryReport};
 
 use crate::model::Model;
@@ -81,6 +86,19 @@ pub enum Phase<'a> {
     Recovery { report: &'a RecoveryReport, lossy: bool },
 }
 
+/// What would survive a crash right now, as far as the checkers need it.
+#[derive(Default)]
+pub struct Durable {
+    /// The durable keyset, decoded (`None` for a plaintext store).
+    pub keyset: Option<Result<Keyset, String>>,
+    /// Every durable file, when a check searches them (after a shred or a
+    /// recovery).
+    pub files: Option<BTreeMap<PathBuf, Vec<u8>>>,
+    /// Faults that may legitimately lose or damage durable data were
+    /// injected.
+    pub lossy: bool,
+}
+
 /// What the harness saw of the store this time.
 pub struct Snapshot<'a> {
     pub phase: Phase<'a>,
@@ -88,6 +106,7 @@ pub struct Snapshot<'a> {
     /// recovery: all events, the view having been reset).
     pub events: &'a [Event],
     pub reader: &'a Reader,
+    pub durable: &'a Durable,
 }
 
 /// One promise, checked from outside.
@@ -105,6 +124,8 @@ pub fn checkers() -> Vec<Box<dyn Checker>> {
         Box::new(equivalence::Equivalence),
         Box::new(durability::Durability),
         Box::new(durability::Prefix),
+        Box::new(keys::KeyBeforeCiphertext),
+        Box::new(keys::ShredIsForever),
     ]
 }
 

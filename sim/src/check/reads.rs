@@ -2,7 +2,7 @@
 //! the model's view (the validated visible state) says, and a cursor never
 //! skips an event.
 
-use shale_store::{Event, EventId, Region};
+use shale_store::{Event, EventId, ReadError, Region};
 
 use crate::model::Model;
 
@@ -17,8 +17,17 @@ pub fn matches(region: &Region, event: &Event) -> bool {
         && region.entity_seq.as_ref().is_none_or(|r| r.contains(&event.entity_seq))
 }
 
-pub fn check_get(model: &Model, id: EventId, got: Option<&Event>) -> Result<(), String> {
+pub fn check_get(model: &Model, id: EventId, got: Result<Option<Event>, ReadError>) -> Result<(), String> {
     let expected = model.view.get(id.global_seq().wrapping_sub(1) as usize).filter(|e| e.id == id);
+    let got = match (got, expected) {
+        (Err(ReadError::Shredded { id: shredded, .. }), Some(e)) if e.shredded && shredded == id => return Ok(()),
+        (Err(e), _) => return Err(format!("get({id}) failed: {e}")),
+        (Ok(Some(e)), _) if e.shredded => {
+            return Err(format!("get({id}) returned a shredded event instead of Shredded"))
+        }
+        (Ok(got), _) => got,
+    };
+    let got = got.as_ref();
     if got != expected {
         return Err(format!(
             "get({id}) returned {:?}, the model has {:?}",

@@ -5,6 +5,8 @@
 //! fixed layout (so recovery can recognise them at any offset when it looks
 //! past a tear); idempotency and event records are postcard.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 use crate::limits::{FRAME_BODY_LEN_MAX, FRAME_HEADER_LEN};
@@ -13,6 +15,7 @@ pub const TAG_BEGIN: u8 = 1;
 pub const TAG_EVENT: u8 = 2;
 pub const TAG_IDEMPOTENCY: u8 = 3;
 pub const TAG_COMMIT: u8 = 4;
+pub const TAG_SHRED: u8 = 5;
 
 pub const BEGIN_BODY_LEN: usize = 37;
 pub const COMMIT_BODY_LEN: usize = 17;
@@ -53,8 +56,9 @@ pub struct EventRecord<'a> {
     /// 0 for a plaintext payload.
     pub key_gen: u32,
     pub hash: [u8; 32],
-    #[serde(with = "serde_bytes")]
-    pub payload: &'a [u8],
+    /// The stored payload: plaintext, or `nonce || ciphertext || tag`.
+    #[serde(borrow, with = "serde_bytes")]
+    pub payload: Cow<'a, [u8]>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,11 +67,20 @@ pub struct IdempotencyRecord<'a> {
     pub fingerprint: [u8; 16],
 }
 
+/// Marks a shred: the keyset no longer holds `entity`'s key of this
+/// generation. It sits alone in a group of zero events.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShredRecord<'a> {
+    pub entity: &'a str,
+    pub generation: u32,
+}
+
 #[derive(Debug, PartialEq, Eq)]
 pub enum Record<'a> {
     Begin(Begin),
     Event(EventRecord<'a>),
     Idempotency(IdempotencyRecord<'a>),
+    Shred(ShredRecord<'a>),
     Commit(Commit),
 }
 
@@ -147,8 +160,12 @@ pub fn encode_event(buf: &mut Vec<u8>, event: &EventRecord<'_>) -> ([u8; FRAME_H
     let header = push_frame(buf, |b| push_postcard(b, TAG_EVENT, event));
     let end = buf.len();
     let payload = end - event.payload.len()..end;
-    debug_assert_eq!(&buf[payload.clone()], event.payload);
+    debug_assert_eq!(&buf[payload.clone()], &event.payload[..]);
     (header, payload)
+}
+
+pub fn encode_shred(buf: &mut Vec<u8>, record: &ShredRecord<'_>) -> [u8; FRAME_HEADER_LEN] {
+    push_frame(buf, |b| push_postcard(b, TAG_SHRED, record))
 }
 
 pub fn encode_idempotency(buf: &mut Vec<u8>, record: &IdempotencyRecord<'_>) -> [u8; FRAME_HEADER_LEN] {
@@ -206,6 +223,7 @@ pub fn decode_body(body: &[u8]) -> Result<Record<'_>, FrameError> {
             group_crc: le_u32(body, 13),
         })),
         Some(&TAG_EVENT) => postcard::from_bytes(&body[1..]).map(Record::Event).map_err(|_| FrameError::BadBody),
+        Some(&TAG_SHRED) => postcard::from_bytes(&body[1..]).map(Record::Shred).map_err(|_| FrameError::BadBody),
         Some(&TAG_IDEMPOTENCY) => {
             postcard::from_bytes(&body[1..]).map(Record::Idempotency).map_err(|_| FrameError::BadBody)
         }
@@ -245,7 +263,7 @@ mod tests {
             scope: "main",
             key_gen: 0,
             hash: [9; 32],
-            payload,
+            payload: Cow::Borrowed(payload),
         }
     }
 

@@ -70,6 +70,8 @@ impl FlushDue {
 struct ParsedGroup<'a> {
     begin: Begin,
     idempotency: Option<IdempotencyRecord<'a>>,
+    /// A shred marker (the keyset, not the journal, is its authority).
+    shred: bool,
     events: Vec<(EventRecord<'a>, Range<usize>)>,
     end: usize,
 }
@@ -207,12 +209,15 @@ fn parse_group<'a>(
     }
     let mut group_crc = crc32c::crc32c(&header);
     let mut at = body.end;
-    let mut group = ParsedGroup { begin, idempotency: None, events: Vec::new(), end: 0 };
+    let mut group = ParsedGroup { begin, idempotency: None, shred: false, events: Vec::new(), end: 0 };
     loop {
         let (header, record, body) = next_record(bytes, at)?;
         match record {
             Record::Idempotency(idem) if group.events.is_empty() && group.idempotency.is_none() => {
                 group.idempotency = Some(idem);
+            }
+            Record::Shred(_) if begin.event_count == 0 && !group.shred => {
+                group.shred = true;
             }
             Record::Event(event) if group.events.len() < begin.event_count as usize => {
                 let payload = body.end - event.payload.len()..body.end;
