@@ -14,7 +14,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use shale_store::{Batch, Coordinate, NewEvent, Options, Store};
+use shale_store::{Batch, Coordinate, Encryption, NewEvent, Options, Store};
 
 const PAYLOAD: [u8; 64] = [0x5a; 64];
 /// Bytes a raw record stands for: the payload plus a plausible header.
@@ -79,8 +79,8 @@ fn shale_single(dir: &Path, commits: usize) -> f64 {
     r
 }
 
-fn shale_batches(dir: &Path, batches: usize) -> f64 {
-    let store = Store::open(dir, Options::default()).unwrap();
+fn shale_batches(dir: &Path, batches: usize, options: Options) -> f64 {
+    let store = Store::open(dir, options).unwrap();
     let coordinates: Vec<Coordinate> =
         (0..BATCH_EVENTS).map(|i| Coordinate::new(&format!("entity-{i}"), "bench").unwrap()).collect();
     let start = Instant::now();
@@ -93,9 +93,9 @@ fn shale_batches(dir: &Path, batches: usize) -> f64 {
     r
 }
 
-fn shale_reopen_read(dir: &Path) -> (f64, usize) {
+fn shale_reopen_read(dir: &Path, options: Options) -> (f64, usize) {
     let start = Instant::now();
-    let store = Store::open(dir, Options::default()).unwrap();
+    let store = Store::open(dir, options).unwrap();
     let reader = store.reader();
     let mut from = 1;
     let mut total = 0;
@@ -116,13 +116,17 @@ fn main() {
     let raw_dir = bench_dir("raw");
     let single_dir = bench_dir("single");
     let batch_dir = bench_dir("batch");
+    let sealed_dir = bench_dir("sealed");
+    let sealed = Options { encryption: Encryption::PerEntity { master_key: None }, ..Options::default() };
 
     // Interleave raw and shale so both see the same disk weather.
     let raw1 = raw_single(&raw_dir, sizes.single_commits);
     let shale1 = shale_single(&single_dir, sizes.single_commits);
     let (raw2, raw3) = raw_batches(&raw_dir, sizes.batches);
-    let shale2 = shale_batches(&batch_dir, sizes.batches);
-    let (shale3, read) = shale_reopen_read(&batch_dir);
+    let shale2 = shale_batches(&batch_dir, sizes.batches, Options::default());
+    let sealed2 = shale_batches(&sealed_dir, sizes.batches, sealed.clone());
+    let (shale3, read) = shale_reopen_read(&batch_dir, Options::default());
+    let (sealed3, _) = shale_reopen_read(&sealed_dir, sealed);
 
     println!("workload                          raw            shale          shale/raw");
     println!("single durable appends (commits/s) {raw1:>12.0}   {shale1:>12.0}   {:>6.2}", shale1 / raw1);
@@ -132,7 +136,11 @@ fn main() {
         "({read} events read back; raw records are {RAW_RECORD_LEN} bytes, shale payloads {} bytes)",
         PAYLOAD.len()
     );
-    for dir in [raw_dir, single_dir, batch_dir] {
+    println!();
+    println!("encryption                        plaintext      sealed         sealed/plain");
+    println!("batches of 1,000 (events/s)        {shale2:>12.0}   {sealed2:>12.0}   {:>6.2}", sealed2 / shale2);
+    println!("reopen + full read (events/s)      {shale3:>12.0}   {sealed3:>12.0}   {:>6.2}", sealed3 / shale3);
+    for dir in [raw_dir, single_dir, batch_dir, sealed_dir] {
         let _ = std::fs::remove_dir_all(dir);
     }
 }
