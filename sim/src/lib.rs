@@ -48,3 +48,4 @@ pub fn check(scenario: &Scenario, seed: u64) -> Result<RunReport, Box<RunReport>
         Err(Box::new(report))
     }
 }
+pub mod gates;

@@ -221,6 +221,10 @@ fn cmd_sweep(paths: &[PathBuf], plan: SeedPlan, jobs: usize, json: Option<&Path>
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Panics inside the store and inside gates are caught and reported as
+    // outcomes (P11) or typed gate failures; the default hook would print a
+    // backtrace for each of them in the middle of the output.
+    std::panic::set_hook(Box::new(|_| {}));
     let result = match cli.command {
         Command::Run { scenario, seed, trace, check_determinism } => {
             cmd_run(&scenario, seed, trace.as_deref(), check_determinism)

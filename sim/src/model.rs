@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use shale_store::{Batch, Coordinate, Event, EventId, NewEvent};
+use shale_store::{Batch, Cause, Coordinate, Event, EventId, NewEvent};
 
 /// Bytes at the start of every payload: uid (u64) and item index (u32).
 pub const PAYLOAD_TAG_LEN: usize = 12;
@@ -18,6 +18,18 @@ pub fn payload(uid: u64, item: u32, filler: &[u8]) -> Vec<u8> {
     p.extend_from_slice(&item.to_le_bytes());
     p.extend_from_slice(filler);
     p
+}
+
+/// What a gated run's event does to its entity's balance: the amount is
+/// the i64 after the payload's tag, added by "deposited" and taken by
+/// "withdrawn".
+pub fn balance_delta(event: &Event) -> Option<i64> {
+    let amount = i64::from_le_bytes(event.payload.get(PAYLOAD_TAG_LEN..PAYLOAD_TAG_LEN + 8)?.try_into().ok()?);
+    match &*event.kind {
+        "deposited" => Some(amount),
+        "withdrawn" => Some(-amount),
+        _ => None,
+    }
 }
 
 /// Marks a correlation id as a workload tag (the top 32 bits).
@@ -42,6 +54,17 @@ pub struct ModelItem {
     pub kind: String,
     pub payload: Vec<u8>,
     pub expected_version: Option<u64>,
+    pub cause: Option<ModelCause>,
+}
+
+/// The cause an item names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ModelCause {
+    /// An earlier item of the same batch.
+    Item(usize),
+    /// An event by id, with the (uid, item) it was when named; `None` for a
+    /// bogus id that names no visible event (the store must refuse it).
+    Event { id: EventId, tag: Option<(u64, u32)> },
 }
 
 /// What became of a batch.
@@ -82,6 +105,10 @@ impl ModelBatch {
                 let mut e =
                     NewEvent::new(coordinate, &i.kind, i.payload.clone()).correlated_with(tag(self.uid, n as u32));
                 e.expected_version = i.expected_version;
+                e.cause = i.cause.as_ref().map(|c| match c {
+                    ModelCause::Item(j) => Cause::Item(*j),
+                    ModelCause::Event { id, .. } => Cause::Event(*id),
+                });
                 e
             })
             .collect();
@@ -113,12 +140,21 @@ pub struct Model {
     pub known_keys: BTreeMap<(String, u32), [u8; 32]>,
     /// (entity, key generation) of every visible, unshredded sealed event.
     pub key_needs: std::collections::BTreeSet<(String, u32)>,
+    /// Balances per entity over `view`, for P7; kept only in gated runs.
+    pub balances: BTreeMap<String, i64>,
+    /// The run registers the simulator's gates (P7 is checked).
+    pub gated: bool,
     /// Batches acknowledged but not yet seen in `view`.
     pub acked_unseen: std::collections::BTreeSet<u64>,
     next_uid: u64,
 }
 
 impl Model {
+    /// An empty model; `gated` if the run registers the simulator's gates.
+    pub fn new(gated: bool) -> Self {
+        Self { gated, ..Self::default() }
+    }
+
     pub fn new_uid(&mut self) -> u64 {
         self.next_uid += 1;
         self.next_uid
@@ -165,6 +201,9 @@ impl Model {
                 self.acked_unseen.remove(&uid);
             }
             *self.versions.entry(event.coordinate.entity().to_owned()).or_default() = event.entity_seq;
+            if let Some(delta) = balance_delta(&event).filter(|_| self.gated) {
+                *self.balances.entry(event.coordinate.entity().to_owned()).or_default() += delta;
+            }
             if event.key_gen > 0 && !event.shredded {
                 self.key_needs.insert((event.coordinate.entity().to_owned(), event.key_gen));
             }
@@ -178,6 +217,7 @@ impl Model {
         self.present.clear();
         self.versions.clear();
         self.key_needs.clear();
+        self.balances.clear();
     }
 
     /// The highest generation of `entity` an acknowledged shred covers.

@@ -11,11 +11,14 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use shale_store::canary::Canary;
 use shale_store::keyset::Keyset;
-use shale_store::{AppendError, Core, Encryption, MasterKey, OpenError, Options, ReadError, Receipt, ShredError};
+use shale_store::{
+    AppendError, Core, Encryption, Gates, InvalidInput, MasterKey, OpenError, Options, ReadError, Receipt, ShredError,
+};
 
 use crate::check::{check_all, checkers, reads, Checker, Durable, Phase, Promise, Snapshot, Violation};
 use crate::disk::{FaultStats, Planned, SimDisk, SimTime};
 use crate::env::{SimClock, SimEntropy, SimEnv};
+use crate::gates::{simulator_gates, EXPLODING_GATE};
 use crate::model::{Fate, Model};
 use crate::rng::SimRng;
 use crate::scenario::{Scenario, ScheduledFault};
@@ -158,19 +161,20 @@ impl Sim {
             .map(|c| Client { ops_left: per_client + u64::from(c < extra), cursor: 1, ..Client::default() })
             .collect();
         let canary = scenario.canary.as_deref().and_then(Canary::from_name).unwrap_or_default();
+        let gated = scenario.run.gates;
         let master_key = scenario.run.master_key.then(|| {
             let mut key = [0u8; 32];
             SimRng::stream(seed, "master-key").fill(&mut key);
             MasterKey::from_bytes(key)
         });
         Self {
-            workload: Workload::new(scenario.workload.clone(), seed),
+            workload: Workload::new(scenario.workload.clone(), seed, scenario.run.gates),
             scenario,
             seed,
             time,
             disk,
             core: None,
-            model: Model::default(),
+            model: Model::new(gated),
             clients,
             inbox: VecDeque::new(),
             queue: BinaryHeap::new(),
@@ -223,6 +227,7 @@ impl Sim {
             } else {
                 Encryption::Off
             },
+            gates: if self.scenario.run.gates { simulator_gates() } else { Gates::default() },
             canary: self.canary,
         }
     }
@@ -337,6 +342,7 @@ impl Sim {
                 kind: "probe".into(),
                 payload: crate::model::payload(uid, 0, b"probe"),
                 expected_version: None,
+                cause: None,
             }],
             key: None,
             fate: Fate::InFlight,
@@ -393,6 +399,14 @@ impl Sim {
                 self.note(format!("client {c} shreds {entity}"));
                 self.enqueue(c, Req::Shred(entity), None);
                 return Ok(());
+            }
+            Op::Causes(id) => {
+                self.note(format!("client {c} causes of {id}"));
+                reads::check_causes(&self.model, id, reader.causes(id, reads::WALK_COUNT_MAX))
+            }
+            Op::Effects(id) => {
+                self.note(format!("client {c} effects of {id}"));
+                reads::check_effects(&self.model, id, reader.effects(id, reads::WALK_DEPTH_MAX, reads::WALK_COUNT_MAX))
             }
             Op::Get(id) => {
                 self.note(format!("client {c} get {id}"));
@@ -505,6 +519,17 @@ impl Sim {
         Ok(())
     }
 
+    /// Whether `item` named `cause` and that cause is not (or no longer)
+    /// visible as the event the client meant: bogus from the start, or lost
+    /// with a crash on a lossy disk since the client saw it.
+    fn cause_not_visible(&self, item: Option<&crate::model::ModelItem>, cause: shale_store::EventId) -> bool {
+        let Some(crate::model::ModelCause::Event { id, tag }) = item.and_then(|i| i.cause.as_ref()) else {
+            return false;
+        };
+        let now = self.model.view.get(cause.global_seq().wrapping_sub(1) as usize);
+        *id == cause && (tag.is_none() || now.is_none_or(|e| e.id != cause || crate::model::tag_of(e) != *tag))
+    }
+
     /// Runs one shred and delivers its result.
     fn shred_step(&mut self, c: u32, entity: String) -> Result<(), Stop> {
         self.note(format!("writer shreds {entity}"));
@@ -579,6 +604,25 @@ impl Sim {
                     );
                 }
                 self.note(format!("client {c} batch {uid} refused: version conflict"));
+                self.model.set_fate(uid, Fate::Refused);
+                false
+            }
+            Err(AppendError::Denied { gate, item, reason }) => {
+                self.note(format!("client {c} batch {uid} denied by {gate} at item {item}: {reason}"));
+                self.model.set_fate(uid, Fate::Refused);
+                false
+            }
+            Err(AppendError::GateFailed { gate, item, .. })
+                if gate == EXPLODING_GATE && batch.items.get(*item).is_some_and(|i| i.kind == "explode") =>
+            {
+                self.note(format!("client {c} batch {uid} failed in gate {gate} (contained)"));
+                self.model.set_fate(uid, Fate::Refused);
+                false
+            }
+            Err(AppendError::Invalid { item: Some(item), error: InvalidInput::UnknownCause { cause } })
+                if self.cause_not_visible(batch.items.get(*item), *cause) =>
+            {
+                self.note(format!("client {c} batch {uid} refused: cause {cause} is not visible"));
                 self.model.set_fate(uid, Fate::Refused);
                 false
             }

@@ -53,6 +53,9 @@ pub struct RunSpec {
     pub encryption: bool,
     /// Seal the keyset under a master key (drawn from the seed).
     pub master_key: bool,
+    /// Register the simulator's gates: a non-negative balance per entity
+    /// (P7 is checked) and one that panics on the kind "explode".
+    pub gates: bool,
 }
 
 impl Default for RunSpec {
@@ -67,6 +70,7 @@ impl Default for RunSpec {
             liveness_ns: 10_000_000_000,
             encryption: false,
             master_key: false,
+            gates: false,
         }
     }
 }
@@ -82,11 +86,13 @@ pub struct Weights {
     pub read_from: u32,
     /// Crypto-shred an entity (needs `run.encryption`).
     pub shred: u32,
+    /// Walk the causal graph (causes or effects of a visible event).
+    pub walk: u32,
 }
 
 impl Default for Weights {
     fn default() -> Self {
-        Self { append: 6, batch: 3, get: 2, query: 1, read_from: 2, shred: 0 }
+        Self { append: 6, batch: 3, get: 2, query: 1, read_from: 2, shred: 0, walk: 1 }
     }
 }
 
@@ -104,6 +110,14 @@ pub struct WorkloadSpec {
     pub idempotency_rate: f64,
     /// Share of failed or unknown appends the client retries.
     pub retry_rate: f64,
+    /// Share of items that name a cause (an earlier item of the batch, or
+    /// a recent visible event, so chains grow deep).
+    pub cause_rate: f64,
+    /// Share of named causes that are bogus (not a visible event): the
+    /// store must refuse them.
+    pub bogus_cause_rate: f64,
+    /// With `run.gates`: share of items of kind "explode".
+    pub explode_rate: f64,
 }
 
 impl Default for WorkloadSpec {
@@ -117,6 +131,9 @@ impl Default for WorkloadSpec {
             stale_version_rate: 0.2,
             idempotency_rate: 0.6,
             retry_rate: 0.8,
+            cause_rate: 0.3,
+            bogus_cause_rate: 0.05,
+            explode_rate: 0.0,
         }
     }
 }
@@ -232,6 +249,9 @@ impl Scenario {
             d.read_latent_error,
             d.read_bit_rot,
             d.misdirected_write,
+            w.cause_rate,
+            w.bogus_cause_rate,
+            w.explode_rate,
             d.read_short,
             d.read_error,
             d.write_error,
@@ -274,7 +294,7 @@ impl Scenario {
         s.faults.crash_between_steps = rate(0.05);
         let mut rng = SimRng::stream(seed, "swarm-ops");
         let w = &mut s.workload.weights;
-        for weight in [&mut w.batch, &mut w.get, &mut w.query, &mut w.read_from, &mut w.shred] {
+        for weight in [&mut w.batch, &mut w.get, &mut w.query, &mut w.read_from, &mut w.shred, &mut w.walk] {
             if rng.chance(0.3) {
                 *weight = 0;
             }

@@ -4,7 +4,7 @@
 
 use shale_store::{EventId, Region};
 
-use crate::model::{payload, Fate, Model, ModelBatch, ModelItem, PAYLOAD_TAG_LEN};
+use crate::model::{payload, tag_of, Fate, Model, ModelBatch, ModelCause, ModelItem, PAYLOAD_TAG_LEN};
 use crate::rng::SimRng;
 use crate::scenario::WorkloadSpec;
 
@@ -17,16 +17,20 @@ pub enum Op {
     Query(Region),
     ReadFrom { from: u64, limit: usize },
     Shred(String),
+    Causes(EventId),
+    Effects(EventId),
 }
 
 pub struct Workload {
     spec: WorkloadSpec,
     rng: SimRng,
+    /// Kinds and payloads for the simulator's gates.
+    gated: bool,
 }
 
 impl Workload {
-    pub fn new(spec: WorkloadSpec, seed: u64) -> Self {
-        Self { spec, rng: SimRng::stream(seed, "workload") }
+    pub fn new(spec: WorkloadSpec, seed: u64, gated: bool) -> Self {
+        Self { spec, rng: SimRng::stream(seed, "workload"), gated }
     }
 
     pub fn rng(&mut self) -> &mut SimRng {
@@ -40,12 +44,20 @@ impl Workload {
     /// The next operation; a write is added to the model as in flight.
     pub fn next(&mut self, model: &mut Model, store_id: u64, cursor: u64) -> Op {
         let w = &self.spec.weights;
-        let weights = [w.append, w.batch, w.get, w.query, w.read_from, w.shred];
+        let weights = [w.append, w.batch, w.get, w.query, w.read_from, w.shred, w.walk];
         match self.rng.weighted(&weights) {
-            Some(0) | None => Op::Write(self.write(model, 1)),
+            Some(0) | None => Op::Write(self.write(model, store_id, 1)),
             Some(1) => {
                 let len = self.rng.between(1, u64::from(self.spec.batch_max)) as usize;
-                Op::Write(self.write(model, len))
+                Op::Write(self.write(model, store_id, len))
+            }
+            Some(6) if !model.view.is_empty() => {
+                let event = &model.view[self.rng.below(model.view.len() as u64) as usize];
+                if self.rng.chance(0.5) {
+                    Op::Causes(event.id)
+                } else {
+                    Op::Effects(event.id)
+                }
             }
             Some(2) => {
                 let global = self.rng.between(1, model.view.len() as u64 + 2);
@@ -53,7 +65,7 @@ impl Workload {
                 Op::Get(EventId((u128::from(store) << 64) | u128::from(global)))
             }
             Some(3) => Op::Query(self.region(model)),
-            Some(4) => Op::ReadFrom { from: cursor, limit: self.rng.between(1, 40) as usize },
+            Some(4) | Some(6) => Op::ReadFrom { from: cursor, limit: self.rng.between(1, 40) as usize },
             _ => Op::Shred(self.entity()),
         }
     }
@@ -72,7 +84,51 @@ impl Workload {
         }
     }
 
-    fn write(&mut self, model: &mut Model, len: usize) -> u64 {
+    /// The cause item `i` names, if any.
+    fn cause(&mut self, model: &Model, store_id: u64, i: usize) -> Option<ModelCause> {
+        if !self.rng.chance(self.spec.cause_rate) {
+            return None;
+        }
+        if self.rng.chance(self.spec.bogus_cause_rate) {
+            let beyond = model.view.len() as u64 + 1_000 + self.rng.below(1_000);
+            return Some(ModelCause::Event {
+                id: EventId((u128::from(store_id) << 64) | u128::from(beyond)),
+                tag: None,
+            });
+        }
+        if i > 0 && self.rng.chance(0.4) {
+            return Some(ModelCause::Item(self.rng.below(i as u64) as usize));
+        }
+        // Mostly the latest events, so that chains grow deep.
+        let recent = model.view.len().min(8) as u64;
+        let back = 1 + self.rng.below(recent.max(1)) as usize;
+        let event = model.view.get(model.view.len().checked_sub(back)?)?;
+        Some(ModelCause::Event { id: event.id, tag: tag_of(event) })
+    }
+
+    /// Kind and payload filler of an item: random, or money movements in
+    /// gated runs (the amount follows the payload's tag).
+    fn kind_and_filler(&mut self) -> (String, Vec<u8>) {
+        let filler_len = self.rng.below(u64::from(self.spec.payload_max) - PAYLOAD_TAG_LEN as u64 + 1) as usize;
+        let mut filler = vec![0u8; filler_len.max(8)];
+        self.rng.fill(&mut filler);
+        if !self.gated {
+            filler.truncate(filler_len);
+            return (KINDS[self.rng.below(4) as usize].to_owned(), filler);
+        }
+        let amount = self.rng.between(1, 100) as i64;
+        filler[..8].copy_from_slice(&amount.to_le_bytes());
+        let kind = if self.rng.chance(self.spec.explode_rate) {
+            "explode"
+        } else if self.rng.chance(0.5) {
+            "deposited"
+        } else {
+            "withdrawn"
+        };
+        (kind.to_owned(), filler)
+    }
+
+    fn write(&mut self, model: &mut Model, store_id: u64, len: usize) -> u64 {
         let uid = model.new_uid();
         let mut items = Vec::with_capacity(len);
         let mut bumps: Vec<(String, u64)> = Vec::new();
@@ -88,15 +144,15 @@ impl Workload {
                 }
             });
             bumps.push((entity.clone(), 1));
-            let filler_len = self.rng.below(u64::from(self.spec.payload_max) - PAYLOAD_TAG_LEN as u64 + 1) as usize;
-            let mut filler = vec![0u8; filler_len];
-            self.rng.fill(&mut filler);
+            let (kind, filler) = self.kind_and_filler();
+            let cause = self.cause(model, store_id, i);
             items.push(ModelItem {
                 entity,
                 scope: SCOPES[self.rng.below(2) as usize].to_owned(),
-                kind: KINDS[self.rng.below(4) as usize].to_owned(),
+                kind,
                 payload: payload(uid, i as u32, &filler),
                 expected_version,
+                cause,
             });
         }
         let key = self.rng.chance(self.spec.idempotency_rate).then(|| format!("key-{uid}"));

@@ -35,6 +35,7 @@ fn fixture() -> Fixture {
                 kind: "k".into(),
                 payload: payload(uid, i as u32, b"filler"),
                 expected_version: None,
+                cause: None,
             })
             .collect();
         let batch = ModelBatch { uid, items, key: None, fate: Fate::InFlight, maybe_written: false };

@@ -20,15 +20,22 @@ pub enum Canary {
     /// A shred is acknowledged before the keyset without the key is
     /// published (which happens with some later commit).
     ShredAckBeforeKeyset,
+    /// Gates are checked against the committed state only, blind to what
+    /// the same commit accepted before (a stale snapshot).
+    StaleGateSnapshot,
+    /// A named cause is recorded as another event.
+    MisresolvedCause,
 }
 
 impl Canary {
-    pub const ALL: [Canary; 5] = [
+    pub const ALL: [Canary; 7] = [
         Canary::AckBeforeFsync,
         Canary::WriteBehindFailedSync,
         Canary::KeepUncommittedGroup,
         Canary::KeysetAfterFrames,
         Canary::ShredAckBeforeKeyset,
+        Canary::StaleGateSnapshot,
+        Canary::MisresolvedCause,
     ];
 
     pub fn name(self) -> &'static str {
@@ -39,6 +46,8 @@ impl Canary {
             Canary::KeepUncommittedGroup => "keep_uncommitted_group",
             Canary::KeysetAfterFrames => "keyset_after_frames",
             Canary::ShredAckBeforeKeyset => "shred_ack_before_keyset",
+            Canary::StaleGateSnapshot => "stale_gate_snapshot",
+            Canary::MisresolvedCause => "misresolved_cause",
         }
     }
 

@@ -11,6 +11,7 @@ use crate::disk::Disk;
 use crate::env::{Clock, Entropy, Env};
 use crate::error::{AppendError, Corruption, IoError, OpenError, ShredError};
 use crate::fence::KeyFence;
+use crate::gate::Gates;
 use crate::journal::record::{
     encode_begin, encode_commit, encode_event, encode_idempotency, encode_shred, Begin, Commit, IdempotencyRecord,
     ShredRecord,
@@ -21,7 +22,7 @@ use crate::keyset::{publish_keyset, read_keyset, KeyEntry, Keyset, KEYS_NAME};
 use crate::limits::{GROUP_REQUESTS_MAX, SEGMENT_SIZE_DEFAULT, SEGMENT_SIZE_MIN};
 use crate::meta::{read_meta, write_meta, Meta, FLAG_ENCRYPTED, FLAG_SEALED};
 use crate::model::{Batch, Payload, Receipt, ShredReceipt};
-use crate::plan::{plan, receipts, PlannedGroup, Sealer, Slot};
+use crate::plan::{plan, receipts, Context, PlannedGroup, Sealer, Slot};
 use crate::reader::Reader;
 use crate::state::{IdempotencyEntry, State};
 
@@ -37,6 +38,8 @@ pub struct Options {
     pub salvage: bool,
     /// Per-entity payload encryption, chosen when the store is created.
     pub encryption: Encryption,
+    /// Caller-defined checks run at commit time.
+    pub gates: Gates,
     /// A planted bug to switch on (simulator canaries only).
     #[cfg(feature = "canaries")]
     pub canary: crate::canary::Canary,
@@ -49,6 +52,7 @@ impl Default for Options {
             segment_size: SEGMENT_SIZE_DEFAULT,
             salvage: false,
             encryption: Encryption::Off,
+            gates: Gates::default(),
             #[cfg(feature = "canaries")]
             canary: crate::canary::Canary::None,
         }
@@ -101,6 +105,7 @@ pub struct Core<E: Env> {
     state: Arc<RwLock<State>>,
     /// Key management; `None` for a plaintext store.
     fence: Option<KeyFence>,
+    gates: Gates,
     #[cfg(feature = "canaries")]
     canary: crate::canary::Canary,
     _lock: <E::Disk as Disk>::Lock,
@@ -198,6 +203,7 @@ impl<E: Env> Core<E> {
             journal,
             state: Arc::new(RwLock::new(recovered.state)),
             fence,
+            gates: options.gates.clone(),
             #[cfg(feature = "canaries")]
             canary: options.canary,
             _lock: lock,
@@ -233,15 +239,24 @@ impl<E: Env> Core<E> {
         let now_ns = self.env.clock().wall_ns();
         let shared = self.state.clone();
         let state = shared.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        #[cfg(feature = "canaries")]
+        let (stale_gates, misresolve_causes) = (
+            self.canary == crate::canary::Canary::StaleGateSnapshot,
+            self.canary == crate::canary::Canary::MisresolvedCause,
+        );
+        #[cfg(not(feature = "canaries"))]
+        let (stale_gates, misresolve_causes) = (false, false);
+        let gates = &self.gates;
         let plan = match self.fence.as_mut() {
-            None => plan(&state, batches, now_ns, None),
+            None => plan(&state, batches, &mut Context { now_ns, sealer: None, gates, stale_gates, misresolve_causes }),
             Some(fence) => {
                 fence.mint_for(&state, batches, self.env.entropy());
                 let fence = &*fence;
                 let key_of = |entity: &str| fence.key_of(&state, entity);
                 let entropy = self.env.entropy();
                 let mut nonce = || random_nonce(entropy);
-                plan(&state, batches, now_ns, Some(&mut Sealer { key_of: &key_of, nonce: &mut nonce }))
+                let sealer = Some(&mut Sealer { key_of: &key_of, nonce: &mut nonce });
+                plan(&state, batches, &mut Context { now_ns, sealer, gates, stale_gates, misresolve_causes })
             }
         };
         drop(state);

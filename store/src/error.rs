@@ -104,6 +104,13 @@ pub enum AppendError {
     VersionConflict { item: usize, entity: String, expected: u64, actual: u64 },
     #[error("idempotency key {key:?} was used before for a different batch")]
     IdempotencyConflict { key: String },
+    /// A gate denied an item; nothing of the batch was written.
+    #[error("gate {gate:?} denied item {item}: {reason}")]
+    Denied { gate: String, item: usize, reason: String },
+    /// A gate panicked on an item; nothing of the batch was written and
+    /// the writer carries on.
+    #[error("gate {gate:?} failed on item {item}: {message}")]
+    GateFailed { gate: String, item: usize, message: String },
     /// Nothing of the batch reached the disk; retrying is safe.
     #[error("not committed: {0}")]
     Unavailable(IoError),

@@ -15,6 +15,8 @@ pub mod disk;
 pub mod env;
 pub mod error;
 mod fence;
+pub mod gate;
+pub mod graph;
 mod hash;
 pub mod journal;
 pub mod keyset;
@@ -33,6 +35,8 @@ pub use crate::env::{Clock, Entropy, Env, OsEntropy, RealEnv, SystemClock};
 pub use crate::error::{
     AppendError, CloseError, Corruption, Error, InvalidInput, IoError, OpenError, ReadError, ShredError,
 };
+pub use crate::gate::{Gate, GateEvent, GateView, Gates, Proposed, Verdict};
+pub use crate::graph::{Walk, WalkEnd};
 pub use crate::journal::recover::RecoveryReport;
 pub use crate::model::{Batch, Cause, Coordinate, Event, EventId, NewEvent, Payload, Receipt, Region, ShredReceipt};
 pub use crate::reader::Reader;

@@ -9,9 +9,10 @@ use std::collections::BTreeMap;
 
 use crate::crypto::{event_aad, seal, Key, NONCE_LEN};
 use crate::error::{AppendError, InvalidInput};
+use crate::gate::{GateView, Gates, Pending, Proposed};
 use crate::hash::chain_hash;
 use crate::journal::record::EventRecord;
-use crate::model::{Batch, Cause, EventId, Receipt};
+use crate::model::{Batch, Cause, EventId, NewEvent, Receipt};
 use crate::state::State;
 
 /// One request's fate, decided before writing.
@@ -90,9 +91,10 @@ pub fn receipts(state: &State, first: u64, count: u32) -> Vec<Receipt> {
         .collect()
 }
 
-pub fn plan<'b>(state: &State, batches: &'b [Batch], now_ns: u64, mut sealer: Option<&mut Sealer<'_>>) -> Plan<'b> {
+pub fn plan<'b>(state: &State, batches: &'b [Batch], ctx: &mut Context<'_, '_>) -> Plan<'b> {
     let mut plan = Plan { slots: Vec::with_capacity(batches.len()), groups: Vec::new() };
     let mut overlay: Overlay<'b> = BTreeMap::new();
+    let mut accepted: Accepted<'b> = BTreeMap::new();
     let mut keys: BTreeMap<&'b str, ([u8; 16], usize)> = BTreeMap::new();
     let mut next_global = state.last_global() + 1;
     for (index, batch) in batches.iter().enumerate() {
@@ -119,7 +121,7 @@ pub fn plan<'b>(state: &State, batches: &'b [Batch], now_ns: u64, mut sealer: Op
                 continue;
             }
         }
-        match plan_group(state, &overlay, batch, next_global, now_ns, sealer.as_deref_mut()) {
+        match plan_group(state, &overlay, &mut accepted, batch, next_global, ctx) {
             Ok((records, touched)) => {
                 next_global += records.len() as u64;
                 if index + 1 < batches.len() {
@@ -138,16 +140,79 @@ pub fn plan<'b>(state: &State, batches: &'b [Batch], now_ns: u64, mut sealer: Op
 }
 
 /// The records of one batch, and the entity versions it leaves behind.
+/// What planning needs besides the state and the batches.
+pub struct Context<'c, 's> {
+    pub now_ns: u64,
+    pub sealer: Option<&'c mut Sealer<'s>>,
+    pub gates: &'c Gates,
+    /// Planted bug: gates see only the committed state.
+    pub stale_gates: bool,
+    /// Planted bug: a named cause is recorded as another event.
+    pub misresolve_causes: bool,
+}
+
+/// Entity events accepted so far in this commit, as gates see them.
+type Accepted<'b> = BTreeMap<&'b str, Vec<Pending<'b>>>;
+
+/// The stored causation of item `i` and the correlation it inherits.
+fn resolve_cause(
+    state: &State,
+    item: &NewEvent,
+    i: usize,
+    first_global: u64,
+    records: &[EventRecord<'_>],
+    misresolve: bool,
+) -> Result<(Option<u64>, Option<u128>), AppendError> {
+    match item.cause {
+        None => Ok((None, None)),
+        Some(Cause::Item(j)) => Ok((Some(first_global + j as u64), Some(records[j].correlation))),
+        Some(Cause::Event(id)) => {
+            let stored = (id.store_id() == state.store_id()).then(|| state.stored(id.global_seq())).flatten();
+            let Some(stored) = stored else {
+                return Err(AppendError::Invalid { item: Some(i), error: InvalidInput::UnknownCause { cause: id } });
+            };
+            let global = if misresolve { id.global_seq() % state.last_global() + 1 } else { id.global_seq() };
+            Ok((Some(global), Some(stored.correlation)))
+        }
+    }
+}
+
+/// Runs the gates on item `i`; on a denial or a panic, the batch's error.
+fn run_gates(
+    ctx: &Context<'_, '_>,
+    state: &State,
+    accepted: &Accepted<'_>,
+    proposed: &Proposed<'_>,
+) -> Result<(), AppendError> {
+    if ctx.gates.is_empty() {
+        return Ok(());
+    }
+    let stale = BTreeMap::new();
+    let view = GateView { state, pending: if ctx.stale_gates { &stale } else { accepted } };
+    match ctx.gates.check(proposed, &view) {
+        None => Ok(()),
+        Some((gate, Ok(reason))) => Err(AppendError::Denied { gate, item: proposed.index, reason }),
+        Some((gate, Err(message))) => Err(AppendError::GateFailed { gate, item: proposed.index, message }),
+    }
+}
+
 fn plan_group<'b>(
     state: &State,
     overlay: &Overlay<'b>,
+    accepted: &mut Accepted<'b>,
     batch: &'b Batch,
     first_global: u64,
-    now_ns: u64,
-    mut sealer: Option<&mut Sealer<'_>>,
+    ctx: &mut Context<'_, '_>,
 ) -> Result<(Vec<EventRecord<'b>>, Overlay<'b>), AppendError> {
     let mut local: Overlay<'b> = BTreeMap::new();
     let mut records: Vec<EventRecord<'b>> = Vec::with_capacity(batch.items.len());
+    let undo = |accepted: &mut Accepted<'b>, records: &[EventRecord<'b>]| {
+        for record in records.iter().rev() {
+            if let Some(list) = accepted.get_mut(record.entity) {
+                list.pop();
+            }
+        }
+    };
     for (i, item) in batch.items.iter().enumerate() {
         let entity = item.coordinate.entity();
         let (version, head) = local
@@ -155,29 +220,22 @@ fn plan_group<'b>(
             .or_else(|| overlay.get(entity))
             .copied()
             .unwrap_or_else(|| state.version_and_head(entity));
-        if let Some(expected) = item.expected_version {
-            if expected != version {
-                return Err(AppendError::VersionConflict {
-                    item: i,
-                    entity: entity.to_owned(),
-                    expected,
-                    actual: version,
-                });
-            }
-        }
         let global_seq = first_global + i as u64;
-        let (causation, cause_correlation) = match item.cause {
-            None => (None, None),
-            Some(Cause::Item(j)) => (Some(first_global + j as u64), Some(records[j].correlation)),
-            Some(Cause::Event(id)) => {
-                let stored = (id.store_id() == state.store_id()).then(|| state.stored(id.global_seq())).flatten();
-                let Some(stored) = stored else {
-                    return Err(AppendError::Invalid {
-                        item: Some(i),
-                        error: InvalidInput::UnknownCause { cause: id },
-                    });
-                };
-                (Some(id.global_seq()), Some(stored.correlation))
+        let checked = match item.expected_version {
+            Some(expected) if expected != version => {
+                Err(AppendError::VersionConflict { item: i, entity: entity.to_owned(), expected, actual: version })
+            }
+            _ => resolve_cause(state, item, i, first_global, &records, ctx.misresolve_causes).and_then(|cause| {
+                let proposed =
+                    Proposed { item, index: i, global_seq, entity_seq: version + 1, earlier: &batch.items[..i] };
+                run_gates(ctx, state, accepted, &proposed).map(|()| cause)
+            }),
+        };
+        let (causation, cause_correlation) = match checked {
+            Ok(cause) => cause,
+            Err(e) => {
+                undo(accepted, &records);
+                return Err(e);
             }
         };
         let correlation = item
@@ -188,7 +246,7 @@ fn plan_group<'b>(
         let mut record = EventRecord {
             global_seq,
             entity_seq: version + 1,
-            timestamp_ns: now_ns,
+            timestamp_ns: ctx.now_ns,
             causation,
             correlation,
             kind: &item.kind,
@@ -198,7 +256,7 @@ fn plan_group<'b>(
             hash: [0; 32],
             payload: std::borrow::Cow::Borrowed(&item.payload),
         };
-        if let Some(sealer) = sealer.as_deref_mut() {
+        if let Some(sealer) = ctx.sealer.as_deref_mut() {
             let Some((generation, key)) = (sealer.key_of)(entity) else {
                 unreachable!("keys are minted before planning")
             };
@@ -209,6 +267,12 @@ fn plan_group<'b>(
         }
         record.hash = chain_hash(&head, &record);
         local.insert(entity, (version + 1, record.hash));
+        accepted.entry(entity).or_default().push(Pending {
+            global_seq,
+            entity_seq: version + 1,
+            kind: &item.kind,
+            payload: &item.payload,
+        });
         records.push(record);
     }
     Ok((records, local))

@@ -3,6 +3,7 @@
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 
 use crate::error::{InvalidInput, ReadError};
+use crate::graph::Walk;
 use crate::limits::READ_LIMIT_MAX;
 use crate::model::{Event, EventId, Region};
 use crate::state::State;
@@ -40,6 +41,23 @@ impl Reader {
             return Err(InvalidInput::ReadLimit { limit, max: READ_LIMIT_MAX }.into());
         }
         self.state().read_from(from, limit)
+    }
+
+    /// The causes of `id` up to its root (its direct cause first), at most
+    /// `limit` of them; `None` if `id` is not an event of this store.
+    pub fn causes(&self, id: EventId, limit: usize) -> Result<Option<Walk>, ReadError> {
+        self.state().causes(id, limit)
+    }
+
+    /// The effects of `id`, breadth first, to at most `depth_max` hops and
+    /// `count_max` events; `None` if `id` is not an event of this store.
+    pub fn effects(&self, id: EventId, depth_max: u32, count_max: usize) -> Result<Option<Walk>, ReadError> {
+        self.state().effects(id, depth_max, count_max)
+    }
+
+    /// The events of a correlation, in commit order, at most `limit`.
+    pub fn correlated(&self, correlation: EventId, limit: usize) -> Result<Vec<Event>, ReadError> {
+        self.state().correlated(correlation, limit)
     }
 
     /// The entity's version: how many events it has.

@@ -13,6 +13,7 @@ use crossbeam_channel::{Receiver, Sender};
 use crate::core::{Core, Options};
 use crate::env::{Env, RealEnv};
 use crate::error::{AppendError, CloseError, OpenError, ReadError, ShredError};
+use crate::graph::Walk;
 use crate::journal::recover::RecoveryReport;
 use crate::limits::GROUP_REQUESTS_MAX;
 use crate::model::{Batch, Event, EventId, NewEvent, Receipt, Region, ShredReceipt};
@@ -94,6 +95,21 @@ impl<E: Env> Store<E> {
 
     pub fn read_from(&self, from: u64, limit: usize) -> Result<Vec<Event>, ReadError> {
         self.reader.read_from(from, limit)
+    }
+
+    /// The causes of `id` up to its root; see [`Reader::causes`].
+    pub fn causes(&self, id: EventId, limit: usize) -> Result<Option<Walk>, ReadError> {
+        self.reader.causes(id, limit)
+    }
+
+    /// The effects of `id`, breadth first; see [`Reader::effects`].
+    pub fn effects(&self, id: EventId, depth_max: u32, count_max: usize) -> Result<Option<Walk>, ReadError> {
+        self.reader.effects(id, depth_max, count_max)
+    }
+
+    /// The events of a correlation, in commit order.
+    pub fn correlated(&self, correlation: EventId, limit: usize) -> Result<Vec<Event>, ReadError> {
+        self.reader.correlated(correlation, limit)
     }
 
     pub fn version(&self, entity: &str) -> u64 {

@@ -59,6 +59,10 @@ pub struct State {
     idempotency: BTreeMap<Box<str>, IdempotencyEntry>,
     /// The durable keyset as readers use it; `None` for a plaintext store.
     keyset: Option<Keyset>,
+    /// Effects of each event (by global sequence − 1), in commit order.
+    effects: Vec<Vec<u64>>,
+    /// Events whose correlation is another event's id, by correlation.
+    correlations: BTreeMap<u128, Vec<u64>>,
 }
 
 impl State {
@@ -71,6 +75,8 @@ impl State {
             recent: [None, None],
             idempotency: BTreeMap::new(),
             keyset: None,
+            effects: Vec::new(),
+            correlations: BTreeMap::new(),
         }
     }
 
@@ -99,6 +105,14 @@ impl State {
     pub fn stored(&self, global: u64) -> Option<&StoredEvent> {
         let index = usize::try_from(global.checked_sub(1)?).ok()?;
         self.events.get(index)
+    }
+
+    pub fn effects_of(&self, global: u64) -> &[u64] {
+        global.checked_sub(1).and_then(|i| self.effects.get(i as usize)).map_or(&[], Vec::as_slice)
+    }
+
+    pub fn correlation_followers(&self, correlation: u128) -> &[u64] {
+        self.correlations.get(&correlation).map_or(&[], Vec::as_slice)
     }
 
     pub fn idempotency(&self, key: &str) -> Option<&IdempotencyEntry> {
@@ -191,6 +205,16 @@ impl State {
         state.version = record.entity_seq;
         state.head = record.hash;
         state.events.push(record.global_seq);
+        self.effects.push(Vec::new());
+        if let Some(cause) = record.causation {
+            let Some(effects) = self.effects.get_mut(cause as usize - 1) else {
+                unreachable!("checked: causes point at committed events")
+            };
+            effects.push(record.global_seq);
+        }
+        if record.correlation != EventId::new(self.store_id, record.global_seq).0 {
+            self.correlations.entry(record.correlation).or_default().push(record.global_seq);
+        }
         self.events.push(StoredEvent {
             entity,
             scope,

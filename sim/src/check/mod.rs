@@ -7,9 +7,10 @@
 //! (`Phase::Recovery`). Only when every checker passes does the model absorb
 //! the events. Client reads are checked against the model's view in
 //! `reads.rs`. P10 (liveness) and P11 (no panic) are watched by the runner
-//! itself. P6 and P7 plug in here as their features land.
+//! itself.
 
 mod atomicity;
+mod causality;
 mod durability;
 mod equivalence;
 mod integrity;
@@ -126,6 +127,8 @@ pub fn checkers() -> Vec<Box<dyn Checker>> {
         Box::new(durability::Prefix),
         Box::new(keys::KeyBeforeCiphertext),
         Box::new(keys::ShredIsForever),
+        Box::new(causality::CausalClosure),
+        Box::new(causality::GatesHold),
     ]
 }
 

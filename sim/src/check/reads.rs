@@ -2,7 +2,7 @@
 //! the model's view (the validated visible state) says, and a cursor never
 //! skips an event.
 
-use shale_store::{Event, EventId, ReadError, Region};
+use shale_store::{Event, EventId, ReadError, Region, Walk, WalkEnd};
 
 use crate::model::Model;
 
@@ -59,6 +59,73 @@ pub fn check_read_from(model: &Model, from: u64, limit: usize, got: &[Event]) ->
             expected.len(),
             expected.first().map(|e| e.global_seq)
         ));
+    }
+    Ok(())
+}
+
+/// The reference walk up from `id`: each event's cause in turn.
+fn causes_in_view(model: &Model, id: EventId, limit: usize) -> (Vec<u64>, WalkEnd) {
+    let mut out = Vec::new();
+    let mut at = model.view.get(id.global_seq().wrapping_sub(1) as usize);
+    while let Some(cause) = at.and_then(|e| e.causation) {
+        if out.len() == limit {
+            return (out, WalkEnd::Limit);
+        }
+        out.push(cause.global_seq());
+        at = model.view.get(cause.global_seq().wrapping_sub(1) as usize);
+    }
+    (out, WalkEnd::Root)
+}
+
+/// The reference walk down from `id`, breadth first, found by scanning.
+fn effects_in_view(model: &Model, id: EventId, depth_max: u32, count_max: usize) -> (Vec<u64>, WalkEnd) {
+    let mut out = Vec::new();
+    let mut end = WalkEnd::Leaves;
+    let mut frontier = std::collections::VecDeque::from([(id.global_seq(), 0u32)]);
+    while let Some((at, depth)) = frontier.pop_front() {
+        let effects: Vec<u64> = model
+            .view
+            .iter()
+            .filter(|e| e.causation.map(|c| c.global_seq()) == Some(at))
+            .map(|e| e.global_seq)
+            .collect();
+        if effects.is_empty() {
+            continue;
+        }
+        if depth == depth_max {
+            end = WalkEnd::Limit;
+            continue;
+        }
+        for effect in effects {
+            if out.len() == count_max {
+                return (out, WalkEnd::Limit);
+            }
+            out.push(effect);
+            frontier.push_back((effect, depth + 1));
+        }
+    }
+    (out, end)
+}
+
+pub const WALK_DEPTH_MAX: u32 = 6;
+pub const WALK_COUNT_MAX: usize = 40;
+
+pub fn check_causes(model: &Model, id: EventId, got: Result<Option<Walk>, ReadError>) -> Result<(), String> {
+    let walk = got.map_err(|e| format!("causes({id}) failed: {e}"))?.ok_or(format!("causes({id}): no such event"))?;
+    let found: Vec<u64> = walk.events.iter().map(|e| e.global_seq).collect();
+    let expected = causes_in_view(model, id, WALK_COUNT_MAX);
+    if (found.clone(), walk.end) != expected {
+        return Err(format!("causes({id}) walked {found:?} ({:?}); the model has {expected:?}", walk.end));
+    }
+    Ok(())
+}
+
+pub fn check_effects(model: &Model, id: EventId, got: Result<Option<Walk>, ReadError>) -> Result<(), String> {
+    let walk = got.map_err(|e| format!("effects({id}) failed: {e}"))?.ok_or(format!("effects({id}): no such event"))?;
+    let found: Vec<u64> = walk.events.iter().map(|e| e.global_seq).collect();
+    let expected = effects_in_view(model, id, WALK_DEPTH_MAX, WALK_COUNT_MAX);
+    if (found.clone(), walk.end) != expected {
+        return Err(format!("effects({id}) walked {found:?} ({:?}); the model has {expected:?}", walk.end));
     }
     Ok(())
 }
