@@ -1,0 +1,214 @@
+//! What the simulated clients do each turn, and how their answers are
+//! checked and recorded in the model.
+
+use super::*;
+
+impl Sim {
+    pub(super) fn client_acts(&mut self, c: u32) -> Result<(), Stop> {
+        let client = &self.clients[c as usize];
+        if client.waiting.is_some() {
+            return Ok(());
+        }
+        if self.core.is_none() {
+            // The store is down; come back later.
+            let at = self.time.now() + self.scenario.run.restart_delay_ns;
+            self.schedule(at, Event::Client(c));
+            return Ok(());
+        }
+        if let Some(uid) = client.retry {
+            self.clients[c as usize].retry = None;
+            self.model.set_fate(uid, Fate::InFlight);
+            self.note(format!("client {c} retries batch {uid}"));
+            self.send(c, uid);
+            return Ok(());
+        }
+        if client.ops_left == 0 {
+            return Ok(());
+        }
+        let Some(core) = &self.core else { unreachable!("checked above") };
+        let reader = core.reader();
+        let cursor = client.cursor;
+        self.clients[c as usize].ops_left -= 1;
+        let op = self.workload.next(&mut self.model, reader.store_id(), cursor);
+        let checked = match op {
+            Op::Write(uid) => {
+                let len = self.model.batch(uid).items.len();
+                self.note(format!("client {c} sends batch {uid} of {len}"));
+                self.send(c, uid);
+                return Ok(());
+            }
+            Op::Shred(entity) => {
+                self.note(format!("client {c} shreds {entity}"));
+                self.enqueue(c, Req::Shred(entity), None);
+                return Ok(());
+            }
+            Op::Causes(id) => {
+                self.note(format!("client {c} causes of {id}"));
+                reads::check_causes(&self.model, id, reader.causes(id, reads::WALK_COUNT_MAX))
+            }
+            Op::Effects(id) => {
+                self.note(format!("client {c} effects of {id}"));
+                reads::check_effects(&self.model, id, reader.effects(id, reads::WALK_DEPTH_MAX, reads::WALK_COUNT_MAX))
+            }
+            Op::Get(id) => {
+                self.note(format!("client {c} get {id}"));
+                reads::check_get(&self.model, id, reader.get(id))
+            }
+            Op::Query(region) => {
+                self.note(format!("client {c} query {region:?}"));
+                match reader.query(&region) {
+                    Ok(got) => reads::check_query(&self.model, &region, &got),
+                    Err(e) => Err(format!("query failed: {e}")),
+                }
+            }
+            Op::ReadFrom { from, limit } => {
+                self.note(format!("client {c} read_from {from} limit {limit}"));
+                match reader.read_from(from, limit) {
+                    Ok(got) => {
+                        let checked = reads::check_read_from(&self.model, from, limit, &got);
+                        if let Some(last) = got.last() {
+                            self.clients[c as usize].cursor = last.global_seq + 1;
+                        }
+                        checked
+                    }
+                    Err(e) => Err(format!("read_from failed: {e}")),
+                }
+            }
+        };
+        checked.map_err(|m| self.violation(Promise::P9ModelEquivalence, m))?;
+        let at = self.time.now() + self.sched_rng.below(self.scenario.run.think_ns_max.max(1));
+        self.schedule(at, Event::Client(c));
+        Ok(())
+    }
+
+    pub(super) fn send(&mut self, c: u32, uid: u64) {
+        self.enqueue(c, Req::Batch(uid), Some(uid));
+    }
+
+    pub(super) fn enqueue(&mut self, c: u32, req: Req, uid: Option<u64>) {
+        let client = &mut self.clients[c as usize];
+        client.waiting = Some(uid.unwrap_or(0));
+        client.sent_at = self.time.now();
+        self.inbox.push_back((c, req));
+        if !self.writer_scheduled && self.core.is_some() {
+            self.writer_scheduled = true;
+            let at = self.time.now();
+            self.schedule(at, Event::Writer);
+        }
+    }
+
+    /// Whether `item` named `cause` and that cause is not (or no longer)
+    /// visible as the event the client meant: bogus from the start, or lost
+    /// with a crash on a lossy disk since the client saw it.
+    pub(super) fn cause_not_visible(
+        &self,
+        item: Option<&crate::model::ModelItem>,
+        cause: shale_store::EventId,
+    ) -> bool {
+        let Some(crate::model::ModelCause::Event { id, tag }) = item.and_then(|i| i.cause.as_ref()) else {
+            return false;
+        };
+        let now = self.model.view.get(cause.global_seq().wrapping_sub(1) as usize);
+        *id == cause && (tag.is_none() || now.is_none_or(|e| e.id != cause || crate::model::tag_of(e) != *tag))
+    }
+
+    /// Delivers one commit result to its client and records it in the model.
+    pub(super) fn answer(&mut self, c: u32, uid: u64, result: Result<Vec<Receipt>, AppendError>) -> Result<(), Stop> {
+        let batch = self.model.batch(uid).clone();
+        let has_key = batch.key.is_some();
+        let was_acked = matches!(batch.fate, Fate::Acked(_));
+        let retry = match &result {
+            Ok(receipts) => {
+                let globals: Vec<u64> = receipts.iter().map(|r| r.global_seq).collect();
+                let contiguous = globals.windows(2).all(|w| w[1] == w[0] + 1);
+                if globals.len() != batch.items.len() || !contiguous {
+                    return Err(
+                        self.violation(Promise::P9ModelEquivalence, format!("batch {uid}: receipts {globals:?}"))
+                    );
+                }
+                if let Fate::Acked(earlier) = &batch.fate {
+                    if *earlier != globals {
+                        return Err(self.violation(
+                            Promise::P9ModelEquivalence,
+                            format!("retry of batch {uid} got receipts {globals:?}, first ack was {earlier:?}"),
+                        ));
+                    }
+                }
+                self.note(format!("client {c} batch {uid} acked at {globals:?}"));
+                self.latencies.push(self.time.now() - self.clients[c as usize].sent_at);
+                self.model.set_fate(uid, Fate::Acked(globals));
+                false
+            }
+            Err(AppendError::VersionConflict { item, expected, actual, .. }) => {
+                let sent = batch.items.get(*item).and_then(|i| i.expected_version);
+                if sent != Some(*expected) || expected == actual {
+                    return Err(
+                        self.violation(Promise::P9ModelEquivalence, format!("batch {uid}: bogus conflict {result:?}"))
+                    );
+                }
+                self.note(format!("client {c} batch {uid} refused: version conflict"));
+                self.model.set_fate(uid, Fate::Refused);
+                false
+            }
+            Err(AppendError::Denied { gate, item, reason }) => {
+                self.note(format!("client {c} batch {uid} denied by {gate} at item {item}: {reason}"));
+                self.model.set_fate(uid, Fate::Refused);
+                false
+            }
+            Err(AppendError::GateFailed { gate, item, .. })
+                if gate == EXPLODING_GATE && batch.items.get(*item).is_some_and(|i| i.kind == "explode") =>
+            {
+                self.note(format!("client {c} batch {uid} failed in gate {gate} (contained)"));
+                self.model.set_fate(uid, Fate::Refused);
+                false
+            }
+            Err(AppendError::Invalid { item: Some(item), error: InvalidInput::UnknownCause { cause } })
+                if self.cause_not_visible(batch.items.get(*item), *cause) =>
+            {
+                self.note(format!("client {c} batch {uid} refused: cause {cause} is not visible"));
+                self.model.set_fate(uid, Fate::Refused);
+                false
+            }
+            Err(AppendError::Unavailable(e)) => {
+                self.note(format!("client {c} batch {uid} unavailable: {e}"));
+                if !was_acked {
+                    self.model.set_fate(uid, Fate::Refused);
+                }
+                has_key
+            }
+            Err(AppendError::OutcomeUnknown(e)) => {
+                self.note(format!("client {c} batch {uid} outcome unknown: {e}"));
+                if !was_acked {
+                    self.model.set_fate(uid, Fate::Maybe);
+                }
+                has_key
+            }
+            Err(other) => {
+                return Err(
+                    self.violation(Promise::P9ModelEquivalence, format!("batch {uid}: unexpected error {other}"))
+                );
+            }
+        };
+        let client = &mut self.clients[c as usize];
+        client.waiting = None;
+        if retry && self.workload.retries() {
+            self.clients[c as usize].retry = Some(uid);
+        }
+        let at = self.time.now() + self.sched_rng.below(self.scenario.run.think_ns_max.max(1));
+        self.schedule(at, Event::Client(c));
+        Ok(())
+    }
+
+    /// A client whose request died with the process.
+    pub(super) fn unanswered(&mut self, c: u32, uid: u64) {
+        let has_key = self.model.batch(uid).key.is_some();
+        self.clients[c as usize].waiting = None;
+        if has_key && self.workload.retries() {
+            self.clients[c as usize].retry = Some(uid);
+        }
+        let at = self.time.now()
+            + self.scenario.run.restart_delay_ns
+            + self.sched_rng.below(self.scenario.run.think_ns_max.max(1));
+        self.schedule(at, Event::Client(c));
+    }
+}

@@ -1,0 +1,348 @@
+//! One simulation run: a discrete-event scheduler in simulated time drives
+//! the store's single-threaded core (the same core the production writer
+//! thread runs) against the simulated disk, with simulated clients,
+//! crashes and restarts, and checks every promise after every step.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use shale_store::canary::Canary;
+use shale_store::keyset::Keyset;
+use shale_store::{
+    AppendError, Core, Encryption, Gates, InvalidInput, MasterKey, OpenError, Options, ReadError, Receipt, ShredError,
+};
+
+use crate::check::{check_all, checkers, reads, Checker, Durable, Phase, Promise, Snapshot, Violation};
+use crate::disk::{FaultStats, Planned, SimDisk, SimTime};
+use crate::env::{SimClock, SimEntropy, SimEnv};
+use crate::gates::{simulator_gates, EXPLODING_GATE};
+use crate::model::{Fate, Model};
+use crate::rng::SimRng;
+use crate::scenario::{Scenario, ScheduledFault};
+use crate::trace::Trace;
+use crate::workload::{Op, Workload};
+
+mod client;
+mod observe;
+mod recovery;
+mod writer;
+
+/// Where the store lives on the simulated disk.
+pub const STORE_DIR: &str = "/store";
+/// Most events read per call while observing the store.
+const OBSERVE_CHUNK: usize = 10_000;
+/// Failed opens in a row after which the faults stop (a disk that keeps
+/// failing every open would otherwise never let the run end).
+const FAILED_OPENS_MAX: u32 = 20;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Outcome {
+    Pass,
+    Violation { violation: Violation, step: u64 },
+    Panic { message: String, step: u64 },
+}
+
+impl Outcome {
+    pub fn passed(&self) -> bool {
+        matches!(self, Outcome::Pass)
+    }
+
+    /// The process exit code for this outcome.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Outcome::Pass => 0,
+            Outcome::Violation { violation, .. } if violation.promise == Promise::P10Liveness => 11,
+            Outcome::Violation { .. } => 10,
+            Outcome::Panic { .. } => 12,
+        }
+    }
+}
+
+/// What a run did and found.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunReport {
+    pub scenario: String,
+    pub seed: u64,
+    pub outcome: Outcome,
+    pub trace_hash: String,
+    pub steps: u64,
+    pub sim_ns: u64,
+    pub crashes: u64,
+    pub recoveries: u64,
+    pub acked_batches: u64,
+    pub events_at_end: u64,
+    pub faults: FaultStats,
+    /// Simulated commit latency of every acknowledged request, ns.
+    #[serde(skip)]
+    pub commit_latencies_ns: Vec<u64>,
+    #[serde(skip)]
+    pub tail: Vec<String>,
+    #[serde(skip)]
+    pub trace: Option<Vec<String>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Event {
+    Client(u32),
+    Writer,
+    Restart,
+}
+
+#[derive(Default)]
+struct Client {
+    ops_left: u64,
+    waiting: Option<u64>,
+    retry: Option<u64>,
+    cursor: u64,
+    sent_at: u64,
+}
+
+struct Stop(Outcome);
+
+/// A request waiting for the writer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Req {
+    Batch(u64),
+    Shred(String),
+}
+
+pub struct Sim {
+    scenario: Scenario,
+    seed: u64,
+    time: SimTime,
+    disk: SimDisk,
+    core: Option<Core<SimEnv>>,
+    model: Model,
+    workload: Workload,
+    clients: Vec<Client>,
+    inbox: VecDeque<(u32, Req)>,
+    queue: BinaryHeap<Reverse<(u64, u64, u64, Event)>>,
+    sched_rng: SimRng,
+    fault_rng: SimRng,
+    queued: u64,
+    writer_scheduled: bool,
+    restart_scheduled: bool,
+    trace: Trace,
+    step: u64,
+    crashes: u64,
+    recoveries: u64,
+    salvage_next: bool,
+    failed_opens: u32,
+    faults_stopped_at: Option<u64>,
+    checkers: Vec<Box<dyn Checker>>,
+    latencies: Vec<u64>,
+    canary: Canary,
+    master_key: Option<MasterKey>,
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".into())
+}
+
+impl Sim {
+    pub fn new(scenario: &Scenario, seed: u64, keep_trace: bool) -> Self {
+        let scenario = scenario.derive(seed);
+        let time = SimTime::default();
+        let disk = SimDisk::new(seed, scenario.faults.disk.clone(), time.clone());
+        for fault in &scenario.faults.schedule {
+            disk.plan(match fault {
+                ScheduledFault::Crash { at_op } => Planned::CrashAtOp { op: *at_op },
+                ScheduledFault::FailFsync { file, nth } => Planned::FailSync { file: file.clone(), nth: *nth },
+                ScheduledFault::LieFsync { file, nth } => Planned::LieSync { file: file.clone(), nth: *nth },
+            });
+        }
+        let clients = scenario.run.clients as u64;
+        let per_client = scenario.run.operations / clients;
+        let extra = scenario.run.operations % clients;
+        let clients = (0..clients)
+            .map(|c| Client { ops_left: per_client + u64::from(c < extra), cursor: 1, ..Client::default() })
+            .collect();
+        let canary = scenario.canary.as_deref().and_then(Canary::from_name).unwrap_or_default();
+        let gated = scenario.run.gates;
+        let master_key = scenario.run.master_key.then(|| {
+            let mut key = [0u8; 32];
+            SimRng::stream(seed, "master-key").fill(&mut key);
+            MasterKey::from_bytes(key)
+        });
+        Self {
+            workload: Workload::new(scenario.workload.clone(), seed, scenario.run.gates),
+            scenario,
+            seed,
+            time,
+            disk,
+            core: None,
+            model: Model::new(gated),
+            clients,
+            inbox: VecDeque::new(),
+            queue: BinaryHeap::new(),
+            sched_rng: SimRng::stream(seed, "scheduler"),
+            fault_rng: SimRng::stream(seed, "crashes"),
+            queued: 0,
+            writer_scheduled: false,
+            restart_scheduled: false,
+            trace: Trace::new(keep_trace),
+            step: 0,
+            crashes: 0,
+            recoveries: 0,
+            salvage_next: false,
+            failed_opens: 0,
+            faults_stopped_at: None,
+            checkers: checkers(),
+            latencies: Vec::new(),
+            canary,
+            master_key,
+        }
+    }
+
+    /// The scenario as this seed runs it (swarm draws applied).
+    pub fn derived(&self) -> &Scenario {
+        &self.scenario
+    }
+
+    fn schedule(&mut self, at: u64, event: Event) {
+        self.queued += 1;
+        let tie = self.sched_rng.next_u64();
+        self.queue.push(Reverse((at, tie, self.queued, event)));
+    }
+
+    fn note(&mut self, what: String) {
+        let line = format!("{:>6} t={:>12} {what}", self.step, self.time.now());
+        self.trace.line(line);
+    }
+
+    fn violation(&self, promise: Promise, message: impl Into<String>) -> Stop {
+        Stop(Outcome::Violation { violation: Violation::new(promise, message), step: self.step })
+    }
+
+    fn options(&self) -> Options {
+        Options {
+            create_if_missing: true,
+            segment_size: self.scenario.run.segment_size,
+            salvage: self.salvage_next,
+            encryption: if self.scenario.run.encryption {
+                Encryption::PerEntity { master_key: self.master_key.clone() }
+            } else {
+                Encryption::Off
+            },
+            gates: if self.scenario.run.gates { simulator_gates() } else { Gates::default() },
+            canary: self.canary,
+        }
+    }
+
+    /// Runs to the end; the report says how it went.
+    pub fn run(mut self) -> RunReport {
+        let outcome = match self.drive() {
+            Ok(()) => Outcome::Pass,
+            Err(Stop(outcome)) => outcome,
+        };
+        if let Outcome::Violation { violation, .. } = &outcome {
+            let line = format!("VIOLATION {violation}");
+            self.note(line);
+        }
+        RunReport {
+            scenario: self.scenario.name.clone(),
+            seed: self.seed,
+            outcome,
+            trace_hash: self.trace.hash(),
+            steps: self.step,
+            sim_ns: self.time.now(),
+            crashes: self.crashes,
+            recoveries: self.recoveries,
+            acked_batches: self.model.acked().count() as u64,
+            events_at_end: self.model.view.len() as u64,
+            faults: self.disk.stats(),
+            commit_latencies_ns: std::mem::take(&mut self.latencies),
+            tail: self.trace.tail(),
+            trace: self.trace.take_full(),
+        }
+    }
+
+    fn drive(&mut self) -> Result<(), Stop> {
+        self.restart()?;
+        for c in 0..self.clients.len() as u32 {
+            let at = self.sched_rng.below(self.scenario.run.think_ns_max.max(1));
+            self.schedule(at, Event::Client(c));
+        }
+        loop {
+            while let Some(Reverse((at, _, _, event))) = self.queue.pop() {
+                self.time.set_at_least(at);
+                self.step += 1;
+                self.liveness_deadline()?;
+                match event {
+                    Event::Client(c) => self.client_acts(c)?,
+                    Event::Writer => self.writer_step()?,
+                    Event::Restart => {
+                        self.restart_scheduled = false;
+                        self.restart()?;
+                    }
+                }
+                if self.faults_stopped_at.is_none() && self.workload_done() {
+                    break;
+                }
+            }
+            if self.faults_stopped_at.is_some() {
+                return self.final_checks();
+            }
+            if !self.workload_done() {
+                return Err(self.violation(Promise::P10Liveness, "clients still waiting with nothing scheduled"));
+            }
+            self.stop_faults()?;
+        }
+    }
+
+    fn workload_done(&self) -> bool {
+        self.inbox.is_empty()
+            && self.clients.iter().all(|c| c.ops_left == 0 && c.waiting.is_none() && c.retry.is_none())
+    }
+
+    fn liveness_deadline(&self) -> Result<(), Stop> {
+        if let Some(stopped) = self.faults_stopped_at {
+            let waited = self.time.now() - stopped;
+            if waited > self.scenario.run.liveness_ns {
+                return Err(self.violation(
+                    Promise::P10Liveness,
+                    format!("faults stopped {waited} ns ago and the store has not recovered"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs `scenario` with `seed`.
+pub fn run(scenario: &Scenario, seed: u64) -> RunReport {
+    Sim::new(scenario, seed, false).run()
+}
+
+/// Runs `scenario` with `seed`, keeping the whole trace.
+pub fn run_traced(scenario: &Scenario, seed: u64) -> RunReport {
+    Sim::new(scenario, seed, true).run()
+}
+
+/// The directory of the store, for tools that inspect the disk image.
+pub fn store_dir() -> PathBuf {
+    PathBuf::from(STORE_DIR)
+}
+
+/// Counts by outcome, for summaries.
+pub fn tally<'a>(reports: impl Iterator<Item = &'a RunReport>) -> BTreeMap<&'static str, u64> {
+    let mut counts = BTreeMap::new();
+    for r in reports {
+        let key = match &r.outcome {
+            Outcome::Pass => "pass",
+            Outcome::Violation { violation, .. } if violation.promise == Promise::P10Liveness => "liveness",
+            Outcome::Violation { .. } => "violation",
+            Outcome::Panic { .. } => "panic",
+        };
+        *counts.entry(key).or_default() += 1;
+    }
+    counts
+}

@@ -1,0 +1,230 @@
+//! Crashes, restarts through the faulty disk, the checks after each
+//! recovery, and the end of a run (faults stop; P10).
+
+use super::*;
+
+impl Sim {
+    /// Faults stop: a failed write must not have poisoned the writer, and
+    /// after one more crash the store must reopen and accept writes.
+    pub(super) fn stop_faults(&mut self) -> Result<(), Stop> {
+        self.disk.set_faults(false);
+        self.faults_stopped_at = Some(self.time.now());
+        self.note("faults stop".into());
+        if self.core.is_some() {
+            self.probe("after faults stop")?;
+        }
+        self.crash(Vec::new());
+        Ok(())
+    }
+
+    pub(super) fn final_checks(&mut self) -> Result<(), Stop> {
+        if self.core.is_none() {
+            return Err(self.violation(Promise::P10Liveness, "the store never came back after the faults stopped"));
+        }
+        self.probe("after the final recovery")
+    }
+
+    /// Appends one batch with faults off: it must commit.
+    pub(super) fn probe(&mut self, when: &str) -> Result<(), Stop> {
+        let uid = self.model.new_uid();
+        let batch = crate::model::ModelBatch {
+            uid,
+            items: vec![crate::model::ModelItem {
+                entity: "probe".into(),
+                scope: "main".into(),
+                kind: "probe".into(),
+                payload: crate::model::payload(uid, 0, b"probe"),
+                expected_version: None,
+                cause: None,
+            }],
+            key: None,
+            fate: Fate::InFlight,
+            maybe_written: false,
+        };
+        let request = batch.to_batch();
+        self.model.add(batch);
+        let result = self.commit(&[request])?;
+        match result.into_iter().next() {
+            Some(Ok(receipts)) => {
+                self.model.set_fate(uid, Fate::Acked(receipts.iter().map(|r| r.global_seq).collect()));
+                self.note(format!("probe {when}: committed"));
+                self.observe_step(false)
+            }
+            Some(Err(e)) => Err(self.violation(Promise::P10Liveness, format!("probe append {when} failed: {e}"))),
+            None => Err(self.violation(Promise::P10Liveness, format!("probe append {when} got no answer"))),
+        }
+    }
+
+    /// The machine loses power: the core dies mid-whatever, the disk applies
+    /// its crash semantics, and a restart is scheduled.
+    pub(super) fn crash(&mut self, in_flight: Vec<(u32, u64)>) {
+        self.crashes += 1;
+        self.disk.power_off();
+        self.core = None;
+        self.writer_scheduled = false;
+        self.disk.crash();
+        self.note(format!("crash #{} (disk op {})", self.crashes, self.disk.ops()));
+        let mut dropped = Vec::new();
+        let queued: Vec<(u32, u64)> = self
+            .inbox
+            .drain(..)
+            .filter_map(|(c, r)| match r {
+                Req::Batch(uid) => Some((c, uid)),
+                Req::Shred(_) => {
+                    // Never handed to the store: the client moves on.
+                    dropped.push(c);
+                    None
+                }
+            })
+            .collect();
+        for (c, uid) in in_flight {
+            if !matches!(self.model.batch(uid).fate, Fate::Acked(_)) {
+                self.model.set_fate(uid, Fate::Maybe);
+            }
+            self.unanswered(c, uid);
+        }
+        for c in dropped {
+            self.clients[c as usize].waiting = None;
+            let at = self.time.now() + self.scenario.run.restart_delay_ns;
+            self.schedule(at, Event::Client(c));
+        }
+        for (c, uid) in queued {
+            // Never handed to the store: certainly not written.
+            if !matches!(self.model.batch(uid).fate, Fate::Acked(_)) {
+                self.model.set_fate(uid, Fate::Refused);
+            }
+            self.unanswered(c, uid);
+        }
+        self.model.reset_view();
+        for client in &mut self.clients {
+            client.cursor = 1;
+        }
+        if !self.restart_scheduled {
+            self.restart_scheduled = true;
+            let at = self.time.now() + self.scenario.run.restart_delay_ns;
+            self.schedule(at, Event::Restart);
+        }
+    }
+
+    pub(super) fn env(&self) -> SimEnv {
+        SimEnv {
+            disk: self.disk.clone(),
+            clock: SimClock::new(self.time.clone()),
+            entropy: SimEntropy::new(self.seed, &format!("entropy-{}", self.recoveries)),
+        }
+    }
+
+    /// Opens the store through the (still faulty) disk and checks what
+    /// recovery brought back.
+    pub(super) fn restart(&mut self) -> Result<(), Stop> {
+        let options = self.options();
+        let env = self.env();
+        self.recoveries += 1;
+        let opened = catch_unwind(AssertUnwindSafe(|| Core::open(env, Path::new(STORE_DIR), &options)));
+        let opened = match opened {
+            Ok(opened) => opened,
+            Err(panic) => return Err(Stop(Outcome::Panic { message: panic_message(&panic), step: self.step })),
+        };
+        if !self.disk.powered() {
+            drop(opened);
+            self.note("power lost during recovery".into());
+            self.crash(Vec::new());
+            return Ok(());
+        }
+        match opened {
+            Ok((core, report)) => {
+                self.note(format!(
+                    "recovered {} events, truncated {:?}, set aside {}",
+                    report.events,
+                    report.truncated.iter().map(|t| t.2).collect::<Vec<_>>(),
+                    report.set_aside.len()
+                ));
+                self.salvage_next = false;
+                self.failed_opens = 0;
+                let reader = core.reader();
+                self.core = Some(core);
+                self.check_recovery(&reader, &report)?;
+                for c in 0..self.clients.len() as u32 {
+                    if self.clients[c as usize].retry.is_some() {
+                        let at = self.time.now();
+                        self.schedule(at, Event::Client(c));
+                    }
+                }
+                if !self.inbox.is_empty() && !self.writer_scheduled {
+                    self.writer_scheduled = true;
+                    let at = self.time.now();
+                    self.schedule(at, Event::Writer);
+                }
+                Ok(())
+            }
+            Err(e) => self.open_failed(e),
+        }
+    }
+
+    pub(super) fn check_recovery(
+        &mut self,
+        reader: &shale_store::Reader,
+        report: &shale_store::RecoveryReport,
+    ) -> Result<(), Stop> {
+        self.model.reset_view();
+        let mut events = Vec::new();
+        loop {
+            let chunk =
+                reader.read_from(events.len() as u64 + 1, OBSERVE_CHUNK).map_err(|e| self.read_violation(&e))?;
+            if chunk.is_empty() {
+                break;
+            }
+            events.extend(chunk);
+        }
+        let lossy = self.disk.stats().any_lossy();
+        let search = self.scenario.run.encryption && self.model.shreds.iter().any(|(_, g)| g.is_some());
+        let durable = self.durable(reader.store_id(), search);
+        let snapshot =
+            Snapshot { phase: Phase::Recovery { report, lossy }, events: &events, reader, durable: &durable };
+        check_all(&self.checkers, &self.model, &snapshot)
+            .map_err(|v| Stop(Outcome::Violation { violation: v, step: self.step }))?;
+        self.learn_keys(&durable);
+        self.model.absorb(events);
+        self.model.settle_after_recovery();
+        Ok(())
+    }
+
+    pub(super) fn open_failed(&mut self, e: OpenError) -> Result<(), Stop> {
+        let lossy = self.disk.stats().any_lossy();
+        self.note(format!("open failed: {e}"));
+        self.failed_opens += 1;
+        let stuck = self.failed_opens >= FAILED_OPENS_MAX;
+        if stuck && self.faults_stopped_at.is_none() {
+            self.disk.set_faults(false);
+            self.faults_stopped_at = Some(self.time.now());
+            self.failed_opens = 0;
+            self.note("faults stop: the store failed to open too often".into());
+        }
+        match e {
+            OpenError::Io(_) if stuck && lossy && self.faults_stopped_at.is_some() => {
+                // Sticky damage (a latent sector error) outlives the faults:
+                // the store reports it as a typed I/O error, every time.
+                self.note("damage the store cannot read past persists; it is reported, and the run ends".into());
+                return Err(Stop(Outcome::Pass));
+            }
+            OpenError::Io(_) => {}
+            OpenError::Corrupt(_) if lossy => {
+                // Detected, as it must be; the operator opens in salvage mode.
+                self.salvage_next = true;
+            }
+            OpenError::Format { .. } | OpenError::Keyset(_) if lossy => {
+                self.note("detected damage the store cannot open past; run ends".into());
+                return Err(Stop(Outcome::Pass));
+            }
+            other => {
+                return Err(self.violation(Promise::P3AckedIsDurable, format!("the store refused to open: {other}")));
+            }
+        }
+        if !self.restart_scheduled {
+            self.restart_scheduled = true;
+            let at = self.time.now() + self.scenario.run.restart_delay_ns;
+            self.schedule(at, Event::Restart);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,112 @@
+//! Writer steps: group commits and shreds run on the store's core, with
+//! panics contained (P11) and crashes mid-step handled.
+
+use super::*;
+
+impl Sim {
+    /// Runs `Core::commit`, containing a panic (P11).
+    pub(super) fn commit(
+        &mut self,
+        batches: &[shale_store::Batch],
+    ) -> Result<Vec<Result<Vec<Receipt>, AppendError>>, Stop> {
+        let Some(core) = self.core.as_mut() else {
+            return Err(self.violation(Promise::P10Liveness, "commit with the store down"));
+        };
+        match catch_unwind(AssertUnwindSafe(|| core.commit(batches))) {
+            Ok(results) => Ok(results),
+            Err(panic) => Err(Stop(Outcome::Panic { message: panic_message(&panic), step: self.step })),
+        }
+    }
+
+    pub(super) fn writer_step(&mut self) -> Result<(), Stop> {
+        self.writer_scheduled = false;
+        if self.core.is_none() || self.inbox.is_empty() {
+            return Ok(());
+        }
+        if let Some((c, Req::Shred(entity))) = self.inbox.front().cloned() {
+            self.inbox.pop_front();
+            return self.shred_step(c, entity);
+        }
+        let take = self
+            .inbox
+            .iter()
+            .take(self.scenario.run.group_max as usize)
+            .take_while(|(_, r)| matches!(r, Req::Batch(_)))
+            .count();
+        let taken: Vec<(u32, u64)> = self
+            .inbox
+            .drain(..take)
+            .map(|(c, r)| match r {
+                Req::Batch(uid) => (c, uid),
+                Req::Shred(_) => unreachable!("taken only up to the first shred"),
+            })
+            .collect();
+        let batches: Vec<_> = taken.iter().map(|&(_, uid)| self.model.batch(uid).to_batch()).collect();
+        self.note(format!("writer commits {:?}", taken.iter().map(|t| t.1).collect::<Vec<_>>()));
+        let results = self.commit(&batches)?;
+        if !self.disk.powered() {
+            self.note("power lost during commit".into());
+            self.crash(taken);
+            return Ok(());
+        }
+        for ((c, uid), result) in taken.into_iter().zip(results) {
+            self.answer(c, uid, result)?;
+        }
+        self.observe_step(false)?;
+        self.after_step()
+    }
+
+    /// A possible crash between steps, and the next writer step.
+    pub(super) fn after_step(&mut self) -> Result<(), Stop> {
+        if self.fault_rng.chance(self.scenario.faults.crash_between_steps) && self.faults_stopped_at.is_none() {
+            self.note("crash between steps".into());
+            self.crash(Vec::new());
+            return Ok(());
+        }
+        if !self.inbox.is_empty() {
+            self.writer_scheduled = true;
+            let at = self.time.now();
+            self.schedule(at, Event::Writer);
+        }
+        Ok(())
+    }
+
+    /// Runs one shred and delivers its result.
+    pub(super) fn shred_step(&mut self, c: u32, entity: String) -> Result<(), Stop> {
+        self.note(format!("writer shreds {entity}"));
+        let Some(core) = self.core.as_mut() else { unreachable!("writer steps run with the store up") };
+        let result = match catch_unwind(AssertUnwindSafe(|| core.shred(&entity))) {
+            Ok(result) => result,
+            Err(panic) => return Err(Stop(Outcome::Panic { message: panic_message(&panic), step: self.step })),
+        };
+        if !self.disk.powered() {
+            self.note("power lost during shred".into());
+            self.model.shreds.push((entity, None));
+            self.clients[c as usize].waiting = None;
+            self.crash(Vec::new());
+            let at = self.time.now() + self.scenario.run.restart_delay_ns;
+            self.schedule(at, Event::Client(c));
+            return Ok(());
+        }
+        let searched = match result {
+            Ok(receipt) => {
+                self.note(format!("client {c} shred of {entity} acked at generation {}", receipt.generation));
+                if receipt.generation > 0 {
+                    self.model.shredded(&entity, receipt.generation);
+                }
+                true
+            }
+            Err(ShredError::OutcomeUnknown(e)) => {
+                self.note(format!("client {c} shred of {entity} outcome unknown: {e}"));
+                self.model.shreds.push((entity, None));
+                false
+            }
+            Err(other) => return Err(self.violation(Promise::P5ShredIsForever, format!("shred of {entity}: {other}"))),
+        };
+        self.clients[c as usize].waiting = None;
+        let at = self.time.now() + self.sched_rng.below(self.scenario.run.think_ns_max.max(1));
+        self.schedule(at, Event::Client(c));
+        self.observe_step(searched)?;
+        self.after_step()
+    }
+}
