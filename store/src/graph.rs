@@ -88,7 +88,7 @@ impl State {
                 walk.end = WalkEnd::Limit;
                 continue;
             }
-            for &effect in effects {
+            for effect in effects {
                 if walk.events.len() == count_max {
                     walk.end = WalkEnd::Limit;
                     return Ok(Some(walk));

@@ -11,19 +11,24 @@ fn update_str(h: &mut blake3::Hasher, s: &[u8]) {
     h.update(s);
 }
 
+/// Bytes of the fixed-size fields, hashed in one piece.
+const FIXED_LEN: usize = 32 + 8 + 8 + 8 + 9 + 16 + 4;
+
 /// The hash of `event` chained onto `prev`. Ignores `event.hash`.
 pub fn chain_hash(prev: &[u8; 32], event: &EventRecord<'_>) -> [u8; 32] {
+    let mut fixed = [0u8; FIXED_LEN];
+    fixed[..32].copy_from_slice(prev);
+    fixed[32..40].copy_from_slice(&event.global_seq.to_le_bytes());
+    fixed[40..48].copy_from_slice(&event.entity_seq.to_le_bytes());
+    fixed[48..56].copy_from_slice(&event.timestamp_ns.to_le_bytes());
+    if let Some(cause) = event.causation {
+        fixed[56] = 1;
+        fixed[57..65].copy_from_slice(&cause.to_le_bytes());
+    }
+    fixed[65..81].copy_from_slice(&event.correlation.to_le_bytes());
+    fixed[81..85].copy_from_slice(&event.key_gen.to_le_bytes());
     let mut h = blake3::Hasher::new();
-    h.update(prev);
-    h.update(&event.global_seq.to_le_bytes());
-    h.update(&event.entity_seq.to_le_bytes());
-    h.update(&event.timestamp_ns.to_le_bytes());
-    match event.causation {
-        Some(cause) => h.update(&[1]).update(&cause.to_le_bytes()),
-        None => h.update(&[0]),
-    };
-    h.update(&event.correlation.to_le_bytes());
-    h.update(&event.key_gen.to_le_bytes());
+    h.update(&fixed);
     update_str(&mut h, event.kind.as_bytes());
     update_str(&mut h, event.entity.as_bytes());
     update_str(&mut h, event.scope.as_bytes());

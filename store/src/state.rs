@@ -25,6 +25,10 @@ pub struct StoredEvent {
     pub key_gen: u32,
     pub payload: Payload,
     pub hash: [u8; 32],
+    /// The newest effect of this event (0: none).
+    pub first_effect: u64,
+    /// The next older effect of this event's cause (0: none).
+    pub next_effect: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -59,8 +63,6 @@ pub struct State {
     idempotency: BTreeMap<Box<str>, IdempotencyEntry>,
     /// The durable keyset as readers use it; `None` for a plaintext store.
     keyset: Option<Keyset>,
-    /// Effects of each event (by global sequence − 1), in commit order.
-    effects: Vec<Vec<u64>>,
     /// Events whose correlation is another event's id, by correlation.
     correlations: BTreeMap<u128, Vec<u64>>,
 }
@@ -75,7 +77,6 @@ impl State {
             recent: [None, None],
             idempotency: BTreeMap::new(),
             keyset: None,
-            effects: Vec::new(),
             correlations: BTreeMap::new(),
         }
     }
@@ -107,8 +108,16 @@ impl State {
         self.events.get(index)
     }
 
-    pub fn effects_of(&self, global: u64) -> &[u64] {
-        global.checked_sub(1).and_then(|i| self.effects.get(i as usize)).map_or(&[], Vec::as_slice)
+    /// The effects of the event at `global`, in commit order.
+    pub fn effects_of(&self, global: u64) -> Vec<u64> {
+        let mut effects = Vec::new();
+        let mut at = self.stored(global).map_or(0, |s| s.first_effect);
+        while let Some(effect) = self.stored(at) {
+            effects.push(at);
+            at = effect.next_effect;
+        }
+        effects.reverse();
+        effects
     }
 
     pub fn correlation_followers(&self, correlation: u128) -> &[u64] {
@@ -121,52 +130,6 @@ impl State {
 
     pub fn entities(&self) -> impl Iterator<Item = (&Arc<str>, &EntityState)> {
         self.entities.iter()
-    }
-
-    /// Checks that `records`, one group, follow on from this state: global
-    /// sequences contiguous, each entity's sequence contiguous. The error
-    /// says which rule broke.
-    pub fn check_group<'r, 'a: 'r>(
-        &self,
-        records: impl ExactSizeIterator<Item = &'r EventRecord<'a>>,
-    ) -> Result<(), String> {
-        // Small groups touch few entities, where a list beats a map.
-        let small = records.len() <= 16;
-        let mut list: Vec<(&str, u64)> = Vec::new();
-        let mut map: BTreeMap<&str, u64> = BTreeMap::new();
-        for (i, record) in records.enumerate() {
-            let expected_global = self.last_global() + 1 + i as u64;
-            if record.global_seq != expected_global {
-                return Err(format!("global sequence {} where {expected_global} was due", record.global_seq));
-            }
-            let version = if small {
-                let slot = match list.iter().position(|(e, _)| *e == record.entity) {
-                    Some(slot) => slot,
-                    None => {
-                        list.push((record.entity, self.version(record.entity)));
-                        list.len() - 1
-                    }
-                };
-                &mut list[slot].1
-            } else {
-                map.entry(record.entity).or_insert_with(|| self.version(record.entity))
-            };
-            if record.entity_seq != *version + 1 {
-                return Err(format!(
-                    "entity {} sequence {} where {} was due",
-                    record.entity,
-                    record.entity_seq,
-                    *version + 1
-                ));
-            }
-            *version += 1;
-            if let Some(cause) = record.causation {
-                if cause == 0 || cause >= record.global_seq {
-                    return Err(format!("event {} names cause {cause}, not an earlier event", record.global_seq));
-                }
-            }
-        }
-        Ok(())
     }
 
     fn intern(&mut self, name: &str, recent: usize) -> Arc<str> {
@@ -185,10 +148,49 @@ impl State {
         arc
     }
 
-    /// Adds one durable event. The caller has checked the group with
-    /// [`State::check_group`]; a mismatch here is a bug.
+    /// Checks that `record` follows on from this state: the next global
+    /// sequence, the entity's next sequence, a cause that is an earlier
+    /// event. The error says which rule broke.
+    fn check(&self, record: &EventRecord<'_>) -> Result<(), String> {
+        let due = self.last_global() + 1;
+        if record.global_seq != due {
+            return Err(format!("global sequence {} where {due} was due", record.global_seq));
+        }
+        let version = self.version(record.entity);
+        if record.entity_seq != version + 1 {
+            return Err(format!(
+                "entity {} sequence {} where {} was due",
+                record.entity,
+                record.entity_seq,
+                version + 1
+            ));
+        }
+        if let Some(cause) = record.causation {
+            if cause == 0 || cause >= record.global_seq {
+                return Err(format!("event {} names cause {cause}, not an earlier event", record.global_seq));
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds one event read back from the journal, if it follows on from
+    /// this state; nothing changes if it does not.
+    pub fn try_apply(&mut self, record: &EventRecord<'_>, payload: Payload) -> Result<(), String> {
+        self.check(record)?;
+        self.push(record, payload);
+        Ok(())
+    }
+
+    /// Adds one durable event the writer planned against this state; a
+    /// mismatch is a bug.
     pub fn apply(&mut self, record: &EventRecord<'_>, payload: Payload) {
-        assert_eq!(record.global_seq, self.last_global() + 1, "global sequence gap");
+        if let Err(reason) = self.check(record) {
+            panic!("the writer planned an event that does not follow on: {reason}");
+        }
+        self.push(record, payload);
+    }
+
+    fn push(&mut self, record: &EventRecord<'_>, payload: Payload) {
         debug_assert_eq!(&payload[..], &record.payload[..], "payload bytes are not the record's");
         let scope = self.intern(record.scope, 0);
         let kind = self.intern(record.kind, 1);
@@ -201,16 +203,14 @@ impl State {
             }
         };
         let entity = state.name.clone();
-        assert_eq!(record.entity_seq, state.version + 1, "entity sequence gap");
         state.version = record.entity_seq;
         state.head = record.hash;
         state.events.push(record.global_seq);
-        self.effects.push(Vec::new());
+        // Effects are a list through the events, newest first.
+        let mut next_effect = 0;
         if let Some(cause) = record.causation {
-            let Some(effects) = self.effects.get_mut(cause as usize - 1) else {
-                unreachable!("checked: causes point at committed events")
-            };
-            effects.push(record.global_seq);
+            let Some(cause) = self.events.get_mut(cause as usize - 1) else { unreachable!("checked above") };
+            next_effect = std::mem::replace(&mut cause.first_effect, record.global_seq);
         }
         if record.correlation != EventId::new(self.store_id, record.global_seq).0 {
             self.correlations.entry(record.correlation).or_default().push(record.global_seq);
@@ -226,7 +226,44 @@ impl State {
             key_gen: record.key_gen,
             payload,
             hash: record.hash,
+            first_effect: 0,
+            next_effect,
         });
+    }
+
+    /// Takes back the last event applied (a group that turned out not to
+    /// follow on is undone whole).
+    pub fn undo_last(&mut self) {
+        let Some(last) = self.events.pop() else { return };
+        let global = self.events.len() as u64 + 1;
+        if let Some(cause) = last.causation {
+            if let Some(cause) = self.events.get_mut(cause as usize - 1) {
+                assert_eq!(cause.first_effect, global, "the newest effect heads its cause's list");
+                cause.first_effect = last.next_effect;
+            }
+        }
+        if last.correlation != EventId::new(self.store_id, global).0 {
+            if let Some(list) = self.correlations.get_mut(&last.correlation) {
+                list.pop();
+                if list.is_empty() {
+                    self.correlations.remove(&last.correlation);
+                }
+            }
+        }
+        let Some(entity) = self.entities.get_mut(&*last.entity) else { unreachable!("its entity exists") };
+        entity.events.pop();
+        entity.version -= 1;
+        match entity.events.last() {
+            Some(&previous) => entity.head = self.events[previous as usize - 1].hash,
+            None => {
+                self.entities.remove(&*last.entity);
+            }
+        }
+    }
+
+    /// Room for `additional` more events.
+    pub fn reserve(&mut self, additional: usize) {
+        self.events.reserve(additional);
     }
 
     pub fn record_idempotency(&mut self, key: &str, entry: IdempotencyEntry) {

@@ -108,7 +108,10 @@ pub fn scan_segment(
         };
         match parse_group(bytes, outcome.good_end, outcome.next_group, due, state) {
             Ok(group) => {
-                apply_group(buf, &group, state);
+                if let Err(reason) = apply_group(buf, &group, state) {
+                    outcome.problem = Some(problem(outcome.good_end, reason));
+                    break;
+                }
                 outcome.good_end = group.end;
                 outcome.next_group += 1;
                 outcome.groups += 1;
@@ -131,10 +134,9 @@ pub fn scan_segment(
     outcome
 }
 
-fn apply_group(buf: &Arc<Vec<u8>>, group: &ParsedGroup<'_>, state: &mut State) {
-    for (record, payload) in &group.events {
-        state.apply(record, Payload::new(buf.clone(), payload.clone()));
-    }
+/// Applies a whole group, or nothing of it if an event does not follow on.
+fn apply_group(buf: &Arc<Vec<u8>>, group: &ParsedGroup<'_>, state: &mut State) -> Result<(), String> {
+    apply_events(buf, &group.events, state)?;
     if let Some(idem) = &group.idempotency {
         state.record_idempotency(
             idem.key,
@@ -145,6 +147,23 @@ fn apply_group(buf: &Arc<Vec<u8>>, group: &ParsedGroup<'_>, state: &mut State) {
             },
         );
     }
+    Ok(())
+}
+
+fn apply_events(
+    buf: &Arc<Vec<u8>>,
+    events: &[(EventRecord<'_>, Range<usize>)],
+    state: &mut State,
+) -> Result<(), String> {
+    for (applied, (record, payload)) in events.iter().enumerate() {
+        if let Err(reason) = state.try_apply(record, Payload::new(buf.clone(), payload.clone())) {
+            for _ in 0..applied {
+                state.undo_last();
+            }
+            return Err(reason);
+        }
+    }
+    Ok(())
 }
 
 /// The planted bug `KeepUncommittedGroup`: apply whatever whole event
@@ -165,11 +184,7 @@ fn keep_partial_group(buf: &Arc<Vec<u8>>, start: usize, state: &mut State) {
         }
         at = body.end;
     }
-    if state.check_group(events.iter().map(|(r, _)| r)).is_ok() {
-        for (record, payload) in &events {
-            state.apply(record, Payload::new(buf.clone(), payload.clone()));
-        }
-    }
+    let _ = apply_events(buf, &events, state);
 }
 
 fn problem(offset: usize, reason: impl Into<String>) -> Problem {
@@ -233,7 +248,6 @@ fn parse_group<'a>(
                 if commit.group_crc != group_crc {
                     return Err(problem(at, "group checksum mismatch"));
                 }
-                state.check_group(group.events.iter().map(|(r, _)| r)).map_err(|reason| problem(start, reason))?;
                 if let Some(idem) = &group.idempotency {
                     if state.idempotency(idem.key).is_some() {
                         return Err(problem(start, format!("idempotency key {:?} committed twice", idem.key)));
