@@ -43,7 +43,7 @@
 //!    sector-aligned offset;
 //! 9. disk full: writes and creates past the capacity fail with
 //!    `StorageFull`;
-//! 10. short reads and transient I/O errors on read and write.
+//! 10. short reads and transient I/O errors on read, write and rename.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
@@ -615,6 +615,9 @@ impl Disk for SimDisk {
     fn rename(&mut self, from: &Path, to: &Path) -> io::Result<()> {
         let mut s = self.state();
         s.begin(0)?;
+        if s.fault_with(|o| o.rename_error, FaultClass::ShortOrTransient) {
+            return Err(err(io::ErrorKind::Other, "rename failed (EIO)"));
+        }
         let (from_dir, from_name) = split(from);
         let (to_dir, to_name) = split(to);
         s.dir_mut(&to_dir)?;

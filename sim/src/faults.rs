@@ -30,6 +30,8 @@ pub struct SimDiskOptions {
     pub read_short: f64,
     pub read_error: f64,
     pub write_error: f64,
+    /// A rename fails with an I/O error and changes nothing.
+    pub rename_error: f64,
     /// Crash at any I/O operation with this probability.
     pub crash_per_op: f64,
     pub read_latency_ns: u64,
@@ -55,6 +57,7 @@ impl Default for SimDiskOptions {
             read_short: 0.0,
             read_error: 0.0,
             write_error: 0.0,
+            rename_error: 0.0,
             crash_per_op: 0.0,
             read_latency_ns: 20_000,
             write_latency_ns: 30_000,
@@ -76,6 +79,7 @@ impl SimDiskOptions {
             read_short: 0.0,
             read_error: 0.0,
             write_error: 0.0,
+            rename_error: 0.0,
             crash_per_op: 0.0,
             capacity: u64::MAX,
             ..self.clone()

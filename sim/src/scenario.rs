@@ -255,6 +255,7 @@ impl Scenario {
             d.read_short,
             d.read_error,
             d.write_error,
+            d.rename_error,
             d.crash_per_op,
             self.faults.crash_between_steps,
         ];
@@ -288,6 +289,7 @@ impl Scenario {
         d.read_short = rate(0.2);
         d.read_error = rate(0.02);
         d.write_error = rate(0.02);
+        d.rename_error = rate(0.02);
         d.crash_per_op = rate(0.01);
         d.crash_persist = 0.2 + rate(0.7);
         d.crash_torn = (1.0 - d.crash_persist) * rate(1.0);

@@ -188,3 +188,14 @@ fn the_same_seed_draws_the_same_faults() {
     };
     assert_eq!(run(), run());
 }
+
+#[test]
+fn a_failed_rename_changes_nothing() {
+    let mut d = disk(SimDiskOptions { rename_error: 1.0, ..losing() });
+    let mut f = d.create(Path::new("/d/k.tmp")).unwrap();
+    d.write_at(&mut f, 0, b"new").unwrap();
+    assert!(d.rename(Path::new("/d/k.tmp"), Path::new("/d/k")).is_err());
+    assert_eq!(read_all(&mut d, "/d/k.tmp").unwrap(), b"new");
+    assert!(read_all(&mut d, "/d/k").is_none());
+    assert_eq!(d.stats().count(FaultClass::ShortOrTransient), 1);
+}
