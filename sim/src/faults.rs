@@ -66,27 +66,6 @@ impl Default for SimDiskOptions {
     }
 }
 
-impl SimDiskOptions {
-    /// The same disk with no faults at all (crash semantics still apply).
-    pub fn honest(&self) -> Self {
-        Self {
-            fsync_fail: 0.0,
-            fsync_lie: 0.0,
-            dir_sync_fail: 0.0,
-            read_latent_error: 0.0,
-            read_bit_rot: 0.0,
-            misdirected_write: 0.0,
-            read_short: 0.0,
-            read_error: 0.0,
-            write_error: 0.0,
-            rename_error: 0.0,
-            crash_per_op: 0.0,
-            capacity: u64::MAX,
-            ..self.clone()
-        }
-    }
-}
-
 /// The ten fault classes of DESIGN.md §4.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -10,17 +10,15 @@ pub struct Trace {
     hasher: blake3::Hasher,
     tail: VecDeque<String>,
     full: Option<Vec<String>>,
-    lines: u64,
 }
 
 impl Trace {
     pub fn new(keep_all: bool) -> Self {
-        Self { hasher: blake3::Hasher::new(), tail: VecDeque::new(), full: keep_all.then(Vec::new), lines: 0 }
+        Self { hasher: blake3::Hasher::new(), tail: VecDeque::new(), full: keep_all.then(Vec::new) }
     }
 
     pub fn line(&mut self, line: String) {
         self.hasher.update(line.as_bytes()).update(b"\n");
-        self.lines += 1;
         if self.tail.len() == TAIL_LINES {
             self.tail.pop_front();
         }
@@ -32,10 +30,6 @@ impl Trace {
 
     pub fn hash(&self) -> String {
         self.hasher.finalize().to_hex()[..16].to_owned()
-    }
-
-    pub fn lines(&self) -> u64 {
-        self.lines
     }
 
     pub fn tail(&self) -> Vec<String> {

@@ -219,10 +219,6 @@ impl<E: Env> Core<E> {
         Reader::new(self.state.clone())
     }
 
-    pub fn env_mut(&mut self) -> &mut E {
-        &mut self.env
-    }
-
     /// The segment the writer appends to.
     pub fn segment(&self) -> u64 {
         self.journal.segment()

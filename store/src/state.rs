@@ -128,10 +128,6 @@ impl State {
         self.idempotency.get(key)
     }
 
-    pub fn entities(&self) -> impl Iterator<Item = (&Arc<str>, &EntityState)> {
-        self.entities.iter()
-    }
-
     fn intern(&mut self, name: &str, recent: usize) -> Arc<str> {
         if let Some(hit) = self.recent[recent].as_ref().filter(|r| ***r == *name) {
             return hit.clone();

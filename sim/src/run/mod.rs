@@ -4,9 +4,9 @@
 //! crashes and restarts, and checks every promise after every step.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::collections::{BinaryHeap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Serialize;
 use shale_store::canary::Canary;
@@ -325,24 +325,4 @@ pub fn run(scenario: &Scenario, seed: u64) -> RunReport {
 /// Runs `scenario` with `seed`, keeping the whole trace.
 pub fn run_traced(scenario: &Scenario, seed: u64) -> RunReport {
     Sim::new(scenario, seed, true).run()
-}
-
-/// The directory of the store, for tools that inspect the disk image.
-pub fn store_dir() -> PathBuf {
-    PathBuf::from(STORE_DIR)
-}
-
-/// Counts by outcome, for summaries.
-pub fn tally<'a>(reports: impl Iterator<Item = &'a RunReport>) -> BTreeMap<&'static str, u64> {
-    let mut counts = BTreeMap::new();
-    for r in reports {
-        let key = match &r.outcome {
-            Outcome::Pass => "pass",
-            Outcome::Violation { violation, .. } if violation.promise == Promise::P10Liveness => "liveness",
-            Outcome::Violation { .. } => "violation",
-            Outcome::Panic { .. } => "panic",
-        };
-        *counts.entry(key).or_default() += 1;
-    }
-    counts
 }

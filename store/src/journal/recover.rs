@@ -126,8 +126,7 @@ pub fn recover<D: Disk>(
         // segments before it (this also completes a salvage that an I/O
         // error interrupted half way).
         let after: Vec<Loaded<D::File>> = segments.split_off(gap + 1);
-        let aside = dir.join(SALVAGE_DIR);
-        disk.create_dir_all(&aside).map_err(io(format!("creating {}", aside.display())))?;
+        let aside = salvage_dir(disk, dir)?;
         for seg in after {
             move_aside(disk, dir, &aside, &seg.path, &mut report)?;
         }
@@ -252,8 +251,7 @@ fn finish_salvage<D: Disk>(
     if !salvage {
         return Err(corruption.into());
     }
-    let aside = dir.join(SALVAGE_DIR);
-    disk.create_dir_all(&aside).map_err(io(format!("creating {}", aside.display())))?;
+    let aside = salvage_dir(disk, dir)?;
     for path in damaged.map(|d| d.path).into_iter().chain(later) {
         move_aside(disk, dir, &aside, &path, &mut report)?;
     }
@@ -278,10 +276,9 @@ fn finish_salvage_cut<D: Disk>(
     if !salvage {
         return Err(corruption.into());
     }
-    let aside = dir.join(SALVAGE_DIR);
-    disk.create_dir_all(&aside).map_err(io(format!("creating {}", aside.display())))?;
+    let aside = salvage_dir(disk, dir)?;
     let len = disk.len(&mut tail.file).map_err(io(format!("reading {}", path.display())))?;
-    let mut rest = vec![0u8; usize::try_from(len - tail.end).unwrap_or(0)];
+    let mut rest = vec![0u8; usize::try_from(len.saturating_sub(tail.end)).unwrap_or(0)];
     read_exact_at(disk, &mut tail.file, tail.end, &mut rest).map_err(io(format!("reading {}", path.display())))?;
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let target = unused_name(disk, &aside, &format!("{name}.from-{}", tail.end))?;
@@ -297,6 +294,13 @@ fn finish_salvage_cut<D: Disk>(
     }
     report.corruption = Some(corruption);
     Ok(Recovered { state, report, tail: Some(tail) })
+}
+
+/// The directory salvage moves things into, created if needed.
+fn salvage_dir<D: Disk>(disk: &mut D, dir: &Path) -> Result<PathBuf, OpenError> {
+    let aside = dir.join(SALVAGE_DIR);
+    disk.create_dir_all(&aside).map_err(io(format!("creating {}", aside.display())))?;
+    Ok(aside)
 }
 
 /// A name in `aside` that no earlier salvage has used: set-aside data is
