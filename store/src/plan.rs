@@ -5,7 +5,7 @@
 //! counts the events of earlier accepted requests, and a repeated
 //! idempotency key refers to the earlier request.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::crypto::{event_aad, seal, Key, NONCE_LEN};
 use crate::error::{AppendError, InvalidInput};
@@ -13,7 +13,7 @@ use crate::gate::{GateView, Gates, Pending, Proposed};
 use crate::hash::chain_hash;
 use crate::journal::record::EventRecord;
 use crate::model::{Batch, Cause, EventId, NewEvent, Receipt};
-use crate::state::State;
+use crate::state::{FixedHasher, State};
 
 /// One request's fate, decided before writing.
 pub enum Slot {
@@ -44,8 +44,9 @@ pub struct Plan<'b> {
     pub groups: Vec<PlannedGroup<'b>>,
 }
 
-/// Entity versions and heads as they stand with the accepted groups.
-type Overlay<'b> = BTreeMap<&'b str, (u64, [u8; 32])>;
+/// Entity versions and heads as they stand with the accepted groups (point
+/// lookups, and merges whose order does not matter).
+type Overlay<'b> = HashMap<&'b str, (u64, [u8; 32]), FixedHasher>;
 
 /// A stable digest of a batch's content, for idempotency.
 pub fn fingerprint(batch: &Batch) -> [u8; 16] {
@@ -93,7 +94,7 @@ pub fn receipts(state: &State, first: u64, count: u32) -> Vec<Receipt> {
 
 pub fn plan<'b>(state: &State, batches: &'b [Batch], ctx: &mut Context<'_, '_>) -> Plan<'b> {
     let mut plan = Plan { slots: Vec::with_capacity(batches.len()), groups: Vec::new() };
-    let mut overlay: Overlay<'b> = BTreeMap::new();
+    let mut overlay: Overlay<'b> = HashMap::default();
     let mut accepted: Accepted<'b> = BTreeMap::new();
     let mut keys: BTreeMap<&'b str, ([u8; 16], usize)> = BTreeMap::new();
     let mut next_global = state.last_global() + 1;
@@ -204,7 +205,7 @@ fn plan_group<'b>(
     first_global: u64,
     ctx: &mut Context<'_, '_>,
 ) -> Result<(Vec<EventRecord<'b>>, Overlay<'b>), AppendError> {
-    let mut local: Overlay<'b> = BTreeMap::new();
+    let mut local: Overlay<'b> = HashMap::with_capacity_and_hasher(batch.items.len(), FixedHasher::default());
     let mut records: Vec<EventRecord<'b>> = Vec::with_capacity(batch.items.len());
     let undo = |accepted: &mut Accepted<'b>, records: &[EventRecord<'b>]| {
         for record in records.iter().rev() {

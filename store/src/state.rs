@@ -2,7 +2,8 @@
 //! version, and the idempotency table. Only the writer mutates it, and only
 //! with bytes that are already durable; readers share it behind a lock.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::{BuildHasherDefault, DefaultHasher};
 use std::sync::Arc;
 
 use crate::crypto::{event_aad, open};
@@ -11,6 +12,10 @@ use crate::hash::{chain_hash, GENESIS};
 use crate::journal::record::EventRecord;
 use crate::keyset::{KeyStatus, Keyset};
 use crate::model::{Coordinate, Event, EventId, Payload, Region};
+
+/// SipHash with fixed keys: the same hashes in every run and process, so
+/// nothing about a lookup depends on a random seed.
+pub type FixedHasher = BuildHasherDefault<DefaultHasher>;
 
 /// One committed event, with its names interned.
 #[derive(Clone, Debug)]
@@ -56,7 +61,11 @@ pub struct IdempotencyEntry {
 pub struct State {
     store_id: u64,
     events: Vec<StoredEvent>,
-    entities: BTreeMap<Arc<str>, EntityState>,
+    /// Every entity by name: point lookups only, never iterated (so its
+    /// order cannot reach an answer or the disk).
+    entities: HashMap<Arc<str>, EntityState, FixedHasher>,
+    /// The entity names in order, for prefix queries.
+    entity_names: BTreeSet<Arc<str>>,
     names: BTreeSet<Arc<str>>,
     /// The last scope and kind interned: most events repeat them.
     recent: [Option<Arc<str>>; 2],
@@ -72,7 +81,8 @@ impl State {
         Self {
             store_id,
             events: Vec::new(),
-            entities: BTreeMap::new(),
+            entities: HashMap::default(),
+            entity_names: BTreeSet::new(),
             names: BTreeSet::new(),
             recent: [None, None],
             idempotency: BTreeMap::new(),
@@ -195,6 +205,7 @@ impl State {
             None => {
                 let name: Arc<str> = record.entity.into();
                 let fresh = EntityState { name: name.clone(), version: 0, head: GENESIS, events: Vec::new() };
+                self.entity_names.insert(name.clone());
                 self.entities.entry(name).or_insert(fresh)
             }
         };
@@ -253,6 +264,7 @@ impl State {
             Some(&previous) => entity.head = self.events[previous as usize - 1].hash,
             None => {
                 self.entities.remove(&*last.entity);
+                self.entity_names.remove(&*last.entity);
             }
         }
     }
@@ -349,10 +361,11 @@ impl State {
         }
         if let Some(prefix) = &region.entity_prefix {
             let mut globals: Vec<u64> = self
-                .entities
+                .entity_names
                 .range::<str, _>((std::ops::Bound::Included(prefix.as_str()), std::ops::Bound::Unbounded))
-                .take_while(|(name, _)| name.starts_with(prefix.as_str()))
-                .flat_map(|(_, state)| state.events.iter().copied())
+                .take_while(|name| name.starts_with(prefix.as_str()))
+                .filter_map(|name| self.entities.get(name))
+                .flat_map(|state| state.events.iter().copied())
                 .collect();
             globals.sort_unstable();
             return globals;
