@@ -9,6 +9,7 @@
 
 #[cfg(feature = "canaries")]
 pub mod canary;
+mod chunked;
 pub mod core;
 pub mod crypto;
 pub mod disk;

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{BuildHasherDefault, DefaultHasher};
 use std::sync::Arc;
 
+use crate::chunked::ChunkedVec;
 use crate::crypto::{event_aad, open};
 use crate::error::ReadError;
 use crate::hash::{chain_hash, GENESIS};
@@ -60,7 +61,7 @@ pub struct IdempotencyEntry {
 #[derive(Debug)]
 pub struct State {
     store_id: u64,
-    events: Vec<StoredEvent>,
+    events: ChunkedVec<StoredEvent>,
     /// Every entity by name: point lookups only, never iterated (so its
     /// order cannot reach an answer or the disk).
     entities: HashMap<Arc<str>, EntityState, FixedHasher>,
@@ -80,7 +81,7 @@ impl State {
     pub fn new(store_id: u64) -> Self {
         Self {
             store_id,
-            events: Vec::new(),
+            events: ChunkedVec::default(),
             entities: HashMap::default(),
             entity_names: BTreeSet::new(),
             names: BTreeSet::new(),
@@ -261,17 +262,15 @@ impl State {
         entity.events.pop();
         entity.version -= 1;
         match entity.events.last() {
-            Some(&previous) => entity.head = self.events[previous as usize - 1].hash,
+            Some(&previous) => {
+                let Some(event) = self.events.get(previous as usize - 1) else { unreachable!("indexed events exist") };
+                entity.head = event.hash;
+            }
             None => {
                 self.entities.remove(&*last.entity);
                 self.entity_names.remove(&*last.entity);
             }
         }
-    }
-
-    /// Room for `additional` more events.
-    pub fn reserve(&mut self, additional: usize) {
-        self.events.reserve(additional);
     }
 
     pub fn record_idempotency(&mut self, key: &str, entry: IdempotencyEntry) {

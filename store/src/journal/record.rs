@@ -154,10 +154,48 @@ fn push_postcard<T: Serialize>(b: &mut Vec<u8>, tag: u8, value: &T) {
     *b = extended;
 }
 
+/// Postcard's varint: 7 bits a byte, low bits first.
+fn push_varint(b: &mut Vec<u8>, mut value: u128) {
+    while value >= 0x80 {
+        b.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    b.push(value as u8);
+}
+
+fn push_bytes(b: &mut Vec<u8>, bytes: &[u8]) {
+    push_varint(b, bytes.len() as u128);
+    b.extend_from_slice(bytes);
+}
+
+/// The postcard encoding of an event record, written directly: the same
+/// bytes `postcard::to_extend` produces (a test holds them equal), without
+/// serde's per-byte calls on the commit path.
+fn push_event_body(b: &mut Vec<u8>, event: &EventRecord<'_>) {
+    b.push(TAG_EVENT);
+    push_varint(b, u128::from(event.global_seq));
+    push_varint(b, u128::from(event.entity_seq));
+    push_varint(b, u128::from(event.timestamp_ns));
+    match event.causation {
+        None => b.push(0),
+        Some(cause) => {
+            b.push(1);
+            push_varint(b, u128::from(cause));
+        }
+    }
+    push_varint(b, event.correlation);
+    push_bytes(b, event.kind.as_bytes());
+    push_bytes(b, event.entity.as_bytes());
+    push_bytes(b, event.scope.as_bytes());
+    push_varint(b, u128::from(event.key_gen));
+    b.extend_from_slice(&event.hash);
+    push_bytes(b, &event.payload);
+}
+
 /// Appends an event frame; returns its header and the byte range of the
 /// payload within `buf`.
 pub fn encode_event(buf: &mut Vec<u8>, event: &EventRecord<'_>) -> ([u8; FRAME_HEADER_LEN], std::ops::Range<usize>) {
-    let header = push_frame(buf, |b| push_postcard(b, TAG_EVENT, event));
+    let header = push_frame(buf, |b| push_event_body(b, event));
     let end = buf.len();
     let payload = end - event.payload.len()..end;
     debug_assert_eq!(&buf[payload.clone()], &event.payload[..]);
@@ -293,6 +331,51 @@ mod tests {
         );
         assert_eq!(begin_at(&buf), Some(begin));
         assert_eq!(begin_at(&buf[1..]), None);
+    }
+
+    struct XorShift(u64);
+
+    impl XorShift {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        /// A value of random magnitude, so varints of every length occur.
+        fn sized(&mut self) -> u64 {
+            let v = self.next();
+            v >> (self.next() % 64)
+        }
+    }
+
+    #[test]
+    fn the_direct_encoder_writes_exactly_what_postcard_writes() {
+        let mut rng = XorShift(0x853c_49e6_748f_ea9b);
+        for round in 0..2_000u32 {
+            let len = rng.next() % 300;
+            let payload: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+            let entity = "entity-with-a-longer-name-".repeat(round as usize % 7);
+            let correlation = (u128::from(rng.next()) << 64 | u128::from(rng.next())) >> (rng.next() % 128);
+            let event = EventRecord {
+                global_seq: rng.sized(),
+                entity_seq: rng.sized(),
+                timestamp_ns: rng.sized(),
+                causation: if round % 3 == 0 { None } else { Some(rng.sized()) },
+                correlation,
+                kind: ["k", "deposited", ""][round as usize % 3],
+                entity: &entity,
+                scope: "main",
+                key_gen: rng.sized() as u32,
+                hash: [rng.next() as u8; 32],
+                payload: Cow::Borrowed(&payload),
+            };
+            let mut direct = Vec::new();
+            push_event_body(&mut direct, &event);
+            let reference = postcard::to_extend(&event, vec![TAG_EVENT]).unwrap();
+            assert_eq!(direct, reference, "round {round}");
+        }
     }
 
     #[test]

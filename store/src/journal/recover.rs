@@ -112,10 +112,6 @@ pub fn recover<D: Disk>(
     for &number in &numbers {
         segments.push(load(disk, dir, number)?);
     }
-    // An event takes at least this many journal bytes: reserve for them all
-    // at once rather than growing (and copying) the event list as we go.
-    const EVENT_BYTES_MIN: usize = 96;
-    state.reserve(segments.iter().map(|s| s.bytes.len()).sum::<usize>() / EVENT_BYTES_MIN);
     if let Some(gap) = segments.windows(2).position(|pair| pair[1].number != pair[0].number + 1) {
         let missing = dir.join(segment_name(segments[gap].number + 1));
         let c = corrupt(&missing, 0, "segment missing from the sequence");
