@@ -260,7 +260,12 @@ pub fn decode_body(body: &[u8]) -> Result<Record<'_>, FrameError> {
             event_count: le_u32(body, 9),
             group_crc: le_u32(body, 13),
         })),
-        Some(&TAG_EVENT) => postcard::from_bytes(&body[1..]).map(Record::Event).map_err(|_| FrameError::BadBody),
+        // The payload must end the body (recovery takes its bytes from
+        // there), so nothing may follow the record.
+        Some(&TAG_EVENT) => match postcard::take_from_bytes::<EventRecord<'_>>(&body[1..]) {
+            Ok((event, [])) => Ok(Record::Event(event)),
+            _ => Err(FrameError::BadBody),
+        },
         Some(&TAG_SHRED) => postcard::from_bytes(&body[1..]).map(Record::Shred).map_err(|_| FrameError::BadBody),
         Some(&TAG_IDEMPOTENCY) => {
             postcard::from_bytes(&body[1..]).map(Record::Idempotency).map_err(|_| FrameError::BadBody)
@@ -376,6 +381,16 @@ mod tests {
             let reference = postcard::to_extend(&event, vec![TAG_EVENT]).unwrap();
             assert_eq!(direct, reference, "round {round}");
         }
+    }
+
+    #[test]
+    fn an_event_body_with_bytes_after_the_record_is_refused() {
+        let mut buf = Vec::new();
+        encode_event(&mut buf, &sample_event(b"payload"));
+        let mut body = buf[FRAME_HEADER_LEN..].to_vec();
+        assert!(matches!(decode_body(&body), Ok(Record::Event(_))));
+        body.push(0);
+        assert_eq!(decode_body(&body), Err(FrameError::BadBody));
     }
 
     #[test]
