@@ -6,6 +6,7 @@
 //! no durability logic; that is all in the core.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender};
@@ -30,6 +31,8 @@ enum Request {
 /// only once its batch is durable.
 pub struct Store<E: Env = RealEnv> {
     requests: Option<Sender<Request>>,
+    /// Callers waiting for an answer right now.
+    waiting: AtomicUsize,
     writer: Option<JoinHandle<()>>,
     reader: Reader,
     report: RecoveryReport,
@@ -53,7 +56,14 @@ impl<E: Env> Store<E> {
             .name("shale-writer".into())
             .spawn(move || run_writer(core, inbox))
             .map_err(|e| OpenError::Io(crate::error::IoError::new("starting the writer thread", e)))?;
-        Ok(Self { requests: Some(requests), writer: Some(writer), reader, report, _env: std::marker::PhantomData })
+        Ok(Self {
+            requests: Some(requests),
+            waiting: AtomicUsize::new(0),
+            writer: Some(writer),
+            reader,
+            report,
+            _env: std::marker::PhantomData,
+        })
     }
 
     /// What recovery found when this store was opened.
@@ -71,8 +81,9 @@ impl<E: Env> Store<E> {
     pub fn append_batch(&self, batch: Batch) -> Result<Vec<Receipt>, AppendError> {
         let requests = self.requests.as_ref().ok_or(AppendError::Closed)?;
         let (reply, answer) = crossbeam_channel::bounded(1);
+        let _waiting = Waiting::enter(&self.waiting);
         requests.send(Request::Append { batch, reply }).map_err(|_| AppendError::Closed)?;
-        answer.recv().map_err(|_| AppendError::Closed)?
+        await_reply(&answer, &self.waiting).ok_or(AppendError::Closed)?
     }
 
     /// Forgets `entity`'s payloads: returns once the keyset without its key
@@ -153,6 +164,43 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
 /// that appends again right after its receipt then finds the writer awake,
 /// which saves a thread wake-up per commit (tens of microseconds).
 const WRITER_IDLE_POLLS: u32 = 2_000;
+
+/// How many times a lone caller checks for its answer before it parks.
+const CALLER_SPINS: u32 = 100_000;
+
+/// Counts the callers waiting for an answer while one is in scope.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn enter(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Self(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Waits for an answer. A caller waiting alone spins for it (the answer
+/// comes one fsync later, and a thread wake-up costs a good part of an
+/// fsync); as soon as others wait too it parks, so that spinning callers
+/// never take the CPU the writer needs.
+fn await_reply<T>(answer: &Receiver<T>, waiting: &AtomicUsize) -> Option<T> {
+    for _ in 0..CALLER_SPINS {
+        if waiting.load(Ordering::Relaxed) > 1 {
+            break;
+        }
+        match answer.try_recv() {
+            Ok(value) => return Some(value),
+            Err(crossbeam_channel::TryRecvError::Disconnected) => return None,
+            Err(crossbeam_channel::TryRecvError::Empty) => std::hint::spin_loop(),
+        }
+    }
+    answer.recv().ok()
+}
 
 fn next_request(inbox: &Receiver<Request>) -> Option<Request> {
     for _ in 0..WRITER_IDLE_POLLS {
