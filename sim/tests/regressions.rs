@@ -7,7 +7,8 @@ use std::path::Path;
 use shale_sim::scenario::Scenario;
 
 /// (file under tests/regressions/, failing seed)
-const CASES: &[(&str, u64)] = &[("keyset-read-error.toml", 0x0807_0605_5203_0201)];
+const CASES: &[(&str, u64)] =
+    &[("keyset-read-error.toml", 0x0807_0605_5203_0201), ("shred-forgot-pending-key.toml", 0x0201_068c_0403_0201)];
 
 #[test]
 fn every_recorded_failure_now_passes() {

@@ -141,13 +141,17 @@ impl KeyFence {
     ) -> Result<Option<u32>, IoError> {
         let live = self.minted.get(entity).map(|(g, _)| *g).or_else(|| state.keyset()?.live(entity).map(|(g, _)| g));
         let Some(generation) = live else { return Ok(None) };
-        self.minted.remove(entity);
         let keyset = self.wanted(state, Some((entity, generation)));
         if lazily {
             self.dirty = true;
         } else {
             self.publish(disk, dir, &keyset, state.store_id(), nonce)?;
         }
+        // Only now: a pending key may already be in a published keyset and
+        // under frames whose outcome is unknown. Forgetting it before the
+        // keyset without it is durable would let the next append mint a
+        // different key under the same generation.
+        self.minted.remove(entity);
         Ok(Some(generation))
     }
 }
