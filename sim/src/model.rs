@@ -253,7 +253,7 @@ impl Model {
         let present = self.present.clone();
         for batch in self.batches.values_mut() {
             match (&batch.fate, present.get(&batch.uid)) {
-                (Fate::Maybe | Fate::InFlight, Some(&first)) => {
+                (Fate::Maybe | Fate::InFlight | Fate::Gone, Some(&first)) => {
                     batch.fate = Fate::Acked((first..first + batch.items.len() as u64).collect());
                 }
                 (Fate::Maybe | Fate::InFlight, None) => batch.fate = Fate::Gone,

@@ -55,6 +55,11 @@ impl Checker for Equivalence {
                     (Phase::Step, other) => {
                         return Err(format!("batch {uid} visible without a durable ack (fate {other:?})"));
                     }
+                    // An outcome-unknown batch a recovery found absent has
+                    // real bytes somewhere past a segment's recorded end. A
+                    // salvage after lossy damage (which can lose that record)
+                    // may bring them back; nothing else may.
+                    (Phase::Recovery { lossy: true, .. }, Fate::Gone) => {}
                     (Phase::Recovery { .. }, Fate::Gone | Fate::Refused) => {
                         return Err(format!("batch {uid} reappeared after it was {fate:?}"));
                     }
