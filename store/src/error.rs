@@ -155,3 +155,12 @@ pub enum Error {
     #[error(transparent)]
     Shred(#[from] ShredError),
 }
+
+/// The message a caught panic carried, for typed errors and reports.
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
+}

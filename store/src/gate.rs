@@ -13,7 +13,7 @@ use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
-use crate::error::ReadError;
+use crate::error::{panic_message, ReadError};
 use crate::model::{Event, EventId, NewEvent, Payload};
 use crate::state::State;
 
@@ -150,14 +150,7 @@ impl Gates {
             match catch_unwind(AssertUnwindSafe(|| gate.check(proposed, view))) {
                 Ok(Verdict::Allow) => {}
                 Ok(Verdict::Deny(reason)) => return Some((gate.name().to_owned(), Ok(reason))),
-                Err(panic) => {
-                    let message = panic
-                        .downcast_ref::<&str>()
-                        .map(|s| (*s).to_owned())
-                        .or_else(|| panic.downcast_ref::<String>().cloned())
-                        .unwrap_or_else(|| "panic".into());
-                    return Some((gate.name().to_owned(), Err(message)));
-                }
+                Err(panic) => return Some((gate.name().to_owned(), Err(panic_message(&*panic)))),
             }
         }
         None

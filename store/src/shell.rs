@@ -13,7 +13,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use crate::core::{Core, Options};
 use crate::env::{Env, RealEnv};
-use crate::error::{AppendError, CloseError, OpenError, ReadError, ShredError};
+use crate::error::{panic_message, AppendError, CloseError, OpenError, ReadError, ShredError};
 use crate::graph::Walk;
 use crate::journal::recover::RecoveryReport;
 use crate::limits::GROUP_REQUESTS_MAX;
@@ -140,7 +140,7 @@ impl<E: Env> Store<E> {
     fn stop(&mut self) -> Result<(), CloseError> {
         drop(self.requests.take());
         match self.writer.take().map(JoinHandle::join) {
-            Some(Err(panic)) => Err(CloseError::WriterPanicked(panic_message(&panic))),
+            Some(Err(panic)) => Err(CloseError::WriterPanicked(panic_message(&*panic))),
             _ => Ok(()),
         }
     }
@@ -150,14 +150,6 @@ impl<E: Env> Drop for Store<E> {
     fn drop(&mut self) {
         let _ = self.stop();
     }
-}
-
-fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".into())
 }
 
 /// How many times the idle writer polls its inbox before it parks. A caller

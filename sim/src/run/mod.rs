@@ -139,12 +139,9 @@ pub struct Sim {
     master_key: Option<MasterKey>,
 }
 
+/// The message a caught panic carried.
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "panic".into())
+    shale_store::error::panic_message(&**panic)
 }
 
 impl Sim {
