@@ -18,7 +18,7 @@ use crate::journal::record::{
 };
 use crate::journal::recover::{recover, RecoveryReport};
 use crate::journal::writer::JournalWriter;
-use crate::keyset::{publish_keyset, read_keyset, KeyEntry, Keyset, KeysetError, KEYS_NAME};
+use crate::keyset::{publish_keyset, read_keyset, KeyEntry, Keyset, KEYS_NAME};
 use crate::limits::{GROUP_REQUESTS_MAX, SEGMENT_SIZE_DEFAULT, SEGMENT_SIZE_MIN};
 use crate::meta::{read_meta, write_meta, Meta, FLAG_ENCRYPTED, FLAG_SEALED};
 use crate::model::{Batch, Payload, Receipt, ShredReceipt};
@@ -180,12 +180,7 @@ impl<E: Env> Core<E> {
         let master = options.encryption.master_key();
         let keyset = match flags & FLAG_ENCRYPTED {
             0 => None,
-            _ => Some(read_keyset(env.disk(), dir, meta.store_id, master).map_err(|e| match e {
-                // An I/O error is an I/O error wherever it happens: retrying
-                // may succeed. `Keyset` is for a keyset that is damaged.
-                KeysetError::Io(io) => OpenError::Io(io),
-                damage => OpenError::Keyset(damage),
-            })?),
+            _ => Some(read_keyset(env.disk(), dir, meta.store_id, master)?),
         };
         let mut recovered = recover(env.disk(), dir, meta.store_id, options)?;
         recovered.state.set_keyset(keyset);

@@ -74,8 +74,21 @@ pub enum OpenError {
     Invalid(#[from] InvalidInput),
     #[error("encryption setting mismatch: {reason}")]
     Encryption { reason: String },
+    /// The keyset is missing, damaged or sealed under another key. (An I/O
+    /// error while reading it is `Io`, like any other.)
     #[error("{0}")]
-    Keyset(#[from] crate::keyset::KeysetError),
+    Keyset(crate::keyset::KeysetError),
+}
+
+impl From<crate::keyset::KeysetError> for OpenError {
+    fn from(e: crate::keyset::KeysetError) -> Self {
+        match e {
+            // An I/O error is an I/O error wherever it happens: retrying may
+            // succeed. `Keyset` is for a keyset that is damaged.
+            crate::keyset::KeysetError::Io(io) => OpenError::Io(io),
+            damage => OpenError::Keyset(damage),
+        }
+    }
 }
 
 /// Why a shred failed.
