@@ -25,10 +25,15 @@ pub enum Canary {
     StaleGateSnapshot,
     /// A named cause is recorded as another event.
     MisresolvedCause,
+    /// After a failed write or fsync the writer never starts a new segment:
+    /// every later commit fails.
+    PoisonedWriter,
+    /// Recovery panics where it should cut a torn tail.
+    PanicOnTornTail,
 }
 
 impl Canary {
-    pub const ALL: [Canary; 7] = [
+    pub const ALL: [Canary; 9] = [
         Canary::AckBeforeFsync,
         Canary::WriteBehindFailedSync,
         Canary::KeepUncommittedGroup,
@@ -36,6 +41,8 @@ impl Canary {
         Canary::ShredAckBeforeKeyset,
         Canary::StaleGateSnapshot,
         Canary::MisresolvedCause,
+        Canary::PoisonedWriter,
+        Canary::PanicOnTornTail,
     ];
 
     pub fn name(self) -> &'static str {
@@ -48,6 +55,8 @@ impl Canary {
             Canary::ShredAckBeforeKeyset => "shred_ack_before_keyset",
             Canary::StaleGateSnapshot => "stale_gate_snapshot",
             Canary::MisresolvedCause => "misresolved_cause",
+            Canary::PoisonedWriter => "poisoned_writer",
+            Canary::PanicOnTornTail => "panic_on_torn_tail",
         }
     }
 

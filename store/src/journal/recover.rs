@@ -198,6 +198,10 @@ pub fn recover<D: Disk>(
         if scan.good_end < seg.bytes.len() {
             // A torn or uncommitted tail, or bytes past the end the next
             // segment records (from a flush that failed): cut them off.
+            #[cfg(feature = "canaries")]
+            if is_last && options.planted(crate::canary::Canary::PanicOnTornTail) {
+                panic!("planted bug: a torn tail in {}", seg.path.display());
+            }
             truncate(disk, &mut file, &seg.path, scan.good_end as u64)?;
             if is_last {
                 report.truncated.push((

@@ -106,6 +106,9 @@ impl<D: Disk> JournalWriter<D> {
 
     /// Makes sure a durable segment is there to append to.
     pub fn ready(&mut self, disk: &mut D) -> Result<(), IoError> {
+        if self.broken && self.planted(canary!(PoisonedWriter)) {
+            return Err(IoError::new("the writer is poisoned (planted bug)", std::io::Error::other("poisoned")));
+        }
         if self.broken {
             self.start_segment(disk, self.segment.wrapping_add(1))?;
         }
