@@ -51,6 +51,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use shale_store::disk::ReadAt;
 use shale_store::Disk;
 
 pub use crate::faults::{FaultClass, FaultStats, Planned, SimDiskOptions};
@@ -128,6 +129,27 @@ pub struct SimFile {
     inode: u64,
     generation: u64,
     name: String,
+}
+
+/// A file open for reading only; reads go through the same faults.
+#[derive(Debug)]
+pub struct SimReadFile {
+    state: Arc<Mutex<State>>,
+    inode: u64,
+    generation: u64,
+}
+
+impl ReadAt for SimReadFile {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        let mut s = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        s.read(self.inode, self.generation, offset, buf)
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        let mut s = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        s.begin(0)?;
+        Ok(s.inode_at(self.inode, self.generation)?.current.len() as u64)
+    }
 }
 
 #[derive(Debug)]
@@ -289,10 +311,54 @@ impl State {
     }
 
     fn inode(&mut self, file: &SimFile) -> io::Result<&mut Inode> {
-        if file.generation != self.generation {
+        self.inode_at(file.inode, file.generation)
+    }
+
+    fn inode_at(&mut self, inode: u64, generation: u64) -> io::Result<&mut Inode> {
+        if generation != self.generation {
             return Err(err(io::ErrorKind::Other, "handle from before a crash"));
         }
-        self.inodes.get_mut(&file.inode).ok_or_else(|| err(io::ErrorKind::NotFound, "inode gone"))
+        self.inodes.get_mut(&inode).ok_or_else(|| err(io::ErrorKind::NotFound, "inode gone"))
+    }
+
+    /// A read through the page cache, with read faults.
+    fn read(&mut self, inode: u64, generation: u64, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        let latency = self.options.read_latency_ns;
+        self.begin(latency)?;
+        let sector = self.options.sector_size;
+        let len = self.inode_at(inode, generation)?.current.len() as u64;
+        if offset >= len || buf.is_empty() {
+            return Ok(0);
+        }
+        let mut n = buf.len().min((len - offset) as usize);
+        if self.fault_with(|o| o.read_error, FaultClass::ShortOrTransient) {
+            return Err(err(io::ErrorKind::Other, "transient read error"));
+        }
+        let first = offset / sector;
+        let last = (offset + n as u64 - 1) / sector;
+        if self.inode_at(inode, generation)?.bad_sectors.range(first..=last).next().is_some() {
+            return Err(err(io::ErrorKind::Other, "latent sector error"));
+        }
+        if self.fault_with(|o| o.read_latent_error, FaultClass::SectorError) {
+            let bad = self.rng.between(first, last);
+            self.inode_at(inode, generation)?.bad_sectors.insert(bad);
+            return Err(err(io::ErrorKind::Other, "latent sector error"));
+        }
+        if self.fault_with(|o| o.read_bit_rot, FaultClass::SectorError) {
+            let at = self.rng.between(offset, offset + n as u64 - 1) as usize;
+            let bit = 1u8 << self.rng.below(8);
+            let file = self.inode_at(inode, generation)?;
+            file.current[at] ^= bit;
+            if at < file.durable.len() {
+                file.durable[at] ^= bit;
+            }
+        }
+        if n > 1 && self.fault_with(|o| o.read_short, FaultClass::ShortOrTransient) {
+            n = self.rng.between(1, n as u64 - 1) as usize;
+        }
+        let start = offset as usize;
+        buf[..n].copy_from_slice(&self.inode_at(inode, generation)?.current[start..start + n]);
+        Ok(n)
     }
 
     fn used(&self) -> u64 {
@@ -448,6 +514,7 @@ impl State {
 
 impl Disk for SimDisk {
     type File = SimFile;
+    type ReadFile = SimReadFile;
     type Lock = SimLock;
 
     fn create_dir_all(&mut self, path: &Path) -> io::Result<()> {
@@ -507,44 +574,13 @@ impl Disk for SimDisk {
         Ok(SimFile { inode: id, generation: s.generation, name })
     }
 
-    fn read_at(&mut self, file: &mut SimFile, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+    fn open_read(&mut self, path: &Path) -> io::Result<SimReadFile> {
         let mut s = self.state();
-        let latency = s.options.read_latency_ns;
-        s.begin(latency)?;
-        let sector = s.options.sector_size;
-        let len = s.inode(file)?.current.len() as u64;
-        if offset >= len || buf.is_empty() {
-            return Ok(0);
-        }
-        let mut n = buf.len().min((len - offset) as usize);
-        if s.fault_with(|o| o.read_error, FaultClass::ShortOrTransient) {
-            return Err(err(io::ErrorKind::Other, "transient read error"));
-        }
-        let first = offset / sector;
-        let last = (offset + n as u64 - 1) / sector;
-        if s.inode(file)?.bad_sectors.range(first..=last).next().is_some() {
-            return Err(err(io::ErrorKind::Other, "latent sector error"));
-        }
-        if s.fault_with(|o| o.read_latent_error, FaultClass::SectorError) {
-            let bad = s.rng.between(first, last);
-            s.inode(file)?.bad_sectors.insert(bad);
-            return Err(err(io::ErrorKind::Other, "latent sector error"));
-        }
-        if s.fault_with(|o| o.read_bit_rot, FaultClass::SectorError) {
-            let at = s.rng.between(offset, offset + n as u64 - 1) as usize;
-            let bit = 1u8 << s.rng.below(8);
-            let inode = s.inode(file)?;
-            inode.current[at] ^= bit;
-            if at < inode.durable.len() {
-                inode.durable[at] ^= bit;
-            }
-        }
-        if n > 1 && s.fault_with(|o| o.read_short, FaultClass::ShortOrTransient) {
-            n = s.rng.between(1, n as u64 - 1) as usize;
-        }
-        let start = offset as usize;
-        buf[..n].copy_from_slice(&s.inode(file)?.current[start..start + n]);
-        Ok(n)
+        s.begin(0)?;
+        let (dir, name) = split(path);
+        let id =
+            s.dir_mut(&dir)?.visible.get(&name).copied().ok_or_else(|| err(io::ErrorKind::NotFound, "no such file"))?;
+        Ok(SimReadFile { state: self.state.clone(), inode: id, generation: s.generation })
     }
 
     fn write_at(&mut self, file: &mut SimFile, offset: u64, data: &[u8]) -> io::Result<()> {

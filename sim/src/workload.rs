@@ -42,14 +42,14 @@ impl Workload {
     }
 
     /// The next operation; a write is added to the model as in flight.
-    pub fn next(&mut self, model: &mut Model, store_id: u64, cursor: u64) -> Op {
+    pub fn next(&mut self, model: &mut Model, store_tag: u32, cursor: u64) -> Op {
         let w = &self.spec.weights;
         let weights = [w.append, w.batch, w.get, w.query, w.read_from, w.shred, w.walk];
         match self.rng.weighted(&weights) {
-            Some(0) | None => Op::Write(self.write(model, store_id, 1)),
+            Some(0) | None => Op::Write(self.write(model, store_tag, 1)),
             Some(1) => {
                 let len = self.rng.between(1, u64::from(self.spec.batch_max)) as usize;
-                Op::Write(self.write(model, store_id, len))
+                Op::Write(self.write(model, store_tag, len))
             }
             Some(6) if !model.view.is_empty() => {
                 let event = &model.view[self.rng.below(model.view.len() as u64) as usize];
@@ -61,8 +61,18 @@ impl Workload {
             }
             Some(2) => {
                 let global = self.rng.between(1, model.view.len() as u64 + 2);
-                let store = if self.rng.chance(0.05) { store_id ^ 1 } else { store_id };
-                Op::Get(EventId((u128::from(store) << 64) | u128::from(global)))
+                let id = match model.view.get(global as usize - 1) {
+                    Some(event) => event.id,
+                    None => EventId::from_parts(store_tag, self.epoch(model), global),
+                };
+                // Now and then an id of another store, or of another epoch
+                // at the same position: neither names an event here.
+                let id = match self.rng.below(20) {
+                    0 => EventId::from_parts(id.store_tag() ^ 1, id.epoch(), id.global_seq()),
+                    1 => EventId::from_parts(id.store_tag(), id.epoch() ^ 1, id.global_seq()),
+                    _ => id,
+                };
+                Op::Get(id)
             }
             Some(3) => Op::Query(self.region(model)),
             Some(4) | Some(6) => Op::ReadFrom { from: cursor, limit: self.rng.between(1, 40) as usize },
@@ -84,17 +94,20 @@ impl Workload {
         }
     }
 
+    /// An epoch for an id that names no event: the latest one seen, or any.
+    fn epoch(&mut self, model: &Model) -> u32 {
+        model.view.last().map_or_else(|| self.rng.next_u64() as u32, |e| e.id.epoch())
+    }
+
     /// The cause item `i` names, if any.
-    fn cause(&mut self, model: &Model, store_id: u64, i: usize) -> Option<ModelCause> {
+    fn cause(&mut self, model: &Model, store_tag: u32, i: usize) -> Option<ModelCause> {
         if !self.rng.chance(self.spec.cause_rate) {
             return None;
         }
         if self.rng.chance(self.spec.bogus_cause_rate) {
             let beyond = model.view.len() as u64 + 1_000 + self.rng.below(1_000);
-            return Some(ModelCause::Event {
-                id: EventId((u128::from(store_id) << 64) | u128::from(beyond)),
-                tag: None,
-            });
+            let epoch = self.epoch(model);
+            return Some(ModelCause::Event { id: EventId::from_parts(store_tag, epoch, beyond), tag: None });
         }
         if i > 0 && self.rng.chance(0.4) {
             return Some(ModelCause::Item(self.rng.below(i as u64) as usize));
@@ -128,7 +141,7 @@ impl Workload {
         (kind.to_owned(), filler)
     }
 
-    fn write(&mut self, model: &mut Model, store_id: u64, len: usize) -> u64 {
+    fn write(&mut self, model: &mut Model, store_tag: u32, len: usize) -> u64 {
         let uid = model.new_uid();
         let mut items = Vec::with_capacity(len);
         let mut bumps: Vec<(String, u64)> = Vec::new();
@@ -145,7 +158,7 @@ impl Workload {
             });
             bumps.push((entity.clone(), 1));
             let (kind, filler) = self.kind_and_filler();
-            let cause = self.cause(model, store_id, i);
+            let cause = self.cause(model, store_tag, i);
             items.push(ModelItem {
                 entity,
                 scope: SCOPES[self.rng.below(2) as usize].to_owned(),

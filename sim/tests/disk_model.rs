@@ -8,6 +8,7 @@
 use std::path::Path;
 
 use shale_sim::disk::{FaultClass, Planned, SimDisk, SimDiskOptions, SimTime};
+use shale_store::disk::ReadAt;
 use shale_store::Disk;
 
 fn disk(options: SimDiskOptions) -> SimDisk {
@@ -22,10 +23,10 @@ fn losing() -> SimDiskOptions {
 }
 
 fn read_all(d: &mut SimDisk, path: &str) -> Option<Vec<u8>> {
-    let mut f = d.open(Path::new(path)).ok()?;
-    let len = d.len(&mut f).unwrap() as usize;
+    let f = d.open_read(Path::new(path)).ok()?;
+    let len = f.len().unwrap() as usize;
     let mut buf = vec![0; len];
-    shale_store::disk::read_exact_at(d, &mut f, 0, &mut buf).unwrap();
+    shale_store::disk::read_exact_at(&f, 0, &mut buf).unwrap();
     Some(buf)
 }
 
@@ -184,7 +185,8 @@ fn the_same_seed_draws_the_same_faults() {
         let mut d = disk(options);
         let mut f = d.create(Path::new("/d/a")).unwrap();
         d.write_at(&mut f, 0, &[7; 100]).unwrap();
-        (0..50).map(|i| d.read_at(&mut f, i, &mut [0; 30]).map_err(|e| e.to_string())).collect::<Vec<_>>()
+        let r = d.open_read(Path::new("/d/a")).unwrap();
+        (0..50).map(|i| r.read_at(i, &mut [0; 30]).map_err(|e| e.to_string())).collect::<Vec<_>>()
     };
     assert_eq!(run(), run());
 }

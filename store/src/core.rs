@@ -16,7 +16,7 @@ use crate::journal::record::{
     encode_begin, encode_commit, encode_event, encode_idempotency, encode_shred, Begin, Commit, IdempotencyRecord,
     ShredRecord,
 };
-use crate::journal::recover::{recover, RecoveryReport};
+use crate::journal::recover::{analyze, RecoveryReport};
 use crate::journal::writer::JournalWriter;
 use crate::keyset::{publish_keyset, read_keyset, KeyEntry, Keyset, KEYS_NAME};
 use crate::limits::{GROUP_REQUESTS_MAX, SEGMENT_SIZE_DEFAULT, SEGMENT_SIZE_MIN};
@@ -25,6 +25,8 @@ use crate::model::{Batch, Payload, Receipt, ShredReceipt};
 use crate::plan::{plan, receipts, Context, PlannedGroup, Sealer, Slot};
 use crate::reader::Reader;
 use crate::state::{IdempotencyEntry, State};
+
+mod layout;
 
 /// How to open a store.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -119,6 +121,58 @@ fn describe(flags: u32) -> &'static str {
     }
 }
 
+/// Takes the store's lock (creating the lock file if needed).
+fn lock_store<D: Disk>(disk: &mut D, dir: &Path) -> Result<D::Lock, OpenError> {
+    match disk.lock(&dir.join(LOCK_NAME)) {
+        Ok(lock) => Ok(lock),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Err(OpenError::Locked { path: dir.to_owned() }),
+        Err(e) => Err(io(format!("locking {}", dir.display()))(e)),
+    }
+}
+
+/// Creates a store in `dir`, which holds nothing that could be data: the
+/// keyset (if encrypted), then segment 0, then `META` last, so that a store
+/// with `META` always has both.
+fn create_store<E: Env>(env: &mut E, dir: &Path, options: &Options) -> Result<(), OpenError> {
+    let store_id = loop {
+        let id = env.entropy().next_u64();
+        if id != 0 {
+            break id;
+        }
+    };
+    let meta = Meta { store_id, flags: options.encryption.flags() };
+    if meta.flags & FLAG_ENCRYPTED != 0 {
+        let nonce = random_nonce(env.entropy());
+        let empty = Keyset::default().encode(store_id, options.encryption.master_key(), nonce);
+        publish_keyset(env.disk(), dir, &empty).map_err(OpenError::Io)?;
+    }
+    let mut first = JournalWriter::<E::Disk>::empty(dir, store_id, options.segment_size, 1);
+    first.ready(env.disk()).map_err(OpenError::Io)?;
+    drop(first);
+    write_meta(env.disk(), dir, &meta)
+}
+
+/// An epoch for a new writer session: never 0, and none that committed an
+/// event still in the store. (An epoch whose events were all lost may come
+/// again, by a chance of one in four billion.)
+fn fresh_epoch(entropy: &mut impl Entropy, state: &State) -> u32 {
+    loop {
+        let epoch = entropy.next_u64() as u32;
+        if epoch != 0 && state.epochs().all(|e| e != epoch) {
+            return epoch;
+        }
+    }
+}
+
+/// A keyset that belongs to another store is a mismatch of the store's
+/// files, not damage: salvage cannot help and nothing is touched.
+fn keyset_refusal(dir: &Path, e: crate::keyset::KeysetError) -> OpenError {
+    match e {
+        crate::keyset::KeysetError::Foreign(reason) => OpenError::Mismatch { path: dir.join(KEYS_NAME), reason },
+        other => other.into(),
+    }
+}
+
 fn random_nonce(entropy: &mut impl Entropy) -> [u8; NONCE_LEN] {
     let mut nonce = [0u8; NONCE_LEN];
     entropy.fill(&mut nonce);
@@ -131,6 +185,13 @@ fn io(context: String) -> impl FnOnce(std::io::Error) -> OpenError {
 
 impl<E: Env> Core<E> {
     /// Opens (or creates) the store in `dir`, recovering its journal.
+    ///
+    /// Nothing is written before the directory is understood: a store is
+    /// created only in a missing or empty directory (or one holding nothing
+    /// but a creation that was interrupted before it could hold data); a
+    /// directory with other files and no `META`, or whose files do not
+    /// belong together, is refused as it is. Recovery's cuts and salvage
+    /// happen only after the journal and the keyset were read and accepted.
     pub fn open(mut env: E, dir: &Path, options: &Options) -> Result<(Self, RecoveryReport), OpenError> {
         if options.segment_size < SEGMENT_SIZE_MIN {
             return Err(crate::error::InvalidInput::Option {
@@ -148,52 +209,49 @@ impl<E: Env> Core<E> {
                 disk.sync_dir(parent).map_err(io(format!("syncing {}", parent.display())))?;
             }
         }
-        let lock = match disk.lock(&dir.join(LOCK_NAME)) {
-            Ok(lock) => lock,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                return Err(OpenError::Locked { path: dir.to_owned() })
+        // Refuse a foreign directory before the lock file is made in it,
+        // and decide again under the lock.
+        layout::holds_store(disk, dir)?;
+        let lock = lock_store(disk, dir)?;
+        if !layout::holds_store(env.disk(), dir)? {
+            if !options.create_if_missing {
+                return Err(OpenError::Missing { path: dir.to_owned() });
             }
-            Err(e) => return Err(io(format!("locking {}", dir.display()))(e)),
-        };
+            create_store(&mut env, dir, options)?;
+        }
         let flags = options.encryption.flags();
-        let meta = match read_meta(env.disk(), dir)? {
-            Some(meta) if meta.flags != flags => {
-                return Err(OpenError::Encryption {
-                    reason: format!("the store was created with {}, not {}", describe(meta.flags), describe(flags)),
-                });
-            }
-            Some(meta) => meta,
-            None if options.create_if_missing => {
-                let meta = Meta { store_id: env.entropy().next_u64(), flags };
-                if flags & FLAG_ENCRYPTED != 0 {
-                    // The keyset exists before META says the store is
-                    // encrypted: a missing keyset is then always damage.
-                    let nonce = random_nonce(env.entropy());
-                    let empty = Keyset::default().encode(meta.store_id, options.encryption.master_key(), nonce);
-                    publish_keyset(env.disk(), dir, &empty).map_err(OpenError::Io)?;
-                }
-                write_meta(env.disk(), dir, &meta)?;
-                meta
-            }
-            None => return Err(OpenError::Missing { path: dir.to_owned() }),
-        };
+        let Some(meta) = read_meta(env.disk(), dir)? else { unreachable!("the store holds META") };
+        if meta.flags != flags {
+            return Err(OpenError::Encryption {
+                reason: format!("the store was created with {}, not {}", describe(meta.flags), describe(flags)),
+            });
+        }
         let master = options.encryption.master_key();
+        let mut analysis = analyze(env.disk(), dir, meta.store_id, options)?;
+        if let Some(refusal) = analysis.refusal().filter(|_| !options.salvage) {
+            return Err(refusal);
+        }
         let keyset = match flags & FLAG_ENCRYPTED {
             0 => None,
-            _ => Some(read_keyset(env.disk(), dir, meta.store_id, master)?),
+            _ => Some(read_keyset(env.disk(), dir, meta.store_id, master).map_err(|e| keyset_refusal(dir, e))?),
         };
-        let mut recovered = recover(env.disk(), dir, meta.store_id, options)?;
-        recovered.state.set_keyset(keyset);
-        recovered.state.check_keys().map_err(|(global, reason)| Corruption {
+        analysis.state.set_keyset(keyset);
+        analysis.state.check_keys().map_err(|(global, reason)| Corruption {
             file: dir.join(KEYS_NAME),
             offset: 0,
             reason: format!("event {global}: {reason}"),
         })?;
+        // The names this open builds on (META, the keyset, segments) may be
+        // visible without being durable, if an earlier directory fsync in
+        // this process failed: make them durable before anything is added.
+        env.disk().sync_dir(dir).map_err(io(format!("syncing {}", dir.display())))?;
+        let recovered = analysis.apply(env.disk(), dir, options.salvage)?;
+        let epoch = fresh_epoch(env.entropy(), &recovered.state);
         let fence = (flags & FLAG_ENCRYPTED != 0).then(|| KeyFence::new(master.cloned()));
         #[cfg_attr(not(feature = "canaries"), expect(unused_mut, reason = "planted only with canaries"))]
         let mut journal = match recovered.tail {
-            Some(tail) => JournalWriter::resume(dir, meta.store_id, options.segment_size, tail),
-            None => JournalWriter::empty(dir, meta.store_id, options.segment_size),
+            Some(tail) => JournalWriter::resume(dir, meta.store_id, options.segment_size, epoch, tail),
+            None => JournalWriter::empty(dir, meta.store_id, options.segment_size, epoch),
         };
         #[cfg(feature = "canaries")]
         journal.plant(options.canary);
@@ -243,8 +301,13 @@ impl<E: Env> Core<E> {
         #[cfg(not(feature = "canaries"))]
         let (stale_gates, misresolve_causes) = (false, false);
         let gates = &self.gates;
+        let epoch = self.journal.epoch;
         let plan = match self.fence.as_mut() {
-            None => plan(&state, batches, &mut Context { now_ns, sealer: None, gates, stale_gates, misresolve_causes }),
+            None => plan(
+                &state,
+                batches,
+                &mut Context { now_ns, epoch, sealer: None, gates, stale_gates, misresolve_causes },
+            ),
             Some(fence) => {
                 fence.mint_for(&state, batches, self.env.entropy());
                 let fence = &*fence;
@@ -252,7 +315,7 @@ impl<E: Env> Core<E> {
                 let entropy = self.env.entropy();
                 let mut nonce = || random_nonce(entropy);
                 let sealer = Some(&mut Sealer { key_of: &key_of, nonce: &mut nonce });
-                plan(&state, batches, &mut Context { now_ns, sealer, gates, stale_gates, misresolve_causes })
+                plan(&state, batches, &mut Context { now_ns, epoch, sealer, gates, stale_gates, misresolve_causes })
             }
         };
         drop(state);
@@ -299,7 +362,7 @@ impl<E: Env> Core<E> {
         for group in groups {
             for record in &group.records {
                 let Some(range) = payloads.next() else { unreachable!("one payload range per record") };
-                state.apply(record, Payload::new(bytes.clone(), range));
+                state.apply(record, Payload::new(bytes.clone(), range), self.journal.epoch);
             }
             let count = group.records.len() as u32;
             if let Some((key, fingerprint)) = group.idempotency {
@@ -377,6 +440,7 @@ impl<E: Env> Core<E> {
         let group_id = self.journal.next_group;
         let begin = Begin {
             group_id,
+            epoch: self.journal.epoch,
             flush: self.journal.next_flush,
             flush_index: 0,
             flush_count: 1,
@@ -404,6 +468,7 @@ impl<E: Env> Core<E> {
             let event_count = group.records.len() as u32;
             let begin = Begin {
                 group_id,
+                epoch: self.journal.epoch,
                 flush: self.journal.next_flush,
                 flush_index: index as u32,
                 flush_count,

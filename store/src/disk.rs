@@ -10,11 +10,24 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+/// A file opened for reading only. Reads are positional and take `&self`,
+/// so one handle serves every reader thread at once.
+#[expect(clippy::len_without_is_empty, reason = "a file's length, asked of the medium, not a collection's")]
+pub trait ReadAt: Send + Sync + 'static {
+    /// Reads up to `buf.len()` bytes at `offset`; may return fewer.
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize>;
+    fn len(&self) -> io::Result<u64>;
+}
+
 /// A file system as the store uses it. Methods take `&mut self`: one disk
-/// belongs to one writer.
+/// belongs to one writer. Reads go through read-only handles
+/// ([`Disk::open_read`]); the writable handle only writes, truncates and
+/// syncs.
 pub trait Disk: Send + 'static {
-    /// An open file.
+    /// A file open for writing.
     type File: Send + 'static;
+    /// A file open for reading only.
+    type ReadFile: ReadAt;
     /// A held directory lock; dropping it releases the lock.
     type Lock: Send + 'static;
 
@@ -25,12 +38,12 @@ pub trait Disk: Send + 'static {
     /// Fails with `ErrorKind::WouldBlock` if another holder has it.
     fn lock(&mut self, path: &Path) -> io::Result<Self::Lock>;
     /// Creates `path` empty (truncating any file of that name), open for
-    /// reading and writing.
+    /// writing.
     fn create(&mut self, path: &Path) -> io::Result<Self::File>;
-    /// Opens an existing `path` for reading and writing.
+    /// Opens an existing `path` for writing.
     fn open(&mut self, path: &Path) -> io::Result<Self::File>;
-    /// Reads up to `buf.len()` bytes at `offset`; may return fewer.
-    fn read_at(&mut self, file: &mut Self::File, offset: u64, buf: &mut [u8]) -> io::Result<usize>;
+    /// Opens an existing `path` for reading only: a read-only file opens.
+    fn open_read(&mut self, path: &Path) -> io::Result<Self::ReadFile>;
     /// Writes all of `data` at `offset`.
     fn write_at(&mut self, file: &mut Self::File, offset: u64, data: &[u8]) -> io::Result<()>;
     fn len(&mut self, file: &mut Self::File) -> io::Result<u64>;
@@ -49,9 +62,9 @@ pub trait Disk: Send + 'static {
 
 /// Reads exactly `buf.len()` bytes at `offset`, looping over short reads.
 /// Returns `UnexpectedEof` if the file ends first.
-pub fn read_exact_at<D: Disk>(disk: &mut D, file: &mut D::File, mut offset: u64, mut buf: &mut [u8]) -> io::Result<()> {
+pub fn read_exact_at(file: &impl ReadAt, mut offset: u64, mut buf: &mut [u8]) -> io::Result<()> {
     while !buf.is_empty() {
-        match disk.read_at(file, offset, buf) {
+        match file.read_at(offset, buf) {
             Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
             Ok(n) => {
                 offset += n as u64;
@@ -62,6 +75,19 @@ pub fn read_exact_at<D: Disk>(disk: &mut D, file: &mut D::File, mut offset: u64,
         }
     }
     Ok(())
+}
+
+/// Reads the whole of the small file `path` (META, the keyset), refusing
+/// one longer than `len_max` before allocating for it.
+pub fn read_small_file<D: Disk>(disk: &mut D, path: &Path, len_max: u64) -> io::Result<Vec<u8>> {
+    let file = disk.open_read(path)?;
+    let len = file.len()?;
+    if len > len_max {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{len} bytes is over the limit of {len_max}")));
+    }
+    let mut bytes = vec![0u8; len as usize];
+    read_exact_at(&file, 0, &mut bytes)?;
+    Ok(bytes)
 }
 
 /// Publishes `bytes` as `path` atomically: writes a temporary file, syncs
@@ -84,8 +110,19 @@ pub fn publish_atomically<D: Disk>(disk: &mut D, path: &Path, bytes: &[u8]) -> i
 #[derive(Debug, Default)]
 pub struct FileDisk;
 
+impl ReadAt for std::fs::File {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        positional::read_at(self, offset, buf)
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.metadata()?.len())
+    }
+}
+
 impl Disk for FileDisk {
     type File = std::fs::File;
+    type ReadFile = std::fs::File;
     type Lock = std::fs::File;
 
     fn create_dir_all(&mut self, path: &Path) -> io::Result<()> {
@@ -102,15 +139,15 @@ impl Disk for FileDisk {
     }
 
     fn create(&mut self, path: &Path) -> io::Result<std::fs::File> {
-        std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(path)
+        std::fs::OpenOptions::new().write(true).create(true).truncate(true).open(path)
     }
 
     fn open(&mut self, path: &Path) -> io::Result<std::fs::File> {
-        std::fs::OpenOptions::new().read(true).write(true).open(path)
+        std::fs::OpenOptions::new().write(true).open(path)
     }
 
-    fn read_at(&mut self, file: &mut std::fs::File, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        positional::read_at(file, offset, buf)
+    fn open_read(&mut self, path: &Path) -> io::Result<std::fs::File> {
+        std::fs::File::open(path)
     }
 
     fn write_at(&mut self, file: &mut std::fs::File, offset: u64, data: &[u8]) -> io::Result<()> {

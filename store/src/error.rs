@@ -70,6 +70,20 @@ pub enum OpenError {
     Missing { path: PathBuf },
     #[error("{path} is not a shale store or has an unsupported format: {reason}")]
     Format { path: PathBuf, reason: String },
+    /// The directory holds files but no store `META` (and is not a store
+    /// whose creation was interrupted): nothing was changed. A store is
+    /// created only in an empty or missing directory.
+    #[error("{path} is not a shale store, refusing to touch it: {reason}")]
+    NotAStore { path: PathBuf, reason: String },
+    /// The store's files do not belong together (a segment or keyset of
+    /// another store, or one that disagrees with `META`): nothing was
+    /// changed, not even with salvage.
+    #[error("the files of the store at {path} do not belong together: {reason}")]
+    Mismatch { path: PathBuf, reason: String },
+    /// Bytes of the journal cannot be read, however often they are tried
+    /// (a latent sector error): nothing was changed.
+    #[error("{file} is unreadable from byte {offset}: {reason}; open with salvage to keep the readable prefix and set the rest aside")]
+    Unreadable { file: PathBuf, offset: u64, reason: String },
     #[error("{0}")]
     Invalid(#[from] InvalidInput),
     #[error("encryption setting mismatch: {reason}")]

@@ -45,7 +45,7 @@ impl Walk {
 
 impl State {
     fn local(&self, id: EventId) -> Option<u64> {
-        (id.store_id() == self.store_id() && self.stored(id.global_seq()).is_some()).then_some(id.global_seq())
+        self.resolve(id)
     }
 
     fn must_event(&self, global: u64) -> Result<Event, ReadError> {

@@ -1,5 +1,6 @@
-//! The per-entity hash chain: each event's hash covers its header fields,
-//! its stored payload bytes and the entity's previous hash.
+//! The per-entity hash chain: each event's hash covers its header fields
+//! (the epoch of the session that wrote it included), its stored payload
+//! bytes and the entity's previous hash.
 
 use crate::journal::record::EventRecord;
 
@@ -12,10 +13,11 @@ fn update_str(h: &mut blake3::Hasher, s: &[u8]) {
 }
 
 /// Bytes of the fixed-size fields, hashed in one piece.
-const FIXED_LEN: usize = 32 + 8 + 8 + 8 + 9 + 16 + 4;
+const FIXED_LEN: usize = 32 + 8 + 8 + 8 + 9 + 16 + 4 + 4;
 
-/// The hash of `event` chained onto `prev`. Ignores `event.hash`.
-pub fn chain_hash(prev: &[u8; 32], event: &EventRecord<'_>) -> [u8; 32] {
+/// The hash of `event`, written in `epoch`, chained onto `prev`. Ignores
+/// `event.hash`.
+pub fn chain_hash(prev: &[u8; 32], event: &EventRecord<'_>, epoch: u32) -> [u8; 32] {
     let mut fixed = [0u8; FIXED_LEN];
     fixed[..32].copy_from_slice(prev);
     fixed[32..40].copy_from_slice(&event.global_seq.to_le_bytes());
@@ -27,6 +29,7 @@ pub fn chain_hash(prev: &[u8; 32], event: &EventRecord<'_>) -> [u8; 32] {
     }
     fixed[65..81].copy_from_slice(&event.correlation.to_le_bytes());
     fixed[81..85].copy_from_slice(&event.key_gen.to_le_bytes());
+    fixed[85..89].copy_from_slice(&epoch.to_le_bytes());
     let mut h = blake3::Hasher::new();
     h.update(&fixed);
     update_str(&mut h, event.kind.as_bytes());

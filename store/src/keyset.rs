@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::crypto::{open, seal, Key, MasterKey, KEY_LEN, NONCE_LEN};
-use crate::disk::{publish_atomically, read_exact_at, Disk};
+use crate::disk::{publish_atomically, read_small_file, Disk};
 use crate::error::IoError;
 
 pub const KEYS_NAME: &str = "KEYS";
@@ -59,6 +59,8 @@ pub enum KeysetError {
     Missing,
     #[error("the keyset file is damaged: {0}")]
     Damaged(String),
+    #[error("the keyset file belongs to another store: {0}")]
+    Foreign(String),
     #[error("the keyset is sealed and no master key was given")]
     MasterKeyNeeded,
     #[error("the keyset does not open with the given master key")]
@@ -153,7 +155,10 @@ impl Keyset {
         let mut id = [0u8; 8];
         id.copy_from_slice(&content[16..24]);
         if u64::from_le_bytes(id) != store_id {
-            return Err(damaged("belongs to another store"));
+            return Err(KeysetError::Foreign(format!(
+                "it names store {:016x}, META names {store_id:016x}",
+                u64::from_le_bytes(id)
+            )));
         }
         let body = &content[HEADER_LEN..];
         if body.len() != u32_at(24) as usize {
@@ -180,7 +185,7 @@ impl Keyset {
     }
 }
 
-/// Reads `dir/KEYS`.
+/// Reads `dir/KEYS`, opened read-only.
 pub fn read_keyset<D: Disk>(
     disk: &mut D,
     dir: &Path,
@@ -192,13 +197,11 @@ pub fn read_keyset<D: Disk>(
     if !disk.exists(&path).map_err(io)? {
         return Err(KeysetError::Missing);
     }
-    let mut file = disk.open(&path).map_err(io)?;
-    let len = disk.len(&mut file).map_err(io)?;
-    if len > KEYS_LEN_MAX {
-        return Err(KeysetError::Damaged(format!("{len} bytes is over the limit")));
-    }
-    let mut bytes = Zeroizing::new(vec![0u8; len as usize]);
-    read_exact_at(disk, &mut file, 0, &mut bytes).map_err(io)?;
+    let bytes = match read_small_file(disk, &path, KEYS_LEN_MAX) {
+        Ok(bytes) => Zeroizing::new(bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => return Err(KeysetError::Damaged(e.to_string())),
+        Err(e) => return Err(io(e)),
+    };
     Keyset::decode(&bytes, store_id, master)
 }
 
@@ -235,7 +238,7 @@ mod tests {
         assert!(matches!(Keyset::decode(&sealed, 9, None), Err(KeysetError::MasterKeyNeeded)));
         let wrong = MasterKey::from_bytes([6; KEY_LEN]);
         assert!(matches!(Keyset::decode(&sealed, 9, Some(&wrong)), Err(KeysetError::WrongMasterKey)));
-        assert!(matches!(Keyset::decode(&sealed, 8, Some(&master)), Err(KeysetError::Damaged(_))));
+        assert!(matches!(Keyset::decode(&sealed, 8, Some(&master)), Err(KeysetError::Foreign(_))));
     }
 
     #[test]

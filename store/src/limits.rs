@@ -31,6 +31,12 @@ pub const SEGMENT_HEADER_LEN: usize = 64;
 
 /// Chunk in which recovery reads a segment.
 pub const RECOVERY_READ_CHUNK: usize = 4 << 20;
+/// How many times a failed read is tried before its bytes count as
+/// unreadable.
+pub const READ_ATTEMPTS: u32 = 4;
+/// The granule to which recovery narrows an unreadable stretch down: bytes
+/// before the first unreadable granule are kept, nothing is guessed.
+pub const UNREADABLE_GRANULE: u64 = 512;
 
 /// Most events `read_from` returns in one call.
 pub const READ_LIMIT_MAX: usize = 100_000;
@@ -39,3 +45,5 @@ const _: () = assert!(FRAME_BODY_LEN_MAX < u32::MAX as usize);
 const _: () = assert!(SEGMENT_SIZE_MIN > SEGMENT_HEADER_LEN as u64);
 const _: () = assert!(BATCH_EVENTS_MAX <= u32::MAX as usize);
 const _: () = assert!(RECOVERY_READ_CHUNK > FRAME_BODY_LEN_MAX + FRAME_HEADER_LEN);
+const _: () = assert!((RECOVERY_READ_CHUNK as u64).is_multiple_of(UNREADABLE_GRANULE));
+const _: () = assert!(READ_ATTEMPTS >= 1);

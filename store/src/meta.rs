@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::disk::{publish_atomically, read_exact_at, Disk};
+use crate::disk::{publish_atomically, read_small_file, Disk};
 use crate::error::{IoError, OpenError};
 
 pub const META_NAME: &str = "META";
@@ -55,20 +55,20 @@ impl Meta {
     }
 }
 
-/// Reads `dir/META`; `Ok(None)` if there is none.
+/// Reads `dir/META`; `Ok(None)` if there is none. Opens it read-only.
 pub fn read_meta<D: Disk>(disk: &mut D, dir: &Path) -> Result<Option<Meta>, OpenError> {
     let path = dir.join(META_NAME);
     let io = |e| OpenError::Io(IoError::new(format!("reading {}", path.display()), e));
     if !disk.exists(&path).map_err(io)? {
         return Ok(None);
     }
-    let mut file = disk.open(&path).map_err(io)?;
-    let len = disk.len(&mut file).map_err(io)?;
-    if len != META_LEN as u64 {
-        return Err(OpenError::Format { path, reason: format!("META is {len} bytes, not {META_LEN}") });
-    }
-    let mut bytes = [0u8; META_LEN];
-    read_exact_at(disk, &mut file, 0, &mut bytes).map_err(io)?;
+    let bytes = match read_small_file(disk, &path, META_LEN as u64) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            return Err(OpenError::Format { path, reason: format!("META is not {META_LEN} bytes: {e}") });
+        }
+        Err(e) => return Err(io(e)),
+    };
     Meta::decode(&bytes).map(Some).map_err(|reason| OpenError::Format { path, reason })
 }
 

@@ -62,27 +62,47 @@ impl fmt::Debug for Coordinate {
     }
 }
 
-/// An event's identity: the store's id in the high 64 bits and the event's
-/// global sequence in the low 64. Unique across stores, deterministic given
-/// the environment, and a direct index into the store.
+/// An event's identity: the store's tag (the low 32 bits of its id) in the
+/// top 32 bits, the epoch of the writer session that committed the event in
+/// the next 32, and the event's global sequence in the low 64.
+///
+/// The epoch is drawn anew for every writer session and recorded with every
+/// group, so when a damaged disk loses events and their positions are used
+/// again, the new events get other ids: an id a client held from before
+/// never names a different event (a lookup of it finds nothing).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 pub struct EventId(pub u128);
 
 impl EventId {
-    pub(crate) fn new(store_id: u64, global_seq: u64) -> Self {
-        Self((u128::from(store_id) << 64) | u128::from(global_seq))
+    pub(crate) fn new(store_id: u64, epoch: u32, global_seq: u64) -> Self {
+        Self::from_parts(store_tag(store_id), epoch, global_seq)
     }
-    pub fn store_id(self) -> u64 {
-        (self.0 >> 64) as u64
+    /// The id with these parts (as `store_tag`, `epoch` and `global_seq`
+    /// give them back).
+    pub fn from_parts(store_tag: u32, epoch: u32, global_seq: u64) -> Self {
+        Self((u128::from(store_tag) << 96) | (u128::from(epoch) << 64) | u128::from(global_seq))
+    }
+    /// The tag of the store that committed the event.
+    pub fn store_tag(self) -> u32 {
+        (self.0 >> 96) as u32
+    }
+    /// The writer session that committed the event.
+    pub fn epoch(self) -> u32 {
+        (self.0 >> 64) as u32
     }
     pub fn global_seq(self) -> u64 {
         self.0 as u64
     }
 }
 
+/// The part of a store's id that event ids carry.
+pub(crate) fn store_tag(store_id: u64) -> u32 {
+    store_id as u32
+}
+
 impl fmt::Debug for EventId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:016x}-{}", self.store_id(), self.global_seq())
+        write!(f, "{:08x}.{:08x}-{}", self.store_tag(), self.epoch(), self.global_seq())
     }
 }
 

@@ -87,7 +87,7 @@ pub fn receipts(state: &State, first: u64, count: u32) -> Vec<Receipt> {
     (first..first + u64::from(count))
         .map(|g| {
             let Some(stored) = state.stored(g) else { unreachable!("receipt for uncommitted event {g}") };
-            Receipt { id: EventId::new(state.store_id(), g), entity_seq: stored.entity_seq, global_seq: g }
+            Receipt { id: state.id_of(g), entity_seq: stored.entity_seq, global_seq: g }
         })
         .collect()
 }
@@ -144,6 +144,8 @@ pub fn plan<'b>(state: &State, batches: &'b [Batch], ctx: &mut Context<'_, '_>) 
 /// What planning needs besides the state and the batches.
 pub struct Context<'c, 's> {
     pub now_ns: u64,
+    /// The writer session's epoch, part of every new event's id.
+    pub epoch: u32,
     pub sealer: Option<&'c mut Sealer<'s>>,
     pub gates: &'c Gates,
     /// Planted bug: gates see only the committed state.
@@ -168,11 +170,11 @@ fn resolve_cause(
         None => Ok((None, None)),
         Some(Cause::Item(j)) => Ok((Some(first_global + j as u64), Some(records[j].correlation))),
         Some(Cause::Event(id)) => {
-            let stored = (id.store_id() == state.store_id()).then(|| state.stored(id.global_seq())).flatten();
-            let Some(stored) = stored else {
+            let resolved = state.resolve(id).and_then(|global| Some((global, state.stored(global)?)));
+            let Some((global, stored)) = resolved else {
                 return Err(AppendError::Invalid { item: Some(i), error: InvalidInput::UnknownCause { cause: id } });
             };
-            let global = if misresolve { id.global_seq() % state.last_global() + 1 } else { id.global_seq() };
+            let global = if misresolve { global % state.last_global() + 1 } else { global };
             Ok((Some(global), Some(stored.correlation)))
         }
     }
@@ -243,7 +245,7 @@ fn plan_group<'b>(
             .correlation
             .map(|c| c.0)
             .or(cause_correlation)
-            .unwrap_or_else(|| EventId::new(state.store_id(), global_seq).0);
+            .unwrap_or_else(|| EventId::new(state.store_id(), ctx.epoch, global_seq).0);
         let mut record = EventRecord {
             global_seq,
             entity_seq: version + 1,
@@ -261,12 +263,12 @@ fn plan_group<'b>(
             let Some((generation, key)) = (sealer.key_of)(entity) else {
                 unreachable!("keys are minted before planning")
             };
-            let id = EventId::new(state.store_id(), global_seq).0;
+            let id = EventId::new(state.store_id(), ctx.epoch, global_seq).0;
             let aad = event_aad(entity, item.coordinate.scope(), id, version + 1, &item.kind, generation);
             record.payload = std::borrow::Cow::Owned(seal(&key, (sealer.nonce)(), &aad, &item.payload));
             record.key_gen = generation;
         }
-        record.hash = chain_hash(&head, &record);
+        record.hash = chain_hash(&head, &record, ctx.epoch);
         local.insert(entity, (version + 1, record.hash));
         if ctx.gates.is_empty() {
             records.push(record);

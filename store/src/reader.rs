@@ -74,6 +74,11 @@ impl Reader {
         self.state().store_id()
     }
 
+    /// The tag this store's event ids carry (see [`EventId::store_tag`]).
+    pub fn store_tag(&self) -> u32 {
+        crate::model::store_tag(self.store_id())
+    }
+
     /// Recomputes every hash chain; `Err(global)` names the first event
     /// whose hash does not verify.
     pub fn verify_chains(&self) -> Result<(), u64> {

@@ -75,6 +75,9 @@ pub struct State {
     keyset: Option<Keyset>,
     /// Events whose correlation is another event's id, by correlation.
     correlations: BTreeMap<u128, Vec<u64>>,
+    /// Which writer session committed which events: (first global
+    /// sequence, epoch) runs, in order.
+    epochs: Vec<(u64, u32)>,
 }
 
 impl State {
@@ -89,7 +92,39 @@ impl State {
             idempotency: BTreeMap::new(),
             keyset: None,
             correlations: BTreeMap::new(),
+            epochs: Vec::new(),
         }
+    }
+
+    /// The epoch of the writer session that committed the event at
+    /// `global` (which must exist).
+    pub fn epoch_of(&self, global: u64) -> u32 {
+        let run = self.epochs.partition_point(|&(first, _)| first <= global);
+        assert!(run > 0 && global <= self.last_global(), "epoch of event {global}, which does not exist");
+        self.epochs[run - 1].1
+    }
+
+    /// Every epoch that committed an event still here.
+    pub fn epochs(&self) -> impl Iterator<Item = u32> + '_ {
+        self.epochs.iter().map(|&(_, epoch)| epoch)
+    }
+
+    /// The id of the event at `global` (which must exist).
+    pub fn id_of(&self, global: u64) -> EventId {
+        EventId::new(self.store_id, self.epoch_of(global), global)
+    }
+
+    /// The global sequence of the event `id` names, if it is an event of
+    /// this store that is here now: right store, existing position, and
+    /// the epoch that committed it. An id from before a loss whose position
+    /// now holds another event resolves to nothing.
+    pub fn resolve(&self, id: EventId) -> Option<u64> {
+        let global = id.global_seq();
+        let here = id.store_tag() == crate::model::store_tag(self.store_id)
+            && global >= 1
+            && global <= self.last_global()
+            && self.epoch_of(global) == id.epoch();
+        here.then_some(global)
     }
 
     pub fn store_id(&self) -> u64 {
@@ -182,22 +217,26 @@ impl State {
 
     /// Adds one event read back from the journal, if it follows on from
     /// this state; nothing changes if it does not.
-    pub fn try_apply(&mut self, record: &EventRecord<'_>, payload: Payload) -> Result<(), String> {
+    pub fn try_apply(&mut self, record: &EventRecord<'_>, payload: Payload, epoch: u32) -> Result<(), String> {
         self.check(record)?;
-        self.push(record, payload);
+        self.push(record, payload, epoch);
         Ok(())
     }
 
     /// Adds one durable event the writer planned against this state; a
     /// mismatch is a bug.
-    pub fn apply(&mut self, record: &EventRecord<'_>, payload: Payload) {
+    pub fn apply(&mut self, record: &EventRecord<'_>, payload: Payload, epoch: u32) {
         if let Err(reason) = self.check(record) {
             panic!("the writer planned an event that does not follow on: {reason}");
         }
-        self.push(record, payload);
+        self.push(record, payload, epoch);
     }
 
-    fn push(&mut self, record: &EventRecord<'_>, payload: Payload) {
+    fn push(&mut self, record: &EventRecord<'_>, payload: Payload, epoch: u32) {
+        assert_ne!(epoch, 0, "epoch 0 is never written");
+        if self.epochs.last().is_none_or(|&(_, last)| last != epoch) {
+            self.epochs.push((record.global_seq, epoch));
+        }
         debug_assert_eq!(&payload[..], &record.payload[..], "payload bytes are not the record's");
         let scope = self.intern(record.scope, 0);
         let kind = self.intern(record.kind, 1);
@@ -220,7 +259,7 @@ impl State {
             let Some(cause) = self.events.get_mut(cause as usize - 1) else { unreachable!("checked above") };
             next_effect = std::mem::replace(&mut cause.first_effect, record.global_seq);
         }
-        if record.correlation != EventId::new(self.store_id, record.global_seq).0 {
+        if record.correlation != EventId::new(self.store_id, epoch, record.global_seq).0 {
             self.correlations.entry(record.correlation).or_default().push(record.global_seq);
         }
         self.events.push(StoredEvent {
@@ -242,15 +281,22 @@ impl State {
     /// Takes back the last event applied (a group that turned out not to
     /// follow on is undone whole).
     pub fn undo_last(&mut self) {
-        let Some(last) = self.events.pop() else { return };
-        let global = self.events.len() as u64 + 1;
+        let global = self.last_global();
+        if global == 0 {
+            return;
+        }
+        let epoch = self.epoch_of(global);
+        let Some(last) = self.events.pop() else { unreachable!("last_global counts the events") };
+        if self.epochs.last().is_some_and(|&(first, _)| first == global) {
+            self.epochs.pop();
+        }
         if let Some(cause) = last.causation {
             if let Some(cause) = self.events.get_mut(cause as usize - 1) {
                 assert_eq!(cause.first_effect, global, "the newest effect heads its cause's list");
                 cause.first_effect = last.next_effect;
             }
         }
-        if last.correlation != EventId::new(self.store_id, global).0 {
+        if last.correlation != EventId::new(self.store_id, epoch, global).0 {
             if let Some(list) = self.correlations.get_mut(&last.correlation) {
                 list.pop();
                 if list.is_empty() {
@@ -283,7 +329,7 @@ impl State {
     /// shredded.
     pub fn event(&self, global: u64) -> Result<Option<Event>, ReadError> {
         let Some(stored) = self.stored(global) else { return Ok(None) };
-        let id = EventId::new(self.store_id, global);
+        let id = self.id_of(global);
         let (payload, shredded) = match (stored.key_gen, &self.keyset) {
             (0, None) => (stored.payload.clone(), false),
             (generation, Some(keyset)) if generation > 0 => match keyset.status(&stored.entity, generation) {
@@ -314,7 +360,7 @@ impl State {
             coordinate: Coordinate::from_parts(stored.entity.clone(), stored.scope.clone()),
             entity_seq: stored.entity_seq,
             global_seq: global,
-            causation: stored.causation.map(|c| EventId::new(self.store_id, c)),
+            causation: stored.causation.map(|c| self.id_of(c)),
             correlation: EventId(stored.correlation),
             timestamp_ns: stored.timestamp_ns,
             payload,
@@ -326,10 +372,8 @@ impl State {
 
     /// The event `id`; a shredded event is the typed error `Shredded`.
     pub fn get(&self, id: EventId) -> Result<Option<Event>, ReadError> {
-        if id.store_id() != self.store_id {
-            return Ok(None);
-        }
-        match self.event(id.global_seq())? {
+        let Some(global) = self.resolve(id) else { return Ok(None) };
+        match self.event(global)? {
             Some(event) if event.shredded => {
                 Err(ReadError::Shredded { id, entity: event.coordinate.entity().to_owned() })
             }
@@ -445,7 +489,7 @@ impl State {
                 hash: stored.hash,
                 payload: std::borrow::Cow::Borrowed(&stored.payload),
             };
-            if chain_hash(&prev, &record) != stored.hash {
+            if chain_hash(&prev, &record, self.epoch_of(global)) != stored.hash {
                 return Err(global);
             }
             heads.insert(&stored.entity, stored.hash);

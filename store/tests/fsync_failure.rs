@@ -7,119 +7,18 @@
 
 mod common;
 
-use std::io;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 
+use common::faulty::{FaultyEnv, Shared};
 use common::{event, segments};
-use shale_store::{AppendError, Batch, Disk, Env, FileDisk, Options, OsEntropy, Region, Store, SystemClock};
+use shale_store::{AppendError, Batch, Options, Region, Store};
 
-#[derive(Default)]
-struct Faults {
-    fail_syncs: u32,
-    fail_dir_syncs: u32,
-}
-
-/// `FileDisk` with syncs that fail on demand (the write itself still
-/// reaches the OS, as with a real failed fsync).
-struct FlakyDisk {
-    inner: FileDisk,
-    faults: Arc<Mutex<Faults>>,
-}
-
-fn injected() -> io::Error {
-    io::Error::other("injected fsync failure")
-}
-
-impl Disk for FlakyDisk {
-    type File = std::fs::File;
-    type Lock = std::fs::File;
-    fn create_dir_all(&mut self, p: &Path) -> io::Result<()> {
-        self.inner.create_dir_all(p)
-    }
-    fn lock(&mut self, p: &Path) -> io::Result<std::fs::File> {
-        self.inner.lock(p)
-    }
-    fn create(&mut self, p: &Path) -> io::Result<std::fs::File> {
-        self.inner.create(p)
-    }
-    fn open(&mut self, p: &Path) -> io::Result<std::fs::File> {
-        self.inner.open(p)
-    }
-    fn read_at(&mut self, f: &mut std::fs::File, o: u64, b: &mut [u8]) -> io::Result<usize> {
-        self.inner.read_at(f, o, b)
-    }
-    fn write_at(&mut self, f: &mut std::fs::File, o: u64, d: &[u8]) -> io::Result<()> {
-        self.inner.write_at(f, o, d)
-    }
-    fn len(&mut self, f: &mut std::fs::File) -> io::Result<u64> {
-        self.inner.len(f)
-    }
-    fn set_len(&mut self, f: &mut std::fs::File, l: u64) -> io::Result<()> {
-        self.inner.set_len(f, l)
-    }
-    fn sync(&mut self, f: &mut std::fs::File) -> io::Result<()> {
-        let mut faults = self.faults.lock().unwrap();
-        if faults.fail_syncs > 0 {
-            faults.fail_syncs -= 1;
-            return Err(injected());
-        }
-        self.inner.sync(f)
-    }
-    fn sync_dir(&mut self, d: &Path) -> io::Result<()> {
-        let mut faults = self.faults.lock().unwrap();
-        if faults.fail_dir_syncs > 0 {
-            faults.fail_dir_syncs -= 1;
-            return Err(injected());
-        }
-        self.inner.sync_dir(d)
-    }
-    fn rename(&mut self, a: &Path, b: &Path) -> io::Result<()> {
-        self.inner.rename(a, b)
-    }
-    fn remove(&mut self, p: &Path) -> io::Result<()> {
-        self.inner.remove(p)
-    }
-    fn list(&mut self, d: &Path) -> io::Result<Vec<String>> {
-        self.inner.list(d)
-    }
-    fn exists(&mut self, p: &Path) -> io::Result<bool> {
-        self.inner.exists(p)
-    }
-}
-
-struct FlakyEnv {
-    disk: FlakyDisk,
-    clock: SystemClock,
-    entropy: OsEntropy,
-}
-
-impl Env for FlakyEnv {
-    type Disk = FlakyDisk;
-    type Clock = SystemClock;
-    type Entropy = OsEntropy;
-    fn disk(&mut self) -> &mut FlakyDisk {
-        &mut self.disk
-    }
-    fn clock(&mut self) -> &mut SystemClock {
-        &mut self.clock
-    }
-    fn entropy(&mut self) -> &mut OsEntropy {
-        &mut self.entropy
-    }
-}
-
-fn open(dir: &Path) -> (Store<FlakyEnv>, Arc<Mutex<Faults>>) {
-    let faults = Arc::new(Mutex::new(Faults::default()));
-    let env = FlakyEnv {
-        disk: FlakyDisk { inner: FileDisk, faults: faults.clone() },
-        clock: SystemClock,
-        entropy: OsEntropy,
-    };
+fn open(dir: &Path) -> (Store<FaultyEnv>, Shared) {
+    let (env, faults) = FaultyEnv::new();
     (Store::open_in(env, dir, Options::default()).unwrap(), faults)
 }
 
-fn kinds(store: &Store<FlakyEnv>) -> Vec<String> {
+fn kinds(store: &Store<FaultyEnv>) -> Vec<String> {
     store.query(&Region::all()).unwrap().iter().map(|e| e.kind.to_string()).collect()
 }
 

@@ -38,7 +38,7 @@ fn every_truncation_of_the_last_group_recovers_the_previous_groups() {
         let report = store.recovery_report();
         if cut > before_last {
             assert_eq!(report.truncated.len(), 1, "cut at {cut}: the tear is reported");
-            assert_eq!(report.truncated[0].1, before_last);
+            assert_eq!(report.truncated[0].offset, before_last);
         }
         store.close().unwrap();
         // Recovery truncated the tail for real: the file is back to the end

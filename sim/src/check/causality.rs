@@ -1,9 +1,9 @@
 //! P6 causal closure and P7 gates hold.
 //!
 //! P6: every visible event's cause is visible, earlier, and is the very
-//! event the client named (not merely some event at that position), and an
-//! event has a cause exactly when its client named one (on a disk that lost
-//! acknowledged events, a named id may since name another event: see below). P7 (gated runs):
+//! event the client named (not merely some event at that position: its
+//! full id, epoch included, and its tag), and an event has a cause exactly
+//! when its client named one. P7 (gated runs):
 //! replaying the visible history in commit order, no entity's balance ever
 //! goes negative — no visible event was one the balance gate had to deny.
 
@@ -41,17 +41,12 @@ impl Checker for CausalClosure {
             match (event.causation, expected) {
                 (None, None) => {}
                 (Some(cause), Some(tag)) => {
-                    let found = (cause.store_id() == event.id.store_id() && cause.global_seq() < event.global_seq)
+                    let found = (cause.global_seq() < event.global_seq)
                         .then(|| at(model, snapshot, cause.global_seq()))
-                        .flatten();
+                        .flatten()
+                        .filter(|c| c.id == cause);
                     match found {
                         Some(c) if tag_of(c) == Some(tag) => {}
-                        // Event ids are positions. When a lossy disk has lost
-                        // acknowledged events (a detected loss), the positions
-                        // after the loss are filled again, so an id a client
-                        // held from before names another event now. A known
-                        // limit of position ids, allowed only then.
-                        Some(_) if snapshot.durable.lossy => {}
                         Some(c) => {
                             return Err(format!(
                                 "event {}'s cause {} is not the event its client named ({tag:?}, found {:?})",

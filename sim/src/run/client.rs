@@ -29,7 +29,7 @@ impl Sim {
         let reader = core.reader();
         let cursor = client.cursor;
         self.clients[c as usize].ops_left -= 1;
-        let op = self.workload.next(&mut self.model, reader.store_id(), cursor);
+        let op = self.workload.next(&mut self.model, reader.store_tag(), cursor);
         let checked = match op {
             Op::Write(uid) => {
                 let len = self.model.batch(uid).items.len();

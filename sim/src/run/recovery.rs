@@ -136,7 +136,7 @@ impl Sim {
                 self.note(format!(
                     "recovered {} events, truncated {:?}, set aside {}",
                     report.events,
-                    report.truncated.iter().map(|t| t.2).collect::<Vec<_>>(),
+                    report.truncated.iter().map(|t| t.len).collect::<Vec<_>>(),
                     report.set_aside.len()
                 ));
                 self.salvage_next = false;
@@ -208,7 +208,7 @@ impl Sim {
                 return Err(Stop(Outcome::Pass));
             }
             OpenError::Io(_) => {}
-            OpenError::Corrupt(_) if lossy => {
+            OpenError::Corrupt(_) | OpenError::Unreadable { .. } if lossy => {
                 // Detected, as it must be; the operator opens in salvage mode.
                 self.salvage_next = true;
             }

@@ -17,14 +17,17 @@ pub const TAG_IDEMPOTENCY: u8 = 3;
 pub const TAG_COMMIT: u8 = 4;
 pub const TAG_SHRED: u8 = 5;
 
-pub const BEGIN_BODY_LEN: usize = 37;
+pub const BEGIN_BODY_LEN: usize = 41;
 pub const COMMIT_BODY_LEN: usize = 17;
 
 /// Opens a group. `flush` numbers the write+fsync the group went out in;
-/// `flush_index` of `flush_count` places the group within it.
+/// `flush_index` of `flush_count` places the group within it. `epoch`
+/// names the writer session that wrote it (never 0): it is part of every
+/// event id, so an id handed out before a loss never names another event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Begin {
     pub group_id: u64,
+    pub epoch: u32,
     pub flush: u64,
     pub flush_index: u32,
     pub flush_count: u32,
@@ -129,6 +132,7 @@ pub fn encode_begin(buf: &mut Vec<u8>, begin: &Begin) -> [u8; FRAME_HEADER_LEN] 
     push_frame(buf, |b| {
         b.push(TAG_BEGIN);
         b.extend_from_slice(&begin.group_id.to_le_bytes());
+        b.extend_from_slice(&begin.epoch.to_le_bytes());
         b.extend_from_slice(&begin.flush.to_le_bytes());
         b.extend_from_slice(&begin.flush_index.to_le_bytes());
         b.extend_from_slice(&begin.flush_count.to_le_bytes());
@@ -247,13 +251,14 @@ fn le_u32(b: &[u8], at: usize) -> u32 {
 /// Decodes a body that passed its CRC.
 pub fn decode_body(body: &[u8]) -> Result<Record<'_>, FrameError> {
     match body.first() {
-        Some(&TAG_BEGIN) if body.len() == BEGIN_BODY_LEN => Ok(Record::Begin(Begin {
+        Some(&TAG_BEGIN) if body.len() == BEGIN_BODY_LEN && le_u32(body, 9) != 0 => Ok(Record::Begin(Begin {
             group_id: le_u64(body, 1),
-            flush: le_u64(body, 9),
-            flush_index: le_u32(body, 17),
-            flush_count: le_u32(body, 21),
-            event_count: le_u32(body, 25),
-            first_global: le_u64(body, 29),
+            epoch: le_u32(body, 9),
+            flush: le_u64(body, 13),
+            flush_index: le_u32(body, 21),
+            flush_count: le_u32(body, 25),
+            event_count: le_u32(body, 29),
+            first_global: le_u64(body, 33),
         })),
         Some(&TAG_COMMIT) if body.len() == COMMIT_BODY_LEN => Ok(Record::Commit(Commit {
             group_id: le_u64(body, 1),
@@ -313,7 +318,8 @@ mod tests {
     #[test]
     fn records_round_trip() {
         let mut buf = Vec::new();
-        let begin = Begin { group_id: 4, flush: 2, flush_index: 1, flush_count: 3, event_count: 1, first_global: 7 };
+        let begin =
+            Begin { group_id: 4, epoch: 9, flush: 2, flush_index: 1, flush_count: 3, event_count: 1, first_global: 7 };
         encode_begin(&mut buf, &begin);
         let event = sample_event(b"hello");
         let (_, payload) = encode_event(&mut buf, &event);

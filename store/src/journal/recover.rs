@@ -1,6 +1,12 @@
-//! Recovery on open: read every segment through the disk, keep whole
-//! committed groups, truncate a torn tail, refuse (or, in salvage mode, set
-//! aside) corruption that has valid data after it.
+//! Recovery on open, in two phases.
+//!
+//! [`analyze`] reads the journal through read-only handles, one segment
+//! open at a time, keeps whole committed groups and decides what has to
+//! change: torn tails to cut, and, if it finds damage, where the valid
+//! prefix ends. It writes nothing. Only once the caller has understood and
+//! accepted the whole directory (the keyset included) does
+//! [`Analysis::apply`] carry out the cuts and, in salvage mode, set the
+//! damaged rest aside. A refused open therefore changes no file.
 //!
 //! Telling a torn tail from corruption: the writer issues one write and one
 //! fsync per flush and starts the next flush in a segment only after the
@@ -9,41 +15,82 @@
 //! valid begin record of any flush after F proves that F was synced: the
 //! damage is to acknowledged data, and recovery refuses to hide it. A bad
 //! frame with nothing of a later flush after it is a tail that never became
-//! durable, and is cut off.
+//! durable, and is cut off. Bytes that cannot be read at all (a latent
+//! sector error) prove nothing either way, and are always damage.
+//!
+//! A segment file only ever gets its real name once its header is durable
+//! (it is written under a temporary name and renamed), so a segment too
+//! short for its header, or with a damaged one, is damage too, never a
+//! segment "being created".
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::read::{read_range, read_retrying, Unreadable};
 use super::record::begin_at;
 use super::scan::{scan_segment, ScanOutcome};
-use super::segment::{parse_segment_name, segment_name, SegmentHeader};
-use crate::disk::{read_exact_at, Disk};
+use super::segment::{
+    header_version, parse_segment_name, segment_name, SegmentHeader, FORMAT_VERSION, SEGMENT_TEMP_SUFFIX,
+};
+use crate::disk::{Disk, ReadAt};
 use crate::error::{Corruption, IoError, OpenError};
-use crate::limits::SEGMENT_HEADER_LEN;
+use crate::limits::{SEGMENT_HEADER_LEN, UNREADABLE_GRANULE};
 use crate::state::State;
 
 pub const SALVAGE_DIR: &str = "salvage";
 
-/// What recovery found and did.
+/// Why bytes were cut off the end of a segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CutReason {
+    /// A torn or uncommitted tail of the last segment: bytes of a flush
+    /// whose fsync never completed (nothing acknowledged).
+    TornTail,
+    /// Bytes past the end the next segment's header records (a flush whose
+    /// write or fsync failed, answered "outcome unknown").
+    PastRecordedEnd,
+}
+
+/// Bytes recovery cut off a segment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Truncation {
+    pub file: PathBuf,
+    /// Where the segment now ends.
+    pub offset: u64,
+    /// How many bytes were cut.
+    pub len: u64,
+    pub reason: CutReason,
+}
+
+/// What recovery found and did. Every byte it dropped or moved is here.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RecoveryReport {
     pub segments: u64,
     pub groups: u64,
     pub events: u64,
-    /// Torn or uncommitted tails cut off: (file, offset, bytes removed).
-    pub truncated: Vec<(PathBuf, u64, u64)>,
-    /// Segments whose creation never completed, removed.
+    /// Bytes cut off the end of segments.
+    pub truncated: Vec<Truncation>,
+    /// Temporary files of interrupted segment starts, removed: a segment is
+    /// renamed into place before any frame is written, so they never held
+    /// data.
     pub removed: Vec<PathBuf>,
-    /// Salvage only: what was moved aside (from, to, bytes).
+    /// Salvage only: what was set aside (from, to, bytes).
     pub set_aside: Vec<(PathBuf, PathBuf, u64)>,
-    /// Salvage only: the corruption that was set aside.
+    /// Salvage only: bytes that could not be read; the set-aside copy holds
+    /// zeros there.
+    pub unreadable: Vec<(PathBuf, Range<u64>)>,
+    /// Salvage only: the damage that was set aside.
     pub corruption: Option<Corruption>,
 }
 
 impl RecoveryReport {
-    /// True if recovery had to drop or move anything.
+    /// True if recovery dropped or moved anything (leftover temporary files
+    /// aside, which never hold data).
     pub fn lost_anything(&self) -> bool {
-        !self.truncated.is_empty() || !self.set_aside.is_empty()
+        !self.truncated.is_empty()
+            || !self.set_aside.is_empty()
+            || !self.unreadable.is_empty()
+            || self.corruption.is_some()
     }
 }
 
@@ -60,160 +107,295 @@ pub struct Tail<F> {
 pub struct Recovered<F> {
     pub state: State,
     pub report: RecoveryReport,
-    /// `None` if the directory holds no segment yet.
+    /// `None` if no segment is left (salvage set every one aside): the
+    /// writer starts segment 0 afresh.
     pub tail: Option<Tail<F>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DamageKind {
+    Corrupt,
+    Unreadable,
+}
+
+/// The first damage found, and where the valid prefix ends because of it.
+#[derive(Debug)]
+struct Damage {
+    kind: DamageKind,
+    corruption: Corruption,
+    /// The damaged segment, if it exists: (path, cut, length). The prefix
+    /// keeps `..cut` of it; a cut inside the header sets it all aside.
+    segment: Option<(PathBuf, u64, u64)>,
+}
+
+/// A segment recovery keeps, up to `end`.
+#[derive(Debug)]
+struct Kept {
+    number: u64,
+    path: PathBuf,
+    end: u64,
+}
+
+/// What recovery found, before anything is changed.
+pub struct Analysis {
+    pub state: State,
+    report: RecoveryReport,
+    cuts: Vec<Truncation>,
+    damage: Option<Damage>,
+    kept: Vec<Kept>,
+    /// Whole segments after the damage, to set aside with it.
+    later: Vec<PathBuf>,
+    leftovers: Vec<PathBuf>,
+    next_group: u64,
+    next_flush: u64,
 }
 
 fn io(context: String) -> impl FnOnce(std::io::Error) -> OpenError {
     move |e| OpenError::Io(IoError::new(context, e))
 }
 
-struct Loaded<F> {
-    number: u64,
-    path: PathBuf,
-    file: F,
-    bytes: Arc<Vec<u8>>,
-    header: Option<SegmentHeader>,
+fn corrupt(path: &Path, offset: u64, reason: impl Into<String>) -> Corruption {
+    Corruption { file: path.to_owned(), offset, reason: reason.into() }
 }
 
-fn load<D: Disk>(disk: &mut D, dir: &Path, number: u64) -> Result<Loaded<D::File>, OpenError> {
-    let path = dir.join(segment_name(number));
-    let context = format!("reading {}", path.display());
-    let mut file = disk.open(&path).map_err(io(context.clone()))?;
-    let len = disk.len(&mut file).map_err(io(context.clone()))?;
-    let len = usize::try_from(len).map_err(|_| io(context.clone())(std::io::ErrorKind::FileTooLarge.into()))?;
-    let mut bytes = vec![0u8; len];
-    read_exact_at(disk, &mut file, 0, &mut bytes).map_err(io(context))?;
-    let header = SegmentHeader::decode(&bytes);
-    Ok(Loaded { number, path, file, bytes: Arc::new(bytes), header })
+/// The planted recovery bugs switched on (simulator canaries only).
+#[derive(Clone, Copy, Default)]
+struct Planted {
+    keep_uncommitted: bool,
+    panic_on_torn_tail: bool,
 }
 
-fn corrupt(path: &Path, offset: usize, reason: impl Into<String>) -> Corruption {
-    Corruption { file: path.to_owned(), offset: offset as u64, reason: reason.into() }
+impl From<&crate::core::Options> for Planted {
+    #[cfg(feature = "canaries")]
+    fn from(options: &crate::core::Options) -> Self {
+        use crate::canary::Canary;
+        Self {
+            keep_uncommitted: options.planted(Canary::KeepUncommittedGroup),
+            panic_on_torn_tail: options.planted(Canary::PanicOnTornTail),
+        }
+    }
+    #[cfg(not(feature = "canaries"))]
+    fn from(_: &crate::core::Options) -> Self {
+        Self::default()
+    }
 }
 
-/// Recovers the journal in `dir` into a fresh state for `store_id`.
-pub fn recover<D: Disk>(
+/// A segment header as read.
+enum HeaderRead {
+    Valid(SegmentHeader),
+    /// Intact, of another format version.
+    Version(u32),
+    Damaged(String),
+    Unreadable(Unreadable),
+}
+
+fn read_header(file: &impl ReadAt, len: u64) -> HeaderRead {
+    if len < SEGMENT_HEADER_LEN as u64 {
+        return HeaderRead::Damaged(format!("{len} bytes, too short for a segment header"));
+    }
+    let bytes = match read_retrying(file, 0, SEGMENT_HEADER_LEN) {
+        Ok(bytes) => bytes,
+        Err(error) => return HeaderRead::Unreadable(Unreadable { offset: 0, error }),
+    };
+    match (header_version(&bytes), SegmentHeader::decode(&bytes)) {
+        (_, Some(header)) => HeaderRead::Valid(header),
+        (Some(version), None) => HeaderRead::Version(version),
+        (None, _) => HeaderRead::Damaged("segment header is damaged".into()),
+    }
+}
+
+/// Reads the journal in `dir` into a fresh state for `store_id` and decides
+/// what recovery must change. Writes nothing. Refuses at once, with or
+/// without salvage, a segment of another store or another format.
+pub fn analyze<D: Disk>(
     disk: &mut D,
     dir: &Path,
     store_id: u64,
     options: &crate::core::Options,
-) -> Result<Recovered<D::File>, OpenError> {
-    let salvage = options.salvage;
-    #[cfg(feature = "canaries")]
-    let keep_uncommitted = options.planted(crate::canary::Canary::KeepUncommittedGroup);
-    #[cfg(not(feature = "canaries"))]
-    let keep_uncommitted = false;
+) -> Result<Analysis, OpenError> {
+    let planted = Planted::from(options);
     let names = disk.list(dir).map_err(io(format!("listing {}", dir.display())))?;
     let numbers: Vec<u64> = names.iter().filter_map(|n| parse_segment_name(n)).collect();
-    let mut state = State::new(store_id);
-    let mut report = RecoveryReport::default();
-    let mut segments = Vec::with_capacity(numbers.len());
-    for &number in &numbers {
-        segments.push(load(disk, dir, number)?);
+    let leftovers = names
+        .iter()
+        .filter(|n| n.strip_suffix(SEGMENT_TEMP_SUFFIX).and_then(parse_segment_name).is_some())
+        .map(|n| dir.join(n))
+        .collect();
+    let mut a = Analysis {
+        state: State::new(store_id),
+        report: RecoveryReport::default(),
+        cuts: Vec::new(),
+        damage: None,
+        kept: Vec::new(),
+        later: Vec::new(),
+        leftovers,
+        next_group: 1,
+        next_flush: 1,
+    };
+    if numbers.is_empty() {
+        let first = dir.join(segment_name(0));
+        let c = corrupt(&first, 0, "the store's first segment is missing");
+        a.damage = Some(Damage { kind: DamageKind::Corrupt, corruption: c, segment: None });
+        return Ok(a);
     }
-    if let Some(gap) = segments.windows(2).position(|pair| pair[1].number != pair[0].number + 1) {
-        let missing = dir.join(segment_name(segments[gap].number + 1));
-        let c = corrupt(&missing, 0, "segment missing from the sequence");
-        if !salvage {
-            return Err(c.into());
+    let mut ahead: Option<HeaderRead> = None;
+    for (i, &number) in numbers.iter().enumerate() {
+        let path = dir.join(segment_name(number));
+        if number != i as u64 {
+            let missing = dir.join(segment_name(i as u64));
+            let c = corrupt(&missing, 0, "segment missing from the sequence");
+            a.damage = Some(Damage { kind: DamageKind::Corrupt, corruption: c, segment: None });
+            a.later = numbers[i..].iter().map(|&n| dir.join(segment_name(n))).collect();
+            break;
         }
-        // Everything after the gap is set aside; recovery goes on with the
-        // segments before it (this also completes a salvage that an I/O
-        // error interrupted half way).
-        let after: Vec<Loaded<D::File>> = segments.split_off(gap + 1);
-        let aside = salvage_dir(disk, dir)?;
-        for seg in after {
-            move_aside(disk, dir, &aside, &seg.path, &mut report)?;
-        }
-        report.corruption = Some(c);
-    }
-    // A last segment too short to hold its header was being created when the
-    // store stopped; nothing was ever committed into it.
-    if let Some(last) = segments.last() {
-        if last.header.is_none() && last.bytes.len() <= SEGMENT_HEADER_LEN {
-            remove_incomplete(disk, dir, &last.path)?;
-            report.removed.push(last.path.clone());
-            segments.pop();
-        }
-    }
-    let mut tail: Option<Tail<D::File>> = None;
-    let mut next_group = 1;
-    let mut next_flush = 1;
-    let count = segments.len();
-    let mut iter = segments.into_iter().enumerate().peekable();
-    while let Some((i, seg)) = iter.next() {
-        let next_header = iter.peek().and_then(|(_, s)| s.header);
-        let Some(header) = seg.header.filter(|h| h.segment == seg.number && h.store_id == store_id) else {
-            let c = corrupt(&seg.path, 0, "segment header is damaged or belongs to another store");
-            return finish_salvage(disk, dir, salvage, c, tail, iter.map(|(_, s)| s.path), Some(seg), state, report);
+        let context = || format!("reading {}", path.display());
+        let file = disk.open_read(&path).map_err(io(context()))?;
+        let len = file.len().map_err(io(context()))?;
+        let header = check_header(ahead.take().unwrap_or_else(|| read_header(&file, len)), &path, number, store_id)?;
+        let header = match header {
+            Ok(header) => header,
+            Err((kind, c)) => {
+                a.damage = Some(Damage { kind, corruption: c, segment: Some((path, 0, len)) });
+                a.later = numbers[i + 1..].iter().map(|&n| dir.join(segment_name(n))).collect();
+                break;
+            }
         };
         if i == 0 {
-            next_group = header.first_group_id;
-            next_flush = header.first_flush;
-        } else if header.first_group_id != next_group || header.first_flush != next_flush {
-            let c = corrupt(&seg.path, 0, "segment does not continue where the previous one ended");
-            return finish_salvage(disk, dir, salvage, c, tail, iter.map(|(_, s)| s.path), Some(seg), state, report);
+            a.next_group = header.first_group_id;
+            a.next_flush = header.first_flush;
+        } else if header.first_group_id != a.next_group || header.first_flush != a.next_flush {
+            let c = corrupt(&path, 0, "segment does not continue where the previous one ended");
+            a.damage = Some(Damage { kind: DamageKind::Corrupt, corruption: c, segment: Some((path, 0, len)) });
+            a.later = numbers[i + 1..].iter().map(|&n| dir.join(segment_name(n))).collect();
+            break;
         }
-        let is_last = i + 1 == count;
-        let limit = match (is_last, next_header) {
-            (false, Some(h)) => usize::try_from(h.prev_end).unwrap_or(usize::MAX),
-            _ => seg.bytes.len(),
-        };
-        if limit > seg.bytes.len() || limit < SEGMENT_HEADER_LEN {
-            let c =
-                corrupt(&seg.path, seg.bytes.len(), format!("segment ends before byte {limit} its successor records"));
-            return finish_salvage(disk, dir, salvage, c, tail, iter.map(|(_, s)| s.path), Some(seg), state, report);
-        }
-        let scan = scan_segment(&seg.bytes, limit, next_group, next_flush, keep_uncommitted, &mut state);
-        report.segments += 1;
-        report.groups += scan.groups;
-        report.events += scan.events;
-        next_group = scan.next_group;
-        // The flush the first damaged byte (if any) belongs to, and the
-        // flush the writer resumes with: always a new one, even if the last
-        // flush lost groups to a torn tail.
-        let torn_flush = scan.last.map_or(next_flush, |l| l.next_flush());
-        next_flush = scan.last.map_or(next_flush, |l| l.flush + 1);
-        if let Some(problem) = &scan.problem {
-            let damaged = !is_last || later_flush_after(&seg.bytes, &scan, torn_flush);
-            if damaged {
-                let c = corrupt(&seg.path, problem.offset, problem.reason.clone());
-                let here =
-                    Tail { segment: seg.number, file: seg.file, end: scan.good_end as u64, next_group, next_flush };
-                return finish_salvage_cut(
-                    disk,
-                    dir,
-                    salvage,
-                    c,
-                    here,
-                    &seg.path,
-                    iter.map(|(_, s)| s.path),
-                    state,
-                    report,
-                );
+        let is_last = i + 1 == numbers.len();
+        let mut limit = len;
+        if let Some(&next) = numbers.get(i + 1).filter(|&&n| n == number + 1) {
+            let next_path = dir.join(segment_name(next));
+            let next_file = disk.open_read(&next_path).map_err(io(format!("reading {}", next_path.display())))?;
+            let next_len = next_file.len().map_err(io(format!("reading {}", next_path.display())))?;
+            let next_header = read_header(&next_file, next_len);
+            if let HeaderRead::Valid(h) = &next_header {
+                limit = h.prev_end;
             }
+            ahead = Some(next_header);
         }
-        let mut file = seg.file;
-        if scan.good_end < seg.bytes.len() {
-            // A torn or uncommitted tail, or bytes past the end the next
-            // segment records (from a flush that failed): cut them off.
-            #[cfg(feature = "canaries")]
-            if is_last && options.planted(crate::canary::Canary::PanicOnTornTail) {
-                panic!("planted bug: a torn tail in {}", seg.path.display());
-            }
-            truncate(disk, &mut file, &seg.path, scan.good_end as u64)?;
-            if is_last {
-                report.truncated.push((
-                    seg.path.clone(),
-                    scan.good_end as u64,
-                    (seg.bytes.len() - scan.good_end) as u64,
-                ));
-            }
+        let found = scan_one(&mut a, &file, &path, header, len, limit, is_last, planted);
+        drop(file);
+        if let Some(damage) = found {
+            a.damage = Some(damage);
+            a.later = numbers[i + 1..].iter().map(|&n| dir.join(segment_name(n))).collect();
+            break;
         }
-        tail = Some(Tail { segment: seg.number, file, end: scan.good_end as u64, next_group, next_flush });
     }
-    Ok(Recovered { state, report, tail })
+    Ok(a)
+}
+
+/// A header's verdict: a usable header, damage (with or without salvage
+/// the prefix ends here), or a refusal (another store, another format).
+type HeaderVerdict = Result<SegmentHeader, (DamageKind, Corruption)>;
+
+fn check_header(read: HeaderRead, path: &Path, number: u64, store_id: u64) -> Result<HeaderVerdict, OpenError> {
+    Ok(match read {
+        HeaderRead::Valid(h) if h.store_id != store_id => {
+            return Err(OpenError::Mismatch {
+                path: path.to_owned(),
+                reason: format!("segment {number} belongs to store {:016x}, META names {store_id:016x}", h.store_id),
+            });
+        }
+        HeaderRead::Valid(h) if h.segment != number => {
+            Err((DamageKind::Corrupt, corrupt(path, 0, format!("the header names segment {}", h.segment))))
+        }
+        HeaderRead::Valid(h) => Ok(h),
+        HeaderRead::Version(version) => {
+            return Err(OpenError::Format {
+                path: path.to_owned(),
+                reason: format!(
+                    "journal format version {version}; this build reads version {FORMAT_VERSION} only (nothing was changed)"
+                ),
+            });
+        }
+        HeaderRead::Damaged(reason) => Err((DamageKind::Corrupt, corrupt(path, 0, reason))),
+        HeaderRead::Unreadable(u) => Err((DamageKind::Unreadable, corrupt(path, 0, u.error.to_string()))),
+    })
+}
+
+/// Scans one segment whose header is valid into the analysis: a kept
+/// prefix, maybe a cut, or the damage that ends the valid prefix here.
+#[expect(clippy::too_many_arguments, reason = "one call site; the parts of one segment's reading")]
+fn scan_one(
+    a: &mut Analysis,
+    file: &impl ReadAt,
+    path: &Path,
+    header: SegmentHeader,
+    len: u64,
+    limit: u64,
+    is_last: bool,
+    planted: Planted,
+) -> Option<Damage> {
+    let header_len = SEGMENT_HEADER_LEN as u64;
+    let readable_to = limit.clamp(header_len, len.max(header_len));
+    let (body, unreadable) = read_range(file, header_len..readable_to);
+    let mut bytes = header.encode().to_vec();
+    bytes.extend_from_slice(&body);
+    let bytes = Arc::new(bytes);
+    let scan = scan_segment(&bytes, bytes.len(), a.next_group, a.next_flush, planted.keep_uncommitted, &mut a.state);
+    a.report.segments += 1;
+    a.report.groups += scan.groups;
+    a.report.events += scan.events;
+    a.next_group = scan.next_group;
+    // The flush the first damaged byte (if any) belongs to, and the flush
+    // the writer resumes with: always a new one, even if the last flush
+    // lost groups to a torn tail.
+    let torn_flush = scan.last.map_or(a.next_flush, |l| l.next_flush());
+    a.next_flush = scan.last.map_or(a.next_flush, |l| l.flush + 1);
+    let good_end = scan.good_end as u64;
+    let damage = |kind, offset: u64, reason: String| {
+        Some(Damage {
+            kind,
+            corruption: corrupt(path, offset, reason),
+            segment: Some((path.to_owned(), good_end, len)),
+        })
+    };
+    let kept = Kept { number: header.segment, path: path.to_owned(), end: good_end };
+    if let Some(u) = unreadable {
+        a.kept.push(kept);
+        let why = if u.error.kind() == std::io::ErrorKind::UnexpectedEof {
+            format!("the file ends at {len}, before byte {limit} its successor records")
+        } else {
+            u.error.to_string()
+        };
+        return damage(DamageKind::Unreadable, u.offset, why);
+    }
+    if limit < header_len || limit > len {
+        a.kept.push(kept);
+        return damage(DamageKind::Corrupt, good_end, format!("segment ends at {len}, its successor records {limit}"));
+    }
+    if let Some(problem) = &scan.problem {
+        if !is_last || later_flush_after(&bytes, &scan, torn_flush) {
+            a.kept.push(kept);
+            return damage(DamageKind::Corrupt, problem.offset as u64, problem.reason.clone());
+        }
+        if planted.panic_on_torn_tail {
+            panic!("planted bug: a torn tail in {}", path.display());
+        }
+        a.cuts.push(Truncation {
+            file: path.to_owned(),
+            offset: good_end,
+            len: len - good_end,
+            reason: CutReason::TornTail,
+        });
+    } else if limit < len {
+        a.cuts.push(Truncation {
+            file: path.to_owned(),
+            offset: limit,
+            len: len - limit,
+            reason: CutReason::PastRecordedEnd,
+        });
+    }
+    a.kept.push(kept);
+    None
 }
 
 /// True if a valid begin record of a flush later than `torn_flush` lies past
@@ -222,84 +404,88 @@ fn later_flush_after(bytes: &[u8], scan: &ScanOutcome, torn_flush: u64) -> bool 
     (scan.good_end..bytes.len()).any(|at| begin_at(&bytes[at..]).is_some_and(|b| b.flush > torn_flush))
 }
 
+impl Analysis {
+    /// The typed error an open without salvage gives for what was found;
+    /// `None` if the journal is whole (torn tails aside).
+    pub fn refusal(&self) -> Option<OpenError> {
+        let damage = self.damage.as_ref()?;
+        Some(match damage.kind {
+            DamageKind::Unreadable => OpenError::Unreadable {
+                file: damage.corruption.file.clone(),
+                offset: damage.corruption.offset,
+                reason: damage.corruption.reason.clone(),
+            },
+            DamageKind::Corrupt => OpenError::Corrupt(damage.corruption.clone()),
+        })
+    }
+
+    /// Carries out what the analysis decided: cuts torn tails, and with
+    /// `salvage` sets the damaged rest aside (never deleting, never
+    /// overwriting an earlier salvage). Opens the last kept segment for the
+    /// writer.
+    pub fn apply<D: Disk>(mut self, disk: &mut D, dir: &Path, salvage: bool) -> Result<Recovered<D::File>, OpenError> {
+        if let Some(refusal) = self.refusal().filter(|_| !salvage) {
+            return Err(refusal);
+        }
+        for cut in std::mem::take(&mut self.cuts) {
+            let context = format!("truncating {} to {} bytes", cut.file.display(), cut.offset);
+            let mut file = disk.open(&cut.file).map_err(io(context.clone()))?;
+            truncate(disk, &mut file, &cut.file, cut.offset)?;
+            self.report.truncated.push(cut);
+        }
+        if let Some(damage) = self.damage.take() {
+            let aside = salvage_dir(disk, dir)?;
+            match damage.segment {
+                Some((path, cut, len)) if cut >= SEGMENT_HEADER_LEN as u64 => {
+                    copy_rest_aside(disk, &aside, &path, cut, len, &mut self.report)?;
+                }
+                Some((path, _, _)) => {
+                    self.kept.retain(|k| k.path != path);
+                    move_aside(disk, dir, &aside, &path, &mut self.report)?;
+                }
+                None => {}
+            }
+            for path in std::mem::take(&mut self.later) {
+                move_aside(disk, dir, &aside, &path, &mut self.report)?;
+            }
+            self.report.corruption = Some(damage.corruption);
+        } else if !self.leftovers.is_empty() && !salvage {
+            for path in std::mem::take(&mut self.leftovers) {
+                disk.remove(&path).map_err(io(format!("removing {}", path.display())))?;
+                self.report.removed.push(path);
+            }
+            disk.sync_dir(dir).map_err(io(format!("syncing {}", dir.display())))?;
+        }
+        let tail = match self.kept.pop() {
+            None => None,
+            Some(kept) => {
+                let file = disk.open(&kept.path).map_err(io(format!("opening {}", kept.path.display())))?;
+                Some(Tail {
+                    segment: kept.number,
+                    file,
+                    end: kept.end,
+                    next_group: self.next_group,
+                    next_flush: self.next_flush,
+                })
+            }
+        };
+        Ok(Recovered { state: self.state, report: self.report, tail })
+    }
+}
+
 fn truncate<D: Disk>(disk: &mut D, file: &mut D::File, path: &Path, len: u64) -> Result<(), OpenError> {
     let context = format!("truncating {} to {len} bytes", path.display());
     disk.set_len(file, len).map_err(io(context.clone()))?;
     disk.sync(file).map_err(io(context))
 }
 
-fn remove_incomplete<D: Disk>(disk: &mut D, dir: &Path, path: &Path) -> Result<(), OpenError> {
-    let context = format!("removing incomplete segment {}", path.display());
-    disk.remove(path).map_err(io(context.clone()))?;
-    disk.sync_dir(dir).map_err(io(context))
-}
-
-/// Corruption of a whole segment (its header or its place in the
-/// sequence): refuse, or set it and every later segment aside.
-#[expect(clippy::too_many_arguments, reason = "one call site each; a struct would only rename them")]
-fn finish_salvage<D: Disk>(
-    disk: &mut D,
-    dir: &Path,
-    salvage: bool,
-    corruption: Corruption,
-    tail: Option<Tail<D::File>>,
-    later: impl Iterator<Item = PathBuf>,
-    damaged: Option<Loaded<D::File>>,
-    state: State,
-    mut report: RecoveryReport,
-) -> Result<Recovered<D::File>, OpenError> {
-    if !salvage {
-        return Err(corruption.into());
-    }
-    let aside = salvage_dir(disk, dir)?;
-    for path in damaged.map(|d| d.path).into_iter().chain(later) {
-        move_aside(disk, dir, &aside, &path, &mut report)?;
-    }
-    report.corruption = Some(corruption);
-    Ok(Recovered { state, report, tail })
-}
-
-/// Corruption inside a segment: refuse, or copy the bytes from the cut on
-/// aside, truncate there, and set every later segment aside.
-#[expect(clippy::too_many_arguments, reason = "one call site each; a struct would only rename them")]
-fn finish_salvage_cut<D: Disk>(
-    disk: &mut D,
-    dir: &Path,
-    salvage: bool,
-    corruption: Corruption,
-    mut tail: Tail<D::File>,
-    path: &Path,
-    later: impl Iterator<Item = PathBuf>,
-    state: State,
-    mut report: RecoveryReport,
-) -> Result<Recovered<D::File>, OpenError> {
-    if !salvage {
-        return Err(corruption.into());
-    }
-    let aside = salvage_dir(disk, dir)?;
-    let len = disk.len(&mut tail.file).map_err(io(format!("reading {}", path.display())))?;
-    let mut rest = vec![0u8; usize::try_from(len.saturating_sub(tail.end)).unwrap_or(0)];
-    read_exact_at(disk, &mut tail.file, tail.end, &mut rest).map_err(io(format!("reading {}", path.display())))?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let target = unused_name(disk, &aside, &format!("{name}.from-{}", tail.end))?;
-    let context = format!("setting {} aside", target.display());
-    let mut copy = disk.create(&target).map_err(io(context.clone()))?;
-    disk.write_at(&mut copy, 0, &rest).map_err(io(context.clone()))?;
-    disk.sync(&mut copy).map_err(io(context.clone()))?;
-    disk.sync_dir(&aside).map_err(io(context))?;
-    report.set_aside.push((path.to_owned(), target, rest.len() as u64));
-    truncate(disk, &mut tail.file, path, tail.end)?;
-    for later_path in later {
-        move_aside(disk, dir, &aside, &later_path, &mut report)?;
-    }
-    report.corruption = Some(corruption);
-    Ok(Recovered { state, report, tail: Some(tail) })
-}
-
-/// The directory salvage moves things into, created if needed.
+/// The directory salvage moves things into, created (durably) if needed.
 fn salvage_dir<D: Disk>(disk: &mut D, dir: &Path) -> Result<PathBuf, OpenError> {
     let aside = dir.join(SALVAGE_DIR);
-    disk.create_dir_all(&aside).map_err(io(format!("creating {}", aside.display())))?;
+    if !disk.exists(&aside).map_err(io(format!("looking for {}", aside.display())))? {
+        disk.create_dir_all(&aside).map_err(io(format!("creating {}", aside.display())))?;
+        disk.sync_dir(dir).map_err(io(format!("syncing {}", dir.display())))?;
+    }
     Ok(aside)
 }
 
@@ -315,6 +501,48 @@ fn unused_name<D: Disk>(disk: &mut D, aside: &Path, name: &str) -> Result<PathBu
     unreachable!("some name is free")
 }
 
+/// Copies bytes `cut..len` of the damaged segment `path` into `aside`
+/// (zeros where they cannot be read, each such range reported), then
+/// truncates the segment to `cut`.
+fn copy_rest_aside<D: Disk>(
+    disk: &mut D,
+    aside: &Path,
+    path: &Path,
+    cut: u64,
+    len: u64,
+    report: &mut RecoveryReport,
+) -> Result<(), OpenError> {
+    let reading = format!("reading {}", path.display());
+    let source = disk.open_read(path).map_err(io(reading.clone()))?;
+    let mut rest = Vec::with_capacity(usize::try_from(len.saturating_sub(cut)).unwrap_or(0));
+    let mut at = cut;
+    while at < len {
+        let (bytes, unreadable) = read_range(&source, at..len);
+        rest.extend_from_slice(&bytes);
+        at += bytes.len() as u64;
+        if let Some(u) = unreadable {
+            let skip = (u.offset + UNREADABLE_GRANULE).min(len) - at;
+            rest.resize(rest.len() + skip as usize, 0);
+            match report.unreadable.last_mut() {
+                Some((file, range)) if file == path && range.end == at => range.end += skip,
+                _ => report.unreadable.push((path.to_owned(), at..at + skip)),
+            }
+            at += skip;
+        }
+    }
+    drop(source);
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let target = unused_name(disk, aside, &format!("{name}.from-{cut}"))?;
+    let context = format!("setting {} aside", target.display());
+    let mut copy = disk.create(&target).map_err(io(context.clone()))?;
+    disk.write_at(&mut copy, 0, &rest).map_err(io(context.clone()))?;
+    disk.sync(&mut copy).map_err(io(context.clone()))?;
+    disk.sync_dir(aside).map_err(io(context))?;
+    report.set_aside.push((path.to_owned(), target, rest.len() as u64));
+    let mut file = disk.open(path).map_err(io(format!("opening {}", path.display())))?;
+    truncate(disk, &mut file, path, cut)
+}
+
 fn move_aside<D: Disk>(
     disk: &mut D,
     dir: &Path,
@@ -325,9 +553,7 @@ fn move_aside<D: Disk>(
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let target = unused_name(disk, aside, &name)?;
     let context = format!("setting {} aside", path.display());
-    let mut file = disk.open(path).map_err(io(context.clone()))?;
-    let len = disk.len(&mut file).map_err(io(context.clone()))?;
-    drop(file);
+    let len = disk.open_read(path).and_then(|f| f.len()).map_err(io(context.clone()))?;
     disk.rename(path, &target).map_err(io(context.clone()))?;
     disk.sync_dir(aside).map_err(io(context.clone()))?;
     disk.sync_dir(dir).map_err(io(context))?;

@@ -136,7 +136,7 @@ pub fn scan_segment(
 
 /// Applies a whole group, or nothing of it if an event does not follow on.
 fn apply_group(buf: &Arc<Vec<u8>>, group: &ParsedGroup<'_>, state: &mut State) -> Result<(), String> {
-    apply_events(buf, &group.events, state)?;
+    apply_events(buf, &group.events, state, group.begin.epoch)?;
     if let Some(idem) = &group.idempotency {
         state.record_idempotency(
             idem.key,
@@ -154,9 +154,10 @@ fn apply_events(
     buf: &Arc<Vec<u8>>,
     events: &[(EventRecord<'_>, Range<usize>)],
     state: &mut State,
+    epoch: u32,
 ) -> Result<(), String> {
     for (applied, (record, payload)) in events.iter().enumerate() {
-        if let Err(reason) = state.try_apply(record, Payload::new(buf.clone(), payload.clone())) {
+        if let Err(reason) = state.try_apply(record, Payload::new(buf.clone(), payload.clone()), epoch) {
             for _ in 0..applied {
                 state.undo_last();
             }
@@ -170,7 +171,7 @@ fn apply_events(
 /// frames follow a begin record, commit record or not.
 fn keep_partial_group(buf: &Arc<Vec<u8>>, start: usize, state: &mut State) {
     let bytes = &buf[..];
-    let Ok((_, Record::Begin(_), body)) = next_record(bytes, start) else { return };
+    let Ok((_, Record::Begin(begin), body)) = next_record(bytes, start) else { return };
     let mut at = body.end;
     let mut events = Vec::new();
     while let Ok((_, record, body)) = next_record(bytes, at) {
@@ -184,7 +185,7 @@ fn keep_partial_group(buf: &Arc<Vec<u8>>, start: usize, state: &mut State) {
         }
         at = body.end;
     }
-    let _ = apply_events(buf, &events, state);
+    let _ = apply_events(buf, &events, state, begin.epoch);
 }
 
 fn problem(offset: usize, reason: impl Into<String>) -> Problem {

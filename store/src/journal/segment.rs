@@ -3,9 +3,15 @@
 use crate::limits::SEGMENT_HEADER_LEN;
 
 pub const SEGMENT_MAGIC: [u8; 8] = *b"SHALESEG";
-pub const FORMAT_VERSION: u32 = 1;
+/// The journal format this build writes and reads. Version 1 (event ids
+/// without an epoch) is refused with a typed error, never misread.
+pub const FORMAT_VERSION: u32 = 2;
 const SEGMENT_PREFIX: &str = "seg-";
 const SEGMENT_SUFFIX: &str = ".log";
+/// A segment is written under this suffix first and renamed into place
+/// once its header is durable, so a segment file by its real name always
+/// had a durable header.
+pub const SEGMENT_TEMP_SUFFIX: &str = ".tmp";
 
 /// What a segment says about itself and about the segment before it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,15 +43,13 @@ impl SegmentHeader {
         b
     }
 
-    /// Parses a header; `None` if the bytes are not a valid header.
+    /// Parses a header; `None` if the bytes are not a valid header of this
+    /// format version (see [`header_version`] for telling an old format
+    /// from damage).
     pub fn decode(b: &[u8]) -> Option<Self> {
         let b = b.get(..SEGMENT_HEADER_LEN)?;
         let u64_at = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap_or([0; 8]));
-        let crc = u32::from_le_bytes(b[60..64].try_into().ok()?);
-        if b[0..8] != SEGMENT_MAGIC || crc32c::crc32c(&b[..60]) != crc {
-            return None;
-        }
-        if u32::from_le_bytes(b[8..12].try_into().ok()?) != FORMAT_VERSION {
+        if header_version(b)? != FORMAT_VERSION {
             return None;
         }
         Some(Self {
@@ -56,6 +60,17 @@ impl SegmentHeader {
             first_flush: u64_at(44),
         })
     }
+}
+
+/// The format version of an intact segment header (magic and checksum
+/// valid), whatever that version is; `None` if the bytes are damaged.
+pub fn header_version(b: &[u8]) -> Option<u32> {
+    let b = b.get(..SEGMENT_HEADER_LEN)?;
+    let crc = u32::from_le_bytes(b[60..64].try_into().ok()?);
+    if b[0..8] != SEGMENT_MAGIC || crc32c::crc32c(&b[..60]) != crc {
+        return None;
+    }
+    Some(u32::from_le_bytes(b[8..12].try_into().ok()?))
 }
 
 pub fn segment_name(segment: u64) -> String {
@@ -93,5 +108,6 @@ mod tests {
         assert_eq!(parse_segment_name(&segment_name(0xabc)), Some(0xabc));
         assert_eq!(parse_segment_name("seg-12.log"), None);
         assert_eq!(parse_segment_name("LOCK"), None);
+        assert_eq!(parse_segment_name(&format!("{}{SEGMENT_TEMP_SUFFIX}", segment_name(3))), None);
     }
 }

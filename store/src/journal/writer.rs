@@ -8,10 +8,15 @@
 //! the old one's durable bytes end, syncs it and its directory, and carries
 //! on there; recovery reads the old segment only up to that point. Until the
 //! new segment is durable every commit fails as `Unavailable`.
+//!
+//! A segment is started under a temporary name: create, write the header,
+//! fsync, rename into place, fsync the directory. A segment file with its
+//! real name therefore always had a durable header, and recovery can call
+//! any shorter or headerless one damage.
 
 use std::path::{Path, PathBuf};
 
-use super::segment::{segment_name, SegmentHeader};
+use super::segment::{segment_name, SegmentHeader, SEGMENT_TEMP_SUFFIX};
 
 /// Names a planted bug; without the `canaries` feature there are none.
 #[cfg(feature = "canaries")]
@@ -43,14 +48,23 @@ pub struct JournalWriter<D: Disk> {
     broken: bool,
     pub next_group: u64,
     pub next_flush: u64,
+    /// This writer session's epoch, written in every begin record.
+    pub epoch: u32,
     #[cfg(feature = "canaries")]
     canary: crate::canary::Canary,
 }
 
 impl<D: Disk> JournalWriter<D> {
     /// Resumes after recovery at `end` of `segment`.
-    pub fn resume(dir: &Path, store_id: u64, segment_size: u64, tail: super::recover::Tail<D::File>) -> Self {
+    pub fn resume(
+        dir: &Path,
+        store_id: u64,
+        segment_size: u64,
+        epoch: u32,
+        tail: super::recover::Tail<D::File>,
+    ) -> Self {
         assert!(tail.end >= SEGMENT_HEADER_LEN as u64);
+        assert_ne!(epoch, 0, "epoch 0 is never written");
         Self {
             dir: dir.to_owned(),
             store_id,
@@ -61,14 +75,16 @@ impl<D: Disk> JournalWriter<D> {
             broken: false,
             next_group: tail.next_group,
             next_flush: tail.next_flush,
+            epoch,
             #[cfg(feature = "canaries")]
             canary: crate::canary::Canary::None,
         }
     }
 
-    /// A writer for a directory with no segment: the first one is created
-    /// by the first [`JournalWriter::ready`].
-    pub fn empty(dir: &Path, store_id: u64, segment_size: u64) -> Self {
+    /// A writer for a directory with no segment: segment 0 is created by
+    /// the first [`JournalWriter::ready`].
+    pub fn empty(dir: &Path, store_id: u64, segment_size: u64, epoch: u32) -> Self {
+        assert_ne!(epoch, 0, "epoch 0 is never written");
         Self {
             dir: dir.to_owned(),
             store_id,
@@ -80,6 +96,7 @@ impl<D: Disk> JournalWriter<D> {
             broken: true,
             next_group: 1,
             next_flush: 1,
+            epoch,
             #[cfg(feature = "canaries")]
             canary: crate::canary::Canary::None,
         }
@@ -117,6 +134,7 @@ impl<D: Disk> JournalWriter<D> {
 
     fn start_segment(&mut self, disk: &mut D, number: u64) -> Result<(), IoError> {
         let path = self.dir.join(segment_name(number));
+        let temp = self.dir.join(format!("{}{SEGMENT_TEMP_SUFFIX}", segment_name(number)));
         let context = || format!("starting segment {}", path.display());
         let header = SegmentHeader {
             segment: number,
@@ -125,9 +143,10 @@ impl<D: Disk> JournalWriter<D> {
             first_group_id: self.next_group,
             first_flush: self.next_flush,
         };
-        let mut file = disk.create(&path).map_err(|e| IoError::new(context(), e))?;
+        let mut file = disk.create(&temp).map_err(|e| IoError::new(context(), e))?;
         disk.write_at(&mut file, 0, &header.encode()).map_err(|e| IoError::new(context(), e))?;
         disk.sync(&mut file).map_err(|e| IoError::new(context(), e))?;
+        disk.rename(&temp, &path).map_err(|e| IoError::new(context(), e))?;
         disk.sync_dir(&self.dir).map_err(|e| IoError::new(context(), e))?;
         self.segment = number;
         self.file = Some(file);

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 use shale_store::{Coordinate, NewEvent, Options};
 
+pub mod faulty;
+
 pub fn coord(entity: &str) -> Coordinate {
     Coordinate::new(entity, "main").unwrap()
 }
@@ -26,4 +28,19 @@ pub fn segments(dir: &Path) -> Vec<PathBuf> {
         .collect();
     files.sort();
     files
+}
+
+/// Every file under `dir` (recursively) with its bytes: a directory's
+/// state, to compare before and after an operation that must change nothing.
+pub fn snapshot(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(snapshot(&path));
+        } else {
+            out.insert(path.clone(), std::fs::read(&path).unwrap());
+        }
+    }
+    out
 }

@@ -1,0 +1,118 @@
+//! Open never writes before it understands the directory: a store is
+//! created only where nothing could be data, and a directory that is not a
+//! store, lacks its META, mixes files of two stores or holds an older
+//! format is refused with a typed error and left byte for byte as it was.
+//! A store that recreated a missing META (losing every key) or salvaged a
+//! foreign store's segments away would fail here.
+
+mod common;
+
+use std::path::Path;
+
+use common::faulty::FaultyEnv;
+use common::{event, segments, snapshot};
+use shale_store::{Encryption, OpenError, Options, Store};
+
+fn encrypted() -> Options {
+    Options { encryption: Encryption::PerEntity { master_key: None }, ..Options::default() }
+}
+
+fn store_with_events(dir: &Path, options: Options) {
+    let store = Store::open(dir, options).unwrap();
+    for i in 0..5 {
+        store.append(event("a", "tick", format!("{i}").as_bytes())).unwrap();
+    }
+    store.close().unwrap();
+}
+
+/// Opens `dir` with and without salvage; each must fail as `check` says
+/// and leave every file as it was.
+fn refused_untouched(dir: &Path, options: Options, check: impl Fn(&OpenError) -> bool) {
+    let before = snapshot(dir);
+    for salvage in [false, true] {
+        match Store::open(dir, Options { salvage, ..options.clone() }) {
+            Err(e) => assert!(check(&e), "salvage {salvage}: unexpected error {e}"),
+            Ok(_) => panic!("salvage {salvage}: opened"),
+        }
+        assert_eq!(snapshot(dir), before, "salvage {salvage}: the refused open changed files");
+    }
+}
+
+#[test]
+fn a_missing_meta_is_refused_and_nothing_is_changed() {
+    for options in [Options::default(), encrypted()] {
+        let dir = tempfile::tempdir().unwrap();
+        store_with_events(dir.path(), options.clone());
+        std::fs::remove_file(dir.path().join("META")).unwrap();
+        refused_untouched(dir.path(), options, |e| matches!(e, OpenError::NotAStore { .. }));
+    }
+}
+
+#[test]
+fn a_directory_of_other_files_is_refused_without_a_lock_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("notes.txt"), b"mine").unwrap();
+    refused_untouched(dir.path(), Options::default(), |e| matches!(e, OpenError::NotAStore { .. }));
+    assert!(!dir.path().join("LOCK").exists());
+}
+
+#[test]
+fn meta_or_a_keyset_of_another_store_is_a_mismatch() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    store_with_events(a.path(), encrypted());
+    store_with_events(b.path(), encrypted());
+    std::fs::copy(b.path().join("META"), a.path().join("META")).unwrap();
+    refused_untouched(a.path(), encrypted(), |e| matches!(e, OpenError::Mismatch { .. }));
+
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    store_with_events(a.path(), encrypted());
+    store_with_events(b.path(), encrypted());
+    std::fs::copy(b.path().join("KEYS"), a.path().join("KEYS")).unwrap();
+    refused_untouched(a.path(), encrypted(), |e| matches!(e, OpenError::Mismatch { .. }));
+}
+
+#[test]
+fn an_older_format_is_refused_never_misread() {
+    let dir = tempfile::tempdir().unwrap();
+    store_with_events(dir.path(), Options::default());
+    let segment = segments(dir.path()).remove(0);
+    let mut bytes = std::fs::read(&segment).unwrap();
+    bytes[8..12].copy_from_slice(&1u32.to_le_bytes());
+    let crc = crc32c::crc32c(&bytes[..60]);
+    bytes[60..64].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&segment, bytes).unwrap();
+    refused_untouched(
+        dir.path(),
+        Options::default(),
+        |e| matches!(e, OpenError::Format { reason, .. } if reason.contains("version 1")),
+    );
+}
+
+#[test]
+fn an_interrupted_creation_is_completed() {
+    // What a creation leaves when it stops before META: an empty keyset
+    // and a segment 0 with only its header.
+    let source = tempfile::tempdir().unwrap();
+    Store::open(source.path(), encrypted()).unwrap().close().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["KEYS", "seg-0000000000000000.log"] {
+        std::fs::copy(source.path().join(name), dir.path().join(name)).unwrap();
+    }
+    let store = Store::open(dir.path(), encrypted()).unwrap();
+    store.append(event("a", "first", b"x")).unwrap();
+    store.close().unwrap();
+    assert_eq!(Store::open(dir.path(), encrypted()).unwrap().version("a"), 1);
+}
+
+#[test]
+fn a_keyset_and_meta_that_are_only_read_open_fine() {
+    let dir = tempfile::tempdir().unwrap();
+    store_with_events(dir.path(), encrypted());
+    let (env, faults) = FaultyEnv::new();
+    faults.lock().unwrap().read_only = vec!["KEYS".into(), "META".into()];
+    let store = Store::open_in(env, dir.path(), encrypted()).unwrap();
+    assert_eq!(store.version("a"), 5);
+    store.close().unwrap();
+    let written = faults.lock().unwrap().opened_for_writing.clone();
+    assert!(!written.iter().any(|p| p.ends_with("KEYS") || p.ends_with("META")), "opened for writing: {written:?}");
+}
