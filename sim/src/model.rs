@@ -136,8 +136,14 @@ pub struct Model {
     /// Shreds asked for: `Some(generation)` once acknowledged, `None` while
     /// the outcome is unknown.
     pub shreds: Vec<(String, Option<u32>)>,
-    /// Keys seen in the durable keyset, by (entity, generation).
+    /// Keys the durable image opened at some point, by (entity,
+    /// generation): P5 searches every file for those shredded since.
     pub known_keys: BTreeMap<(String, u32), [u8; 32]>,
+    /// (entity, key generation) pairs the durable image was shown to open
+    /// since the last crash or shred (P2 checks each new one once).
+    pub verified_keys: std::collections::BTreeSet<(String, u32)>,
+    /// The master key that seals the keyset, if the run uses one.
+    pub master_key: Option<shale_store::MasterKey>,
     /// (entity, key generation) of every visible, unshredded sealed event.
     pub key_needs: std::collections::BTreeSet<(String, u32)>,
     /// Balances per entity over `view`, for P7; kept only in gated runs.
@@ -150,9 +156,10 @@ pub struct Model {
 }
 
 impl Model {
-    /// An empty model; `gated` if the run registers the simulator's gates.
-    pub fn new(gated: bool) -> Self {
-        Self { gated, ..Self::default() }
+    /// An empty model; `gated` if the run registers the simulator's gates,
+    /// `master_key` if its keyset is sealed.
+    pub fn new(gated: bool, master_key: Option<shale_store::MasterKey>) -> Self {
+        Self { gated, master_key, ..Self::default() }
     }
 
     pub fn new_uid(&mut self) -> u64 {
@@ -211,12 +218,26 @@ impl Model {
         }
     }
 
+    /// The (entity, key generation) pairs of visible sealed events, and of
+    /// `events` about to become visible, that the durable image was not yet
+    /// shown to open.
+    pub fn unverified_keys(&self, events: &[Event]) -> Vec<(String, u32)> {
+        let fresh = events.iter().filter(|e| e.key_gen > 0 && !e.shredded);
+        let fresh = fresh.map(|e| (e.coordinate.entity().to_owned(), e.key_gen));
+        let mut needed: Vec<(String, u32)> =
+            self.key_needs.iter().cloned().chain(fresh).filter(|k| !self.verified_keys.contains(k)).collect();
+        needed.sort();
+        needed.dedup();
+        needed
+    }
+
     /// Forgets the view (a crash): the next observation rebuilds it.
     pub fn reset_view(&mut self) {
         self.view.clear();
         self.present.clear();
         self.versions.clear();
         self.key_needs.clear();
+        self.verified_keys.clear();
         self.balances.clear();
     }
 
@@ -244,6 +265,28 @@ impl Model {
             }
         }
         self.key_needs.retain(|(e, g)| !(e == entity && *g <= generation));
+        // A shred rewraps its bucket's keys: every key is checked again.
+        self.verified_keys.clear();
+    }
+
+    /// A shred of `entity` whose outcome is unknown: the store may show its
+    /// events shredded from now on. The view adopts what `now` (the
+    /// entity's events as the store reads them) shows, if it is only that.
+    pub fn adopt_shred(&mut self, entity: &str, now: &[Event]) -> Result<(), String> {
+        for event in now {
+            let Some(seen) = self.view.get_mut(event.global_seq as usize - 1) else { continue };
+            if seen.shredded || !event.shredded {
+                continue;
+            }
+            if seen.id != event.id || seen.coordinate.entity() != entity || seen.key_gen == 0 {
+                return Err(format!("event {} reads as shredded after a shred of {entity}", event.global_seq));
+            }
+            seen.shredded = true;
+            seen.payload = Vec::new().into();
+            let generation = seen.key_gen;
+            self.key_needs.remove(&(entity.to_owned(), generation));
+        }
+        Ok(())
     }
 
     /// After a recovery has been checked: batches present are durable now

@@ -1,17 +1,19 @@
 //! The durability fence, as in the original project's test: with
 //! per-entity encryption, a batch of two events that mints a fresh key,
-//! and the first keyset publish after open made to fail. The batch must
-//! fail closed — a typed I/O error, zero events visible, no keyset holding
-//! its key published — and the same batch retried over the now-honest disk
-//! must re-fence and commit both events with the keyset durable. The honest
-//! twin commits at once. A store that wrote frames before the keyset, or
-//! forgot the minted key after the failed publish, fails here.
+//! and the first flush after open made to fail. The batch must fail as
+//! "outcome unknown" with zero events visible, and the same batch retried
+//! over the now-honest disk must commit both events with their key, which
+//! the durable image alone then opens (before and after a crash). Minting
+//! keys costs no fsync of its own: the key travels wrapped in the flush of
+//! the events it seals. A store that wrote frames without their key, forgot
+//! the minted key after the failed flush, or published a keyset per mint
+//! fails here.
 
 use std::path::Path;
 
+use shale_sim::check::durable_keys::DurableKeys;
 use shale_sim::disk::{Planned, SimDisk, SimDiskOptions, SimTime};
 use shale_sim::env::{SimClock, SimEntropy, SimEnv};
-use shale_store::keyset::{KeyStatus, Keyset, KEYS_NAME};
 use shale_store::{AppendError, Batch, Coordinate, Core, Encryption, NewEvent, Options};
 
 const DIR: &str = "/store";
@@ -37,13 +39,12 @@ fn batch() -> Batch {
     ])
 }
 
-fn durable_keyset(disk: &SimDisk, store_id: u64) -> Keyset {
-    let bytes = disk.durable_file(&Path::new(DIR).join(KEYS_NAME)).expect("a durable keyset");
-    Keyset::decode(&bytes, store_id, None).unwrap()
+fn durable_keys(disk: &SimDisk, store_id: u64) -> DurableKeys {
+    DurableKeys::read(&disk.durable_image(), Path::new(DIR), store_id, None)
 }
 
-/// A store created, closed and reopened; the next keyset publish is the
-/// first after this open.
+/// A store created, closed and reopened; the next flush is the first after
+/// this open.
 fn reopened() -> (SimDisk, SimTime, Core<SimEnv>) {
     let time = SimTime::default();
     let disk = SimDisk::new(5, SimDiskOptions::default(), time.clone());
@@ -53,68 +54,47 @@ fn reopened() -> (SimDisk, SimTime, Core<SimEnv>) {
 }
 
 #[test]
-fn a_failed_first_publish_fails_the_batch_closed_and_the_retry_commits() {
-    let (disk, _time, mut core) = reopened();
-    disk.plan(Planned::FailSync { file: "KEYS.tmp".into(), nth: 1 });
+fn a_failed_first_flush_fails_the_batch_and_the_retry_commits_with_its_key() {
+    let (disk, time, mut core) = reopened();
+    disk.plan(Planned::FailSync { file: "seg-".into(), nth: 1 });
     let store_id = core.reader().store_id();
-
     let failed = core.commit(&[batch()]).remove(0);
-    assert!(matches!(failed, Err(AppendError::Unavailable(_))), "a typed I/O error: {failed:?}");
-    assert_eq!(core.reader().last_global(), 0, "zero events visible");
-    assert_eq!(
-        durable_keyset(&disk, store_id).status("patient-7", 1),
-        KeyStatus::Missing,
-        "no keyset with the key published"
-    );
-    assert!(disk.durable_file(&Path::new(DIR).join("KEYS.tmp")).is_none(), "no half-written keyset left durable");
-    let segment = disk
-        .durable_image()
-        .into_iter()
-        .filter(|(p, _)| p.to_string_lossy().contains("seg-"))
-        .map(|(_, b)| b.len())
-        .sum::<usize>();
-    assert_eq!(segment, 64, "no frame of the batch was written");
+    assert!(matches!(failed, Err(AppendError::OutcomeUnknown(_))), "{failed:?}");
+    assert_eq!(core.reader().last_global(), 0, "nothing of the failed batch is visible");
 
     let receipts = core.commit(&[batch()]).remove(0).unwrap();
     assert_eq!(receipts.len(), 2);
-    let keyset = durable_keyset(&disk, store_id);
-    assert!(matches!(keyset.status("patient-7", 1), KeyStatus::Live(_)), "the retry re-fenced: the key is durable");
-    let events = core.reader().read_from(1, 10).unwrap();
-    assert_eq!(events.iter().map(|e| &*e.payload).collect::<Vec<_>>(), vec![&b"ward 3"[..], &b"flu"[..]]);
-
-    // And it all survives a crash that loses everything unsynced.
+    assert!(durable_keys(&disk, store_id).open("patient-7", 1).is_some(), "the key is durable with its events");
     drop(core);
     disk.crash();
-    let core = open(&disk, &SimTime::default(), 2);
-    assert_eq!(core.reader().read_from(1, 10).unwrap().len(), 2);
+    let core = open(&disk, &time, 2);
+    let events = core.reader().read_from(1, 10).unwrap();
+    assert_eq!(events.iter().map(|e| &*e.payload).collect::<Vec<_>>(), [&b"ward 3"[..], &b"flu"[..]]);
 }
 
 #[test]
-fn the_honest_twin_commits_and_publishes_the_keyset() {
+fn the_honest_twin_commits_at_once() {
     let (disk, _time, mut core) = reopened();
     let store_id = core.reader().store_id();
-    let receipts = core.commit(&[batch()]).remove(0).unwrap();
-    assert_eq!(receipts.len(), 2);
-    assert!(matches!(durable_keyset(&disk, store_id).status("patient-7", 1), KeyStatus::Live(_)));
-    assert_eq!(durable_keyset(&disk, store_id).len(), 1, "one key for the entity, minted once for the batch");
+    core.commit(&[batch()]).remove(0).unwrap();
+    let keys = durable_keys(&disk, store_id);
+    assert!(keys.open("patient-7", 1).is_some());
+    assert_eq!(keys.records.len(), 1, "one key for the entity, minted once for the batch");
 }
 
 #[test]
-fn a_group_commit_publishes_the_keyset_once_for_all_its_new_keys() {
+fn new_keys_cost_no_fsync_of_their_own() {
     let (disk, _time, mut core) = reopened();
-    let before = disk.syncs_of("KEYS.tmp");
-    let batches: Vec<Batch> = (0..3)
-        .map(|b| {
-            Batch::new(
-                (0..2)
-                    .map(|i| NewEvent::new(Coordinate::new(&format!("p{b}-{i}"), "s").unwrap(), "k", b"x".to_vec()))
-                    .collect(),
-            )
-        })
+    let keys_syncs = disk.syncs_of("KEYS.tmp") + disk.syncs_of("KEYS.copy.tmp");
+    let journal = || disk.syncs_of("seg-0000000000000000.log") + disk.syncs_of("seg-0000000000000000.log.tmp");
+    let journal_syncs = journal();
+    let batches: Vec<Batch> = (0..6)
+        .map(|i| Batch::from(NewEvent::new(Coordinate::new(&format!("p{i}"), "r").unwrap(), "k", b"x".to_vec())))
         .collect();
-    assert!(core.commit(&batches).iter().all(Result::is_ok));
-    assert_eq!(disk.syncs_of("KEYS.tmp") - before, 1, "six new keys, one publish");
-    assert_eq!(durable_keyset(&disk, core.reader().store_id()).len(), 6);
-    assert!(core.commit(&batches[..1]).iter().all(Result::is_ok));
-    assert_eq!(disk.syncs_of("KEYS.tmp") - before, 1, "no new key, no publish");
+    for result in core.commit(&batches) {
+        result.unwrap();
+    }
+    assert_eq!(disk.syncs_of("KEYS.tmp") + disk.syncs_of("KEYS.copy.tmp"), keys_syncs, "no keyset publish");
+    assert_eq!(journal(), journal_syncs + 1, "one fsync for the whole commit");
+    assert_eq!(durable_keys(&disk, core.reader().store_id()).opened().len(), 6);
 }

@@ -79,6 +79,41 @@ pub fn open(key: &Key, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, OpenFailed>
     key.cipher().decrypt(&Nonce::from(n), Payload { msg: ciphertext, aad }).map_err(|_| OpenFailed)
 }
 
+/// Bytes of an entity key wrapped under a wrapping key: nonce, the sealed
+/// key, tag.
+pub const WRAPPED_KEY_LEN: usize = NONCE_LEN + KEY_LEN + TAG_LEN;
+
+/// `key` sealed under `wrap_key`, bound by `aad` (see [`wrap_aad`]).
+pub fn wrap(wrap_key: &Key, nonce: [u8; NONCE_LEN], aad: &[u8], key: &Key) -> [u8; WRAPPED_KEY_LEN] {
+    let sealed = Zeroizing::new(seal(wrap_key, nonce, aad, key.bytes()));
+    let mut out = [0u8; WRAPPED_KEY_LEN];
+    out.copy_from_slice(&sealed);
+    out
+}
+
+/// The entity key inside `wrapped`, if it opens under `wrap_key` and `aad`.
+pub fn unwrap(wrap_key: &Key, aad: &[u8], wrapped: &[u8; WRAPPED_KEY_LEN]) -> Result<Key, OpenFailed> {
+    let plain = Zeroizing::new(open(wrap_key, aad, wrapped)?);
+    let mut bytes = [0u8; KEY_LEN];
+    bytes.copy_from_slice(&plain);
+    let key = Key::from_bytes(bytes);
+    bytes.iter_mut().for_each(|b| *b = 0);
+    Ok(key)
+}
+
+/// The associated data that binds a wrapped key to its store, entity,
+/// generation and wrapping-key generation.
+pub fn wrap_aad(store_id: u64, entity: &str, generation: u32, wrap_generation: u32) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(entity.len() + 32);
+    aad.extend_from_slice(b"shale-key");
+    aad.extend_from_slice(&store_id.to_le_bytes());
+    aad.extend_from_slice(&(entity.len() as u64).to_le_bytes());
+    aad.extend_from_slice(entity.as_bytes());
+    aad.extend_from_slice(&generation.to_le_bytes());
+    aad.extend_from_slice(&wrap_generation.to_le_bytes());
+    aad
+}
+
 /// The associated data that binds a sealed payload to its event.
 pub fn event_aad(entity: &str, scope: &str, id: u128, entity_seq: u64, kind: &str, key_gen: u32) -> Vec<u8> {
     let mut aad = Vec::with_capacity(entity.len() + scope.len() + kind.len() + 64);
@@ -107,6 +142,19 @@ mod tests {
         assert_eq!(open(&key, &moved, &sealed), Err(OpenFailed), "moved to another event");
         assert_eq!(open(&Key::from_bytes([8; KEY_LEN]), &aad, &sealed), Err(OpenFailed), "another key");
         assert_eq!(open(&key, &aad, &sealed[..10]), Err(OpenFailed));
+    }
+
+    #[test]
+    fn wrapped_keys_open_only_under_their_wrapping_key_and_binding() {
+        let wrapping = Key::from_bytes([3; KEY_LEN]);
+        let key = Key::from_bytes([4; KEY_LEN]);
+        let aad = wrap_aad(1, "acct", 2, 7);
+        let wrapped = wrap(&wrapping, [5; NONCE_LEN], &aad, &key);
+        assert!(!wrapped.windows(KEY_LEN).any(|w| w == [4; KEY_LEN]), "the key is not in the clear");
+        assert_eq!(unwrap(&wrapping, &aad, &wrapped).unwrap(), key);
+        assert!(unwrap(&Key::from_bytes([6; KEY_LEN]), &aad, &wrapped).is_err());
+        assert!(unwrap(&wrapping, &wrap_aad(1, "acct", 3, 7), &wrapped).is_err(), "another generation");
+        assert!(unwrap(&wrapping, &wrap_aad(1, "other", 2, 7), &wrapped).is_err(), "another entity");
     }
 
     #[test]

@@ -1,10 +1,25 @@
-//! The keyset: every entity's live key (and, for shredded entities, the
-//! generation that was shredded), in the `KEYS` file, published atomically
-//! and checksummed; optionally sealed under a caller's master key. The
-//! layout is drawn in FORMAT.md.
+//! The keyset: the wrapping keys of an encrypted store, in the `KEYS` file
+//! and its copy `KEYS.copy`, each published atomically and checksummed,
+//! optionally sealed under a caller's master key. The layout is drawn in
+//! FORMAT.md.
+//!
+//! Entities are spread over [`KEY_BUCKETS`] buckets by a hash of their
+//! name; each bucket has one wrapping key. An entity's own key lives in the
+//! journal, wrapped under its bucket's wrapping key, in the same flush as
+//! the first event that needs it, so minting a key costs no extra fsync. A
+//! shred rewraps the bucket's other live keys under a fresh wrapping key
+//! (in the journal), then publishes a keyset that holds the fresh key in
+//! place of the old one: the old wrapping key is gone, and with it every
+//! copy of the shredded key. Until that publish lands, the fresh key is in
+//! no file and the rewrapped records open nothing, so a shred that stops
+//! half way leaves every key as it was.
+//!
+//! The keyset changes only when the store is created and on shreds, and
+//! both copies are written before a shred is acknowledged: a damaged or
+//! unreadable copy loses nothing while the other is intact. When both
+//! differ, the higher sequence number is the later one.
 
-use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -14,40 +29,45 @@ use crate::disk::{publish_atomically, read_small_file, Disk};
 use crate::error::IoError;
 
 pub const KEYS_NAME: &str = "KEYS";
+/// The second copy of the keyset.
+pub const KEYS_COPY_NAME: &str = "KEYS.copy";
+/// Buckets of entities; a shred rewraps the live keys of one bucket.
+pub const KEY_BUCKETS: usize = 64;
 const KEYS_MAGIC: [u8; 8] = *b"SHALEKEY";
-const KEYS_VERSION: u32 = 1;
+const KEYS_VERSION: u32 = 2;
 const FLAG_SEALED: u32 = 1;
-const HEADER_LEN: usize = 28;
-/// The keyset file's size limit: far above any real keyset, low enough
-/// that a damaged length field cannot make recovery allocate wildly.
-const KEYS_LEN_MAX: u64 = 1 << 30;
+const HEADER_LEN: usize = 36;
+/// The keyset file's size limit: far above a real keyset (a few KiB), low
+/// enough that a damaged length cannot make recovery allocate wildly.
+const KEYS_LEN_MAX: u64 = 1 << 20;
 
-/// One entity's key state.
+const _: () = assert!(KEY_BUCKETS.is_power_of_two() && KEY_BUCKETS <= 1 << 16);
+
+/// The bucket of `entity`: fixed by its name.
+pub fn bucket_of(entity: &str) -> usize {
+    let hash = blake3::hash(entity.as_bytes());
+    usize::from(u16::from_le_bytes([hash.as_bytes()[0], hash.as_bytes()[1]])) % KEY_BUCKETS
+}
+
+/// One wrapping key and its generation within its bucket.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KeyEntry {
+pub struct WrapKey {
     pub generation: u32,
-    /// `None` once shredded.
-    pub key: Option<Key>,
+    pub key: Key,
 }
 
-/// What the keyset says about the key of `(entity, generation)`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum KeyStatus<'k> {
-    Live(&'k Key),
-    Shredded,
-    Missing,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Keyset {
-    entries: BTreeMap<String, KeyEntry>,
+    /// How many times the keyset was published; the later of two copies
+    /// has the higher number.
+    pub sequence: u64,
+    buckets: Vec<WrapKey>,
 }
 
 #[derive(Serialize, Deserialize)]
-struct StoredEntry<'a> {
-    entity: &'a str,
+struct StoredBucket {
     generation: u32,
-    key: Option<[u8; KEY_LEN]>,
+    key: [u8; KEY_LEN],
 }
 
 /// Why a keyset file cannot be used.
@@ -59,6 +79,8 @@ pub enum KeysetError {
     Missing,
     #[error("the keyset file is damaged: {0}")]
     Damaged(String),
+    #[error("keyset format version {0}; this build reads version 2 only (nothing was changed)")]
+    Version(u32),
     #[error("the keyset file belongs to another store: {0}")]
     Foreign(String),
     #[error("the keyset is sealed and no master key was given")]
@@ -68,64 +90,51 @@ pub enum KeysetError {
 }
 
 impl Keyset {
-    pub fn entry(&self, entity: &str) -> Option<&KeyEntry> {
-        self.entries.get(entity)
+    /// A keyset with fresh wrapping keys in every bucket.
+    pub fn fresh(mut random_key: impl FnMut() -> Key) -> Self {
+        let buckets = (0..KEY_BUCKETS).map(|_| WrapKey { generation: 1, key: random_key() }).collect();
+        Self { sequence: 1, buckets }
     }
 
-    pub fn status(&self, entity: &str, generation: u32) -> KeyStatus<'_> {
-        match self.entries.get(entity) {
-            Some(KeyEntry { generation: g, key: Some(key) }) if *g == generation => KeyStatus::Live(key),
-            Some(KeyEntry { generation: g, key: Some(_) }) if *g > generation => KeyStatus::Shredded,
-            Some(KeyEntry { generation: g, key: None }) if *g >= generation => KeyStatus::Shredded,
-            _ => KeyStatus::Missing,
-        }
+    /// The wrapping key of `bucket`.
+    pub fn bucket(&self, bucket: usize) -> &WrapKey {
+        &self.buckets[bucket]
     }
 
-    /// The entity's live key, if it has one.
-    pub fn live(&self, entity: &str) -> Option<(u32, &Key)> {
-        let entry = self.entries.get(entity)?;
-        entry.key.as_ref().map(|k| (entry.generation, k))
+    /// The wrapping key of `bucket` with this generation, if the keyset
+    /// holds it.
+    pub fn wrap_key(&self, bucket: usize, generation: u32) -> Option<&Key> {
+        self.buckets.get(bucket).filter(|w| w.generation == generation).map(|w| &w.key)
     }
 
-    /// The generation a new key for `entity` gets.
-    pub fn next_generation(&self, entity: &str) -> u32 {
-        self.entries.get(entity).map_or(1, |e| e.generation + 1)
+    /// The keyset after a shred in `bucket`: `fresh` replaces its wrapping
+    /// key (one generation on), and the old one is gone.
+    pub fn rotated(&self, bucket: usize, fresh: Key) -> Self {
+        let mut next = self.clone();
+        let generation = next.buckets[bucket].generation + 1;
+        next.buckets[bucket] = WrapKey { generation, key: fresh };
+        next.sequence += 1;
+        next
     }
 
-    pub fn insert(&mut self, entity: &str, entry: KeyEntry) {
-        self.entries.insert(entity.to_owned(), entry);
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &KeyEntry)> {
-        self.entries.iter().map(|(e, k)| (e.as_str(), k))
-    }
-
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+    /// Every wrapping key, with its bucket.
+    pub fn iter(&self) -> impl Iterator<Item = (usize, &WrapKey)> {
+        self.buckets.iter().enumerate()
     }
 
     /// The file's bytes; sealed under `master` (with `nonce`) if given.
     pub fn encode(&self, store_id: u64, master: Option<&MasterKey>, nonce: [u8; NONCE_LEN]) -> Vec<u8> {
-        let stored: Vec<StoredEntry<'_>> = self
-            .entries
-            .iter()
-            .map(|(entity, e)| StoredEntry {
-                entity,
-                generation: e.generation,
-                key: e.key.as_ref().map(|k| *k.bytes()),
-            })
-            .collect();
+        let mut stored: Vec<StoredBucket> =
+            self.buckets.iter().map(|b| StoredBucket { generation: b.generation, key: *b.key.bytes() }).collect();
         let Ok(body) = postcard::to_allocvec(&stored) else { unreachable!("postcard encodes into a Vec") };
+        stored.iter_mut().for_each(|b| b.key.fill(0));
         let body = Zeroizing::new(body);
-        let mut header = [0u8; 24];
+        let mut header = [0u8; 32];
         header[0..8].copy_from_slice(&KEYS_MAGIC);
         header[8..12].copy_from_slice(&KEYS_VERSION.to_le_bytes());
         header[12..16].copy_from_slice(&(if master.is_some() { FLAG_SEALED } else { 0 }).to_le_bytes());
         header[16..24].copy_from_slice(&store_id.to_le_bytes());
+        header[24..32].copy_from_slice(&self.sequence.to_le_bytes());
         let body: Zeroizing<Vec<u8>> = match master {
             Some(m) => Zeroizing::new(seal(&m.0, nonce, &header, &body)),
             None => body,
@@ -149,71 +158,132 @@ impl Keyset {
             return Err(damaged("checksum mismatch"));
         }
         let u32_at = |at: usize| u32::from_le_bytes([content[at], content[at + 1], content[at + 2], content[at + 3]]);
-        if content[0..8] != KEYS_MAGIC || u32_at(8) != KEYS_VERSION {
-            return Err(damaged("not a version 1 keyset"));
+        let u64_at = |at: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&content[at..at + 8]);
+            u64::from_le_bytes(b)
+        };
+        if content[0..8] != KEYS_MAGIC {
+            return Err(damaged("not a keyset"));
         }
-        let mut id = [0u8; 8];
-        id.copy_from_slice(&content[16..24]);
-        if u64::from_le_bytes(id) != store_id {
+        if u32_at(8) != KEYS_VERSION {
+            return Err(KeysetError::Version(u32_at(8)));
+        }
+        if u64_at(16) != store_id {
             return Err(KeysetError::Foreign(format!(
                 "it names store {:016x}, META names {store_id:016x}",
-                u64::from_le_bytes(id)
+                u64_at(16)
             )));
         }
         let body = &content[HEADER_LEN..];
-        if body.len() != u32_at(24) as usize {
+        if body.len() != u32_at(32) as usize {
             return Err(damaged("body length mismatch"));
         }
         let plain: Zeroizing<Vec<u8>> = match (u32_at(12) & FLAG_SEALED != 0, master) {
             (true, None) => return Err(KeysetError::MasterKeyNeeded),
             (true, Some(m)) => {
-                Zeroizing::new(open(&m.0, &content[..24], body).map_err(|_| KeysetError::WrongMasterKey)?)
+                Zeroizing::new(open(&m.0, &content[..32], body).map_err(|_| KeysetError::WrongMasterKey)?)
             }
             (false, Some(_)) => return Err(damaged("not sealed, but a master key was given")),
             (false, None) => Zeroizing::new(body.to_vec()),
         };
-        let stored: Vec<StoredEntry<'_>> =
-            postcard::from_bytes(&plain).map_err(|_| damaged("entries do not decode"))?;
-        let mut keyset = Keyset::default();
-        for s in stored {
-            let entry = KeyEntry { generation: s.generation, key: s.key.map(Key::from_bytes) };
-            if s.generation == 0 || keyset.entries.insert(s.entity.to_owned(), entry).is_some() {
-                return Err(damaged("an entity is listed twice or with generation 0"));
-            }
+        let stored: Vec<StoredBucket> = postcard::from_bytes(&plain).map_err(|_| damaged("buckets do not decode"))?;
+        if stored.len() != KEY_BUCKETS {
+            return Err(damaged("wrong number of buckets"));
         }
-        Ok(keyset)
+        let buckets: Vec<WrapKey> =
+            stored.iter().map(|b| WrapKey { generation: b.generation, key: Key::from_bytes(b.key) }).collect();
+        if buckets.iter().any(|b| b.generation == 0) {
+            return Err(damaged("a wrapping key of generation 0"));
+        }
+        Ok(Self { sequence: u64_at(24), buckets })
     }
 }
 
-/// Reads `dir/KEYS`, opened read-only.
+/// The keyset as read at open, and what was wrong with a copy.
+#[derive(Debug)]
+pub struct KeysetRead {
+    pub keyset: Keyset,
+    /// A copy that could not be used, or was behind the other: (file, why).
+    /// Open republishes both copies when this is not empty.
+    pub problems: Vec<(PathBuf, String)>,
+}
+
+fn read_copy<D: Disk>(
+    disk: &mut D,
+    path: &Path,
+    store_id: u64,
+    master: Option<&MasterKey>,
+) -> Result<Keyset, KeysetError> {
+    let io = |e| KeysetError::Io(IoError::new(format!("reading {}", path.display()), e));
+    if !disk.exists(path).map_err(io)? {
+        return Err(KeysetError::Missing);
+    }
+    // A read that fails is tried again before the copy counts as unusable.
+    let mut attempt = 1;
+    let bytes = loop {
+        match read_small_file(disk, path, KEYS_LEN_MAX) {
+            Ok(bytes) => break Zeroizing::new(bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => return Err(KeysetError::Damaged(e.to_string())),
+            Err(e) if attempt == crate::limits::READ_ATTEMPTS => return Err(io(e)),
+            Err(_) => attempt += 1,
+        }
+    };
+    Keyset::decode(&bytes, store_id, master)
+}
+
+/// Reads both copies of the keyset in `dir` (opened read-only) and takes the
+/// later usable one. Both unusable is an error. A copy of another store or
+/// format, or sealed without or under another master key, is refused at
+/// once: salvage cannot help there, and must not replace it.
 pub fn read_keyset<D: Disk>(
     disk: &mut D,
     dir: &Path,
     store_id: u64,
     master: Option<&MasterKey>,
-) -> Result<Keyset, KeysetError> {
-    let path = dir.join(KEYS_NAME);
-    let io = |e| KeysetError::Io(IoError::new(format!("reading {}", path.display()), e));
-    if !disk.exists(&path).map_err(io)? {
-        return Err(KeysetError::Missing);
+) -> Result<KeysetRead, KeysetError> {
+    let primary = dir.join(KEYS_NAME);
+    let copy = dir.join(KEYS_COPY_NAME);
+    let a = read_copy(disk, &primary, store_id, master);
+    let b = read_copy(disk, &copy, store_id, master);
+    for result in [&a, &b] {
+        match result {
+            Err(KeysetError::Foreign(reason)) => return Err(KeysetError::Foreign(reason.clone())),
+            Err(KeysetError::Version(v)) => return Err(KeysetError::Version(*v)),
+            Err(KeysetError::MasterKeyNeeded) => return Err(KeysetError::MasterKeyNeeded),
+            Err(KeysetError::WrongMasterKey) => return Err(KeysetError::WrongMasterKey),
+            _ => {}
+        }
     }
-    let bytes = match read_small_file(disk, &path, KEYS_LEN_MAX) {
-        Ok(bytes) => Zeroizing::new(bytes),
-        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => return Err(KeysetError::Damaged(e.to_string())),
-        Err(e) => return Err(io(e)),
-    };
-    Keyset::decode(&bytes, store_id, master)
+    match (a, b) {
+        (Ok(a), Ok(b)) => {
+            let mut problems = Vec::new();
+            let keyset = if a.sequence >= b.sequence { a.clone() } else { b.clone() };
+            if a != b {
+                let (behind, path) = if a.sequence >= b.sequence { (&b, &copy) } else { (&a, &primary) };
+                problems.push((path.clone(), format!("sequence {} is behind {}", behind.sequence, keyset.sequence)));
+            }
+            Ok(KeysetRead { keyset, problems })
+        }
+        (Ok(keyset), Err(e)) => Ok(KeysetRead { keyset, problems: vec![(copy, e.to_string())] }),
+        (Err(e), Ok(keyset)) => Ok(KeysetRead { keyset, problems: vec![(primary, e.to_string())] }),
+        (Err(e), Err(_)) => Err(e),
+    }
 }
 
-/// Publishes `bytes` as `dir/KEYS`: temporary file, fsync, rename, fsync of
-/// the directory. On failure the old keyset stays in place, and the
-/// temporary file is removed if possible.
+/// Publishes `bytes` as both copies of the keyset, one after the other,
+/// each by temporary file, fsync, rename and fsync of the directory. On
+/// failure the temporary file is removed if possible; either copy may then
+/// hold the old or the new keyset.
 pub fn publish_keyset<D: Disk>(disk: &mut D, dir: &Path, bytes: &[u8]) -> Result<(), IoError> {
-    let path = dir.join(KEYS_NAME);
-    publish_atomically(disk, &path, bytes).map_err(|e| {
-        let _ = disk.remove(&dir.join(format!("{KEYS_NAME}.tmp")));
-        IoError::new(format!("publishing {}", path.display()), e)
-    })
+    for name in [KEYS_NAME, KEYS_COPY_NAME] {
+        let path = dir.join(name);
+        publish_atomically(disk, &path, bytes).map_err(|e| {
+            let _ = disk.remove(&dir.join(format!("{name}.tmp")));
+            IoError::new(format!("publishing {}", path.display()), e)
+        })?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -221,17 +291,18 @@ mod tests {
     use super::*;
 
     fn sample() -> Keyset {
-        let mut k = Keyset::default();
-        k.insert("a", KeyEntry { generation: 1, key: Some(Key::from_bytes([1; KEY_LEN])) });
-        k.insert("b", KeyEntry { generation: 2, key: None });
-        k
+        let mut n = 0u8;
+        Keyset::fresh(|| {
+            n = n.wrapping_add(1);
+            Key::from_bytes([n; KEY_LEN])
+        })
     }
 
     #[test]
     fn round_trips_plain_and_sealed() {
         let k = sample();
         assert_eq!(Keyset::decode(&k.encode(9, None, [0; 12]), 9, None).unwrap(), k);
-        let master = MasterKey::from_bytes([5; KEY_LEN]);
+        let master = MasterKey::from_bytes([200; KEY_LEN]);
         let sealed = k.encode(9, Some(&master), [3; 12]);
         assert!(!sealed.windows(KEY_LEN).any(|w| w == [1; KEY_LEN]), "sealed keys are not in the clear");
         assert_eq!(Keyset::decode(&sealed, 9, Some(&master)).unwrap(), k);
@@ -252,14 +323,16 @@ mod tests {
     }
 
     #[test]
-    fn statuses() {
+    fn a_rotation_forgets_the_wrapping_key() {
         let k = sample();
-        assert!(matches!(k.status("a", 1), KeyStatus::Live(_)));
-        assert_eq!(k.status("a", 2), KeyStatus::Missing);
-        assert_eq!(k.status("b", 1), KeyStatus::Shredded);
-        assert_eq!(k.status("b", 2), KeyStatus::Shredded);
-        assert_eq!(k.status("b", 3), KeyStatus::Missing);
-        assert_eq!(k.status("c", 1), KeyStatus::Missing);
-        assert_eq!(k.next_generation("b"), 3);
+        let old = k.bucket(5).clone();
+        let rotated = k.rotated(5, Key::from_bytes([99; KEY_LEN]));
+        assert_eq!(rotated.sequence, k.sequence + 1);
+        assert_eq!(rotated.bucket(5).generation, old.generation + 1);
+        assert_eq!(rotated.wrap_key(5, old.generation), None, "the old wrapping key is gone");
+        assert_eq!(rotated.wrap_key(5, old.generation + 1), Some(&Key::from_bytes([99; KEY_LEN])));
+        assert_eq!(rotated.bucket(6), k.bucket(6), "other buckets are untouched");
+        assert!(bucket_of("account-1") < KEY_BUCKETS);
+        assert_eq!(bucket_of("account-1"), bucket_of("account-1"));
     }
 }

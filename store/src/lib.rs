@@ -7,8 +7,45 @@
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+/// Names a planted bug; without the `canaries` feature there are none.
+#[cfg(feature = "canaries")]
+macro_rules! canary {
+    ($name:ident) => {
+        crate::canary::Canary::$name
+    };
+}
+#[cfg(not(feature = "canaries"))]
+macro_rules! canary {
+    ($name:ident) => {
+        ()
+    };
+}
+
 #[cfg(feature = "canaries")]
 pub mod canary;
+
+/// The planted bug a component runs with: always none without the
+/// `canaries` feature, so production code asks `planted.is(canary!(X))`
+/// and the question compiles to `false`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Planted(#[cfg(feature = "canaries")] canary::Canary);
+
+impl Planted {
+    #[cfg(feature = "canaries")]
+    pub(crate) fn new(canary: canary::Canary) -> Self {
+        Self(canary)
+    }
+
+    #[cfg(feature = "canaries")]
+    pub(crate) fn is(self, canary: canary::Canary) -> bool {
+        self.0 == canary
+    }
+
+    #[cfg(not(feature = "canaries"))]
+    pub(crate) fn is(self, _: ()) -> bool {
+        false
+    }
+}
 mod chunked;
 pub mod core;
 pub mod crypto;
@@ -20,6 +57,7 @@ pub mod gate;
 pub mod graph;
 mod hash;
 pub mod journal;
+pub mod keys;
 pub mod keyset;
 pub mod limits;
 pub mod meta;

@@ -296,13 +296,17 @@ pub struct Event {
     pub causation: Option<EventId>,
     pub correlation: EventId,
     pub timestamp_ns: u64,
-    /// The plaintext payload; empty if `shredded`.
+    /// The plaintext payload; empty if `shredded` or `key_lost`.
     pub payload: Payload,
     /// The key generation the payload was sealed under; 0 if plaintext.
     pub key_gen: u32,
     /// The entity's key for this event was shredded: the payload is gone
     /// for good, the metadata stays.
     pub shredded: bool,
+    /// The key for this event was lost to damage (a salvage reported it in
+    /// `RecoveryReport::keys_lost`): the payload cannot be read, the
+    /// metadata stays. Never set on an undamaged store.
+    pub key_lost: bool,
     /// The entity's hash chain link through this event.
     pub hash: [u8; 32],
 }

@@ -11,7 +11,7 @@ use crate::crypto::{event_aad, open};
 use crate::error::ReadError;
 use crate::hash::{chain_hash, GENESIS};
 use crate::journal::record::EventRecord;
-use crate::keyset::{KeyStatus, Keyset};
+use crate::keys::{KeyStatus, StoreKeys};
 use crate::model::{Coordinate, Event, EventId, Payload, Region};
 
 /// SipHash with fixed keys: the same hashes in every run and process, so
@@ -71,8 +71,9 @@ pub struct State {
     /// The last scope and kind interned: most events repeat them.
     recent: [Option<Arc<str>>; 2],
     idempotency: BTreeMap<Box<str>, IdempotencyEntry>,
-    /// The durable keyset as readers use it; `None` for a plaintext store.
-    keyset: Option<Keyset>,
+    /// The store's keys as readers use them: durable entity keys only;
+    /// `None` for a plaintext store.
+    keys: Option<StoreKeys>,
     /// Events whose correlation is another event's id, by correlation.
     correlations: BTreeMap<u128, Vec<u64>>,
     /// Which writer session committed which events: (first global
@@ -90,7 +91,7 @@ impl State {
             names: BTreeSet::new(),
             recent: [None, None],
             idempotency: BTreeMap::new(),
-            keyset: None,
+            keys: None,
             correlations: BTreeMap::new(),
             epochs: Vec::new(),
         }
@@ -326,13 +327,15 @@ impl State {
 
     /// The public view of the event at `global`: its payload opened with
     /// the entity's key, or marked shredded (with no payload) if the key was
-    /// shredded.
+    /// shredded, or marked `key_lost` (with no payload) if a salvage found
+    /// its key lost to damage.
     pub fn event(&self, global: u64) -> Result<Option<Event>, ReadError> {
         let Some(stored) = self.stored(global) else { return Ok(None) };
         let id = self.id_of(global);
-        let (payload, shredded) = match (stored.key_gen, &self.keyset) {
+        let mut key_lost = false;
+        let (payload, shredded) = match (stored.key_gen, &self.keys) {
             (0, None) => (stored.payload.clone(), false),
-            (generation, Some(keyset)) if generation > 0 => match keyset.status(&stored.entity, generation) {
+            (generation, Some(keys)) if generation > 0 => match keys.status(&stored.entity, generation) {
                 KeyStatus::Live(key) => {
                     let aad =
                         event_aad(&stored.entity, &stored.scope, id.0, stored.entity_seq, &stored.kind, generation);
@@ -344,7 +347,8 @@ impl State {
                 }
                 KeyStatus::Shredded => (Payload::from(Vec::new()), true),
                 KeyStatus::Missing => {
-                    return Err(ReadError::Integrity { id, reason: format!("key generation {generation} is missing") });
+                    key_lost = true;
+                    (Payload::from(Vec::new()), false)
                 }
             },
             (generation, _) => {
@@ -366,17 +370,23 @@ impl State {
             payload,
             key_gen: stored.key_gen,
             shredded,
+            key_lost,
             hash: stored.hash,
         }))
     }
 
-    /// The event `id`; a shredded event is the typed error `Shredded`.
+    /// The event `id`; a shredded event is the typed error `Shredded`, one
+    /// whose key was lost to damage an `Integrity` error.
     pub fn get(&self, id: EventId) -> Result<Option<Event>, ReadError> {
         let Some(global) = self.resolve(id) else { return Ok(None) };
         match self.event(global)? {
             Some(event) if event.shredded => {
                 Err(ReadError::Shredded { id, entity: event.coordinate.entity().to_owned() })
             }
+            Some(event) if event.key_lost => Err(ReadError::Integrity {
+                id,
+                reason: format!("key generation {} was lost to damage (see the recovery report)", event.key_gen),
+            }),
             other => Ok(other),
         }
     }
@@ -434,36 +444,45 @@ impl State {
         (start..end).filter_map(|g| self.event(g).transpose()).collect()
     }
 
-    pub fn keyset(&self) -> Option<&Keyset> {
-        self.keyset.as_ref()
+    pub fn keys(&self) -> Option<&StoreKeys> {
+        self.keys.as_ref()
     }
 
-    pub fn keyset_mut(&mut self) -> Option<&mut Keyset> {
-        self.keyset.as_mut()
+    pub fn keys_mut(&mut self) -> Option<&mut StoreKeys> {
+        self.keys.as_mut()
     }
 
-    /// Sets the store's keyset (an encrypted store has one, even if empty).
-    pub fn set_keyset(&mut self, keyset: Option<Keyset>) {
-        self.keyset = keyset;
+    /// Sets the store's keys (an encrypted store has them, even if none
+    /// is minted yet).
+    pub fn set_keys(&mut self, keys: Option<StoreKeys>) {
+        self.keys = keys;
     }
 
-    /// Checks that every event's key is in the keyset or recorded as
-    /// shredded; the first event that fails is returned with the reason.
-    pub fn check_keys(&self) -> Result<(), (u64, String)> {
+    /// Every (entity, key generation) some event needs whose key is
+    /// neither live nor shredded, in event order, each once.
+    pub fn missing_keys(&self) -> Vec<(String, u32)> {
+        let mut missing: Vec<(String, u32)> = Vec::new();
+        for stored in self.events.iter() {
+            let lost = match (&self.keys, stored.key_gen) {
+                (Some(keys), g) if g > 0 => keys.status(&stored.entity, g) == KeyStatus::Missing,
+                _ => false,
+            };
+            if lost && !missing.iter().any(|(e, g)| **e == *stored.entity && *g == stored.key_gen) {
+                missing.push((stored.entity.to_string(), stored.key_gen));
+            }
+        }
+        missing
+    }
+
+    /// Checks that every event's payload fits the store's encryption
+    /// setting; the first event that does not is returned with the reason.
+    pub fn check_encryption(&self) -> Result<(), (u64, String)> {
         for (i, stored) in self.events.iter().enumerate() {
             let global = i as u64 + 1;
-            match (&self.keyset, stored.key_gen) {
-                (None, 0) => {}
+            match (&self.keys, stored.key_gen) {
+                (None, 0) | (Some(_), 1..) => {}
                 (None, g) => return Err((global, format!("encrypted (key generation {g}) in a plaintext store"))),
                 (Some(_), 0) => return Err((global, "plaintext in an encrypted store".into())),
-                (Some(keyset), g) => {
-                    if keyset.status(&stored.entity, g) == KeyStatus::Missing {
-                        return Err((
-                            global,
-                            format!("entity {} needs key generation {g}, which the keyset neither holds nor records as shredded", stored.entity),
-                        ));
-                    }
-                }
             }
         }
         Ok(())

@@ -8,6 +8,8 @@
 mod common;
 
 use common::{event, segments};
+use shale_store::crypto::Key;
+use shale_store::keyset::{bucket_of, Keyset};
 use shale_store::{Batch, Encryption, MasterKey, Options, ReadError, Region, ShredError, Store};
 
 fn encrypted() -> Options {
@@ -39,6 +41,7 @@ fn payloads_are_sealed_and_shred_forgets_them() {
     assert_eq!(&*store.get(first.id).unwrap().unwrap().payload, secret);
     assert!(!contains(&all_bytes(dir.path()), secret), "no plaintext on disk");
     let keys_before = std::fs::read(dir.path().join("KEYS")).unwrap();
+    assert_eq!(keys_before, std::fs::read(dir.path().join("KEYS.copy")).unwrap(), "two copies");
 
     let receipt = store.shred("user-1").unwrap();
     assert_eq!(receipt.generation, 1);
@@ -62,20 +65,32 @@ fn payloads_are_sealed_and_shred_forgets_them() {
     assert_eq!(store.reader().verify_chains(), Ok(()));
 }
 
+/// The store id, read from META.
+fn store_id(dir: &std::path::Path) -> u64 {
+    let meta = std::fs::read(dir.join("META")).unwrap();
+    u64::from_le_bytes(meta[12..20].try_into().unwrap())
+}
+
 #[test]
-fn the_shredded_key_is_in_no_file() {
+fn after_a_shred_nothing_on_disk_opens_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), encrypted()).unwrap();
     store.append(event("user-1", "registered", b"x")).unwrap();
+    // Another entity of the same bucket: its key must survive the shred.
+    let bucket = bucket_of("user-1");
+    let neighbour = (0..).map(|i| format!("n{i}")).find(|n| bucket_of(n) == bucket).unwrap();
+    let kept = store.append(event(&neighbour, "registered", b"kept")).unwrap();
     store.close().unwrap();
-    // The unsealed keyset holds keys in the clear: find user-1's.
-    let keys = std::fs::read(dir.path().join("KEYS")).unwrap();
-    let key = keys.windows(32).find(|w| w.iter().filter(|&&b| b == 0).count() < 4).map(<[u8]>::to_vec).unwrap();
-    assert!(contains(&all_bytes(dir.path()), &key));
+    let keyset = Keyset::decode(&std::fs::read(dir.path().join("KEYS")).unwrap(), store_id(dir.path()), None).unwrap();
+    let wrapping = keyset.bucket(bucket).key.expose_secret().to_vec();
+    assert!(contains(&all_bytes(dir.path()), &wrapping), "the bucket's wrapping key is in the keyset");
+
     let store = Store::open(dir.path(), encrypted()).unwrap();
     store.shred("user-1").unwrap();
     store.close().unwrap();
-    assert!(!contains(&all_bytes(dir.path()), &key), "the key bytes are gone from every file");
+    assert!(!contains(&all_bytes(dir.path()), &wrapping), "the wrapping key of the shredded key is in no file");
+    let store = Store::open(dir.path(), encrypted()).unwrap();
+    assert_eq!(&*store.get(kept.id).unwrap().unwrap().payload, b"kept", "the neighbour's key was rewrapped");
 }
 
 #[test]
@@ -96,41 +111,65 @@ fn a_sealed_keyset_needs_its_master_key() {
 }
 
 #[test]
-fn a_different_setting_a_missing_or_damaged_keyset_are_typed_errors() {
+fn one_damaged_keyset_copy_loses_nothing_both_are_a_typed_error() {
     let dir = tempfile::tempdir().unwrap();
     Store::open(dir.path(), encrypted()).unwrap().append(event("a", "k", b"x")).unwrap();
     assert!(matches!(Store::open(dir.path(), Options::default()), Err(shale_store::OpenError::Encryption { .. })));
-    let keys = dir.path().join("KEYS");
+    let (keys, copy) = (dir.path().join("KEYS"), dir.path().join("KEYS.copy"));
     let bytes = std::fs::read(&keys).unwrap();
     let mut damaged = bytes.clone();
-    damaged[30] ^= 1;
+    damaged[40] ^= 1;
     std::fs::write(&keys, &damaged).unwrap();
+    let store = Store::open(dir.path(), encrypted()).unwrap();
+    assert_eq!(store.recovery_report().keyset_repaired.len(), 1, "the damaged copy is written again");
+    assert!(!store.recovery_report().lost_anything());
+    assert_eq!(&*store.read_from(1, 1).unwrap()[0].payload, b"x");
+    store.close().unwrap();
+    assert_eq!(std::fs::read(&keys).unwrap(), bytes, "repaired");
+
+    for path in [&keys, &copy] {
+        std::fs::write(path, &damaged).unwrap();
+    }
     assert!(matches!(Store::open(dir.path(), encrypted()), Err(shale_store::OpenError::Keyset(_))));
-    std::fs::remove_file(&keys).unwrap();
+    for path in [&keys, &copy] {
+        std::fs::remove_file(path).unwrap();
+    }
     assert!(
         matches!(Store::open(dir.path(), encrypted()), Err(shale_store::OpenError::Keyset(_))),
         "never a silent re-mint"
     );
-    std::fs::write(&keys, &bytes).unwrap();
-    Store::open(dir.path(), encrypted()).unwrap();
+    std::fs::write(&copy, &bytes).unwrap();
+    assert_eq!(&*Store::open(dir.path(), encrypted()).unwrap().read_from(1, 1).unwrap()[0].payload, b"x");
 }
 
 #[test]
-fn an_event_whose_key_is_gone_without_a_shred_is_an_integrity_error() {
+fn a_key_nothing_opens_is_refused_and_salvage_reports_it_lost() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), encrypted()).unwrap();
-    let empty_keyset = std::fs::read(dir.path().join("KEYS")).unwrap();
-    store.append(event("a", "k", b"x")).unwrap();
+    let lost = store.append(event("a", "k", b"x")).unwrap();
     store.close().unwrap();
-    // Put back the keyset from before the key was minted.
-    std::fs::write(dir.path().join("KEYS"), empty_keyset).unwrap();
+    // Keysets of the same store with other wrapping keys: nothing opens
+    // the journal's key record of "a".
+    let mut n = 0u8;
+    let other = Keyset::fresh(|| {
+        n += 1;
+        Key::from_bytes([n; 32])
+    });
+    let bytes = other.encode(store_id(dir.path()), None, [0; 12]);
+    for name in ["KEYS", "KEYS.copy"] {
+        std::fs::write(dir.path().join(name), &bytes).unwrap();
+    }
     match Store::open(dir.path(), encrypted()) {
-        Err(shale_store::OpenError::Corrupt(c)) => {
-            assert!(c.reason.contains("neither holds nor records as shredded"), "{c}")
-        }
+        Err(shale_store::OpenError::Corrupt(c)) => assert!(c.reason.contains("no key record opens"), "{c}"),
         Err(other) => panic!("expected an integrity error, got {other}"),
         Ok(_) => panic!("opened with a key missing"),
     }
+    let store = Store::open(dir.path(), Options { salvage: true, ..encrypted() }).unwrap();
+    assert_eq!(store.recovery_report().keys_lost, vec![("a".to_owned(), 1)]);
+    assert!(store.recovery_report().lost_anything());
+    assert!(matches!(store.get(lost.id), Err(ReadError::Integrity { .. })), "never returned as data");
+    let later = store.append(event("a", "k", b"y")).unwrap();
+    assert_eq!(store.get(later.id).unwrap().unwrap().key_gen, 2, "a new generation");
 }
 
 #[test]
@@ -150,4 +189,32 @@ fn a_batch_of_many_new_entities_commits_sealed_and_reopens() {
     assert_eq!(segments(dir.path()).len(), 1);
     let store = Store::open(dir.path(), encrypted()).unwrap();
     assert!(store.read_from(1, 100).unwrap().iter().all(|e| &*e.payload == b"x" && e.key_gen == 1));
+}
+
+#[test]
+fn a_shred_whose_keyset_publish_fails_takes_effect_and_the_keyset_goes_out_first() {
+    use common::faulty::FaultyEnv;
+    let dir = tempfile::tempdir().unwrap();
+    let (env, faults) = FaultyEnv::new();
+    let store = Store::open_in(env, dir.path(), encrypted()).unwrap();
+    let gone = store.append(event("user-1", "registered", b"x")).unwrap();
+    let bucket = bucket_of("user-1");
+    let neighbour = (0..).map(|i| format!("n{i}")).find(|n| bucket_of(n) == bucket).unwrap();
+    let kept = store.append(event(&neighbour, "registered", b"kept")).unwrap();
+    // The rewrap flush syncs; the keyset's first copy fails at its
+    // directory fsync.
+    faults.lock().unwrap().fail_dir_syncs = 1;
+    assert!(matches!(store.shred("user-1"), Err(ShredError::OutcomeUnknown(_))));
+    assert!(matches!(store.get(gone.id), Err(ReadError::Shredded { .. })), "the shred took effect");
+    store.append(event("other", "k", b"y")).unwrap();
+    assert_eq!(store.shred("user-1").unwrap().generation, 1, "the retry finds it done");
+    store.close().unwrap();
+    let store = Store::open(dir.path(), encrypted()).unwrap();
+    assert!(matches!(store.get(gone.id), Err(ReadError::Shredded { .. })));
+    assert_eq!(&*store.get(kept.id).unwrap().unwrap().payload, b"kept");
+    assert_eq!(
+        std::fs::read(dir.path().join("KEYS")).unwrap(),
+        std::fs::read(dir.path().join("KEYS.copy")).unwrap(),
+        "the dirty keyset went out again, to both copies"
+    );
 }

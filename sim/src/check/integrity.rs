@@ -27,7 +27,13 @@ impl Checker for Integrity {
                     batch.items.len()
                 ));
             };
-            if event.shredded {
+            if event.key_lost {
+                // A key lost to damage (a salvage reported it): never on a
+                // disk that lost no acknowledged writes.
+                if !snapshot.durable.lossy || !event.payload.is_empty() {
+                    return Err(format!("event {} reads as having lost its key on an honest disk", event.global_seq));
+                }
+            } else if event.shredded {
                 if !model.may_be_shredded(&sent.entity, event.key_gen) || !event.payload.is_empty() {
                     return Err(format!(
                         "event {} reads as shredded, but no shred of {} covers it",

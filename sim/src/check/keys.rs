@@ -1,17 +1,19 @@
 //! P2 key before ciphertext and P5 shred is forever.
 //!
-//! P2, after every step: the durable keyset holds the key of every
-//! visible, unshredded sealed event (after a recovery, the runner also
-//! reads every event back, so each one must open). P5: once a shred is
-//! acknowledged, no read returns the entity's payloads sealed under the
-//! shredded generations, and — after the shred and after every recovery —
-//! the key bytes are in no durable file.
+//! P2, after every step: the durable image alone opens the key of every
+//! visible, unshredded sealed event (a key record of a committed group,
+//! wrapped under a wrapping key the newest valid keyset copy holds). After
+//! a recovery, the runner also reads every event back, so each one must
+//! open. P5: once a shred is acknowledged, no read returns the entity's
+//! payloads sealed under the shredded generations, and, after the shred
+//! and after every recovery, no durable file holds such a key in the clear
+//! or a keyset whose wrapping key opens one of its durable key records.
 
 use std::collections::BTreeMap;
 
+use super::durable_keys::keysets_in;
 use super::{Checker, Promise, Snapshot};
 use crate::model::Model;
-use shale_store::keyset::KeyStatus;
 
 pub struct KeyBeforeCiphertext;
 
@@ -21,26 +23,23 @@ impl Checker for KeyBeforeCiphertext {
     }
 
     fn check(&self, model: &Model, snapshot: &Snapshot<'_>) -> Result<(), String> {
-        let Some(keyset) = &snapshot.durable.keyset else { return Ok(()) };
-        let keyset = match keyset {
-            Ok(keyset) => keyset,
-            Err(_) if snapshot.durable.lossy => return Ok(()),
-            Err(reason) => return Err(format!("the durable keyset is unusable: {reason}")),
+        let needed = model.unverified_keys(snapshot.events);
+        if needed.is_empty() {
+            return Ok(());
+        }
+        let Some(keys) = &snapshot.durable.keys else {
+            unreachable!("the runner reads the durable keys when a key needs checking")
         };
-        let fresh = snapshot
-            .events
-            .iter()
-            .filter(|e| e.key_gen > 0 && !e.shredded)
-            .map(|e| (e.coordinate.entity().to_owned(), e.key_gen));
-        let visible = model.key_needs.iter().cloned();
-        for (entity, generation) in visible.chain(fresh) {
-            match keyset.status(&entity, generation) {
-                KeyStatus::Live(_) => {}
-                KeyStatus::Shredded if model.may_be_shredded(&entity, generation) => {}
-                other => {
-                    let state = if other == KeyStatus::Missing { "missing from" } else { "shredded in" };
-                    return Err(format!("{entity}'s key generation {generation} is {state} the durable keyset, and its events are visible"));
-                }
+        // A key travels in the flush of its first event: on a disk that
+        // lost acknowledged writes, it may be gone with them.
+        if snapshot.durable.lossy {
+            return Ok(());
+        }
+        for (entity, generation) in needed {
+            if keys.open(&entity, generation).is_none() && !model.may_be_shredded(&entity, generation) {
+                return Err(format!(
+                    "the durable image does not open {entity}'s key generation {generation}, and its events are visible"
+                ));
             }
         }
         Ok(())
@@ -64,20 +63,38 @@ impl Checker for ShredIsForever {
                 ));
             }
         }
-        let Some(files) = &snapshot.durable.files else { return Ok(()) };
-        let mut shredded: BTreeMap<[u8; 32], (&str, u32)> = BTreeMap::new();
-        for (entity, generation) in model.shreds.iter().filter_map(|(e, g)| Some((e, (*g)?))) {
-            for ((e, g), key) in model.known_keys.range((entity.clone(), 0)..=(entity.clone(), generation)) {
-                shredded.insert(*key, (e, *g));
+        let (Some(files), Some(keys)) = (&snapshot.durable.files, &snapshot.durable.keys) else { return Ok(()) };
+        let shreds: Vec<(&str, u32)> = model.shreds.iter().filter_map(|(e, g)| Some((e.as_str(), (*g)?))).collect();
+        if shreds.is_empty() {
+            return Ok(());
+        }
+        let covered = |entity: &str, generation: u32| shreds.iter().any(|(e, g)| *e == entity && generation <= *g);
+        let keysets = keysets_in(files, keys.store_id(), model.master_key.as_ref());
+        for record in keys.records.iter().filter(|r| covered(&r.entity, r.generation)) {
+            if let Some((path, ks)) = keysets.iter().find(|(_, ks)| keys.open_with(ks, record).is_some()) {
+                return Err(format!(
+                    "{} (sequence {}) still opens {}'s shredded key generation {} (a record wrapped under wrapping key {})",
+                    path.display(),
+                    ks.sequence,
+                    record.entity,
+                    record.generation,
+                    record.wrap_generation
+                ));
             }
         }
-        if shredded.is_empty() {
+        let mut forgotten: BTreeMap<[u8; 32], (&str, u32)> = BTreeMap::new();
+        for ((entity, generation), key) in &model.known_keys {
+            if covered(entity, *generation) {
+                forgotten.insert(*key, (entity, *generation));
+            }
+        }
+        if forgotten.is_empty() {
             return Ok(());
         }
         // Keys are random: a filter on their first two bytes turns away
         // almost every window before the full comparison.
         let mut prefixes = vec![false; 1 << 16];
-        for key in shredded.keys() {
+        for key in forgotten.keys() {
             prefixes[usize::from(u16::from_le_bytes([key[0], key[1]]))] = true;
         }
         for (path, bytes) in files {
@@ -87,9 +104,9 @@ impl Checker for ShredIsForever {
                 }
                 let mut candidate = [0u8; 32];
                 candidate.copy_from_slice(window);
-                if let Some((entity, generation)) = shredded.get(&candidate) {
+                if let Some((entity, generation)) = forgotten.get(&candidate) {
                     return Err(format!(
-                        "{entity}'s shredded key generation {generation} is still in {}",
+                        "{entity}'s shredded key generation {generation} is still in the clear in {}",
                         path.display()
                     ));
                 }

@@ -12,6 +12,7 @@
 mod atomicity;
 mod causality;
 mod durability;
+pub mod durable_keys;
 mod equivalence;
 mod integrity;
 mod keys;
@@ -21,8 +22,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::Serialize;
-use shale_store::keyset::Keyset;
 use shale_store::{Event, Reader, RecoveryReport};
+
+use durable_keys::DurableKeys;
 
 use crate::model::Model;
 
@@ -90,8 +92,9 @@ pub enum Phase<'a> {
 /// What would survive a crash right now, as far as the checkers need it.
 #[derive(Default)]
 pub struct Durable {
-    /// The durable keyset, decoded (`None` for a plaintext store).
-    pub keyset: Option<Result<Keyset, String>>,
+    /// The durable key material, when a check needs it (a plaintext store
+    /// never does).
+    pub keys: Option<DurableKeys>,
     /// Every durable file, when a check searches them (after a shred or a
     /// recovery).
     pub files: Option<BTreeMap<PathBuf, Vec<u8>>>,

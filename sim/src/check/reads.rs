@@ -21,6 +21,7 @@ pub fn check_get(model: &Model, id: EventId, got: Result<Option<Event>, ReadErro
     let expected = model.view.get(id.global_seq().wrapping_sub(1) as usize).filter(|e| e.id == id);
     let got = match (got, expected) {
         (Err(ReadError::Shredded { id: shredded, .. }), Some(e)) if e.shredded && shredded == id => return Ok(()),
+        (Err(ReadError::Integrity { id: lost, .. }), Some(e)) if e.key_lost && lost == id => return Ok(()),
         (Err(e), _) => return Err(format!("get({id}) failed: {e}")),
         (Ok(Some(e)), _) if e.shredded => {
             return Err(format!("get({id}) returned a shredded event instead of Shredded"))

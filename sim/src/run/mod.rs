@@ -10,11 +10,11 @@ use std::path::Path;
 
 use serde::Serialize;
 use shale_store::canary::Canary;
-use shale_store::keyset::Keyset;
 use shale_store::{
     AppendError, Core, Encryption, Gates, InvalidInput, MasterKey, OpenError, Options, ReadError, Receipt, ShredError,
 };
 
+use crate::check::durable_keys::DurableKeys;
 use crate::check::{check_all, checkers, reads, Checker, Durable, Phase, Promise, Snapshot, Violation};
 use crate::disk::{FaultStats, Planned, SimDisk, SimTime};
 use crate::env::{SimClock, SimEntropy, SimEnv};
@@ -176,7 +176,7 @@ impl Sim {
             time,
             disk,
             core: None,
-            model: Model::new(gated),
+            model: Model::new(gated, master_key.clone()),
             clients,
             inbox: VecDeque::new(),
             queue: BinaryHeap::new(),

@@ -4,28 +4,28 @@
 use super::*;
 
 impl Sim {
-    /// What would survive a crash now, as the checkers need it; `files`
-    /// also takes every durable file (to search for shredded keys).
-    pub(super) fn durable(&self, store_id: u64, files: bool) -> Durable {
-        let keyset = self.scenario.run.encryption.then(|| {
-            let path = std::path::Path::new(STORE_DIR).join(shale_store::keyset::KEYS_NAME);
-            match self.disk.durable_file(&path) {
-                Some(bytes) => Keyset::decode(&bytes, store_id, self.master_key.as_ref()).map_err(|e| e.to_string()),
-                None => Err("there is no durable keyset".into()),
+    /// What would survive a crash now, as the checkers need it: the key
+    /// material when a key needs checking (`events` are about to become
+    /// visible), and with `files` every durable file (to search them after a
+    /// shred or a recovery).
+    pub(super) fn durable(&self, store_id: u64, files: bool, events: &[shale_store::Event]) -> Durable {
+        let encrypted = self.scenario.run.encryption;
+        let need_keys = encrypted && (files || !self.model.unverified_keys(events).is_empty());
+        let image = (need_keys || files).then(|| self.disk.durable_image());
+        let keys = match (&image, need_keys) {
+            (Some(image), true) => {
+                Some(DurableKeys::read(image, Path::new(STORE_DIR), store_id, self.master_key.as_ref()))
             }
-        });
-        Durable { keyset, files: files.then(|| self.disk.durable_image()), lossy: self.disk.stats().any_lossy() }
+            _ => None,
+        };
+        Durable { keys, files: image.filter(|_| files), lossy: self.disk.stats().any_lossy() }
     }
 
-    /// Remembers the keys of the durable keyset, so that P5 can look for
+    /// Remembers every key the durable image opens, so that P5 can look for
     /// them after a shred.
     pub(super) fn learn_keys(&mut self, durable: &Durable) {
-        if let Some(Ok(keyset)) = &durable.keyset {
-            for (entity, entry) in keyset.iter() {
-                if let Some(key) = &entry.key {
-                    self.model.known_keys.insert((entity.to_owned(), entry.generation), *key.expose_secret());
-                }
-            }
+        if let Some(keys) = &durable.keys {
+            self.model.known_keys.extend(keys.opened());
         }
     }
 
@@ -49,11 +49,15 @@ impl Sim {
             }
             events.extend(chunk);
         }
-        let durable = self.durable(reader.store_id(), search_files);
+        let durable = self.durable(reader.store_id(), search_files, &events);
         let snapshot = Snapshot { phase: Phase::Step, events: &events, reader: &reader, durable: &durable };
         check_all(&self.checkers, &self.model, &snapshot)
             .map_err(|v| Stop(Outcome::Violation { violation: v, step: self.step }))?;
         self.learn_keys(&durable);
+        if durable.keys.is_some() {
+            let verified = self.model.unverified_keys(&events);
+            self.model.verified_keys.extend(verified);
+        }
         self.model.absorb(events);
         Ok(())
     }

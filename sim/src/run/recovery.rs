@@ -178,12 +178,16 @@ impl Sim {
         }
         let lossy = self.disk.stats().any_lossy();
         let search = self.scenario.run.encryption && self.model.shreds.iter().any(|(_, g)| g.is_some());
-        let durable = self.durable(reader.store_id(), search);
+        let durable = self.durable(reader.store_id(), search, &events);
         let snapshot =
             Snapshot { phase: Phase::Recovery { report, lossy }, events: &events, reader, durable: &durable };
         check_all(&self.checkers, &self.model, &snapshot)
             .map_err(|v| Stop(Outcome::Violation { violation: v, step: self.step }))?;
         self.learn_keys(&durable);
+        if durable.keys.is_some() {
+            let verified = self.model.unverified_keys(&events);
+            self.model.verified_keys.extend(verified);
+        }
         self.model.absorb(events);
         self.model.settle_after_recovery();
         Ok(())

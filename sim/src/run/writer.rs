@@ -98,7 +98,11 @@ impl Sim {
             }
             Err(ShredError::OutcomeUnknown(e)) => {
                 self.note(format!("client {c} shred of {entity} outcome unknown: {e}"));
-                self.model.shreds.push((entity, None));
+                self.model.shreds.push((entity.clone(), None));
+                let Some(core) = &self.core else { unreachable!("the store is up") };
+                let now =
+                    core.reader().query(&shale_store::Region::entity(&entity)).map_err(|e| self.read_violation(&e))?;
+                self.model.adopt_shred(&entity, &now).map_err(|m| self.violation(Promise::P5ShredIsForever, m))?;
                 false
             }
             Err(other) => return Err(self.violation(Promise::P5ShredIsForever, format!("shred of {entity}: {other}"))),

@@ -4,16 +4,16 @@
 //! store only if it holds nothing that could be data: nothing at all, or
 //! exactly what a creation that was interrupted leaves behind (creation
 //! writes the keyset, then segment 0, then `META`). Such leftovers are
-//! proven empty by their size: a keyset too short to hold one key, a
-//! segment too short to hold one frame. Anything else is refused untouched.
+//! proven empty by segment 0 being too short to hold one frame: entity keys
+//! and payloads live only in the journal, and the keyset's wrapping keys
+//! protect nothing without it. Anything else is refused untouched.
 
 use std::path::Path;
 
-use crate::crypto::MasterKey;
 use crate::disk::{Disk, ReadAt};
 use crate::error::{IoError, OpenError};
 use crate::journal::segment::{segment_name, SEGMENT_TEMP_SUFFIX};
-use crate::keyset::{Keyset, KEYS_NAME};
+use crate::keyset::{KEYS_COPY_NAME, KEYS_NAME};
 use crate::limits::SEGMENT_HEADER_LEN;
 use crate::meta::META_NAME;
 
@@ -31,10 +31,14 @@ pub fn holds_store<D: Disk>(disk: &mut D, dir: &Path) -> Result<bool, OpenError>
     let first_temp = format!("{first}{SEGMENT_TEMP_SUFFIX}");
     let mut found = Vec::new();
     for name in names.iter().filter(|n| *n != LOCK_NAME) {
+        let leftover = [KEYS_NAME, KEYS_COPY_NAME, &first_temp]
+            .into_iter()
+            .flat_map(|n| [n.to_owned(), format!("{n}.tmp")])
+            .chain([format!("{META_NAME}.tmp")])
+            .any(|n| n == *name);
         let limit = match name.as_str() {
-            n if n == KEYS_NAME => Some(empty_keyset_len_max()),
             n if n == first => Some(SEGMENT_HEADER_LEN as u64),
-            n if n == first_temp || n == format!("{KEYS_NAME}.tmp") || n == format!("{META_NAME}.tmp") => None,
+            _ if leftover => None,
             _ => {
                 found.push(name.clone());
                 continue;
@@ -61,11 +65,4 @@ pub fn holds_store<D: Disk>(disk: &mut D, dir: &Path) -> Result<bool, OpenError>
             found.join(", ")
         ),
     })
-}
-
-/// The size of the largest keyset that holds no key (sealed or not).
-fn empty_keyset_len_max() -> u64 {
-    let plain = Keyset::default().encode(0, None, [0; 12]).len();
-    let sealed = Keyset::default().encode(0, Some(&MasterKey::from_bytes([0; 32])), [0; 12]).len();
-    plain.max(sealed) as u64
 }

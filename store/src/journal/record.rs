@@ -16,6 +16,7 @@ pub const TAG_EVENT: u8 = 2;
 pub const TAG_IDEMPOTENCY: u8 = 3;
 pub const TAG_COMMIT: u8 = 4;
 pub const TAG_SHRED: u8 = 5;
+pub const TAG_KEY: u8 = 6;
 
 pub const BEGIN_BODY_LEN: usize = 41;
 pub const COMMIT_BODY_LEN: usize = 17;
@@ -78,12 +79,33 @@ pub struct ShredRecord<'a> {
     pub generation: u32,
 }
 
+/// An entity's key, wrapped under its bucket's wrapping key of generation
+/// `wrap_generation`: written in the flush of the first event that needs
+/// it, and again (under the next wrapping key) by a shred in its bucket.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRecord<'a> {
+    pub entity: &'a str,
+    pub generation: u32,
+    pub wrap_generation: u32,
+    /// `crypto::WRAPPED_KEY_LEN` bytes: nonce, sealed key, tag.
+    #[serde(borrow, with = "serde_bytes")]
+    pub wrapped: &'a [u8],
+}
+
+impl KeyRecord<'_> {
+    /// The wrapped key, if the record has the right length.
+    pub fn wrapped(&self) -> Option<&[u8; crate::crypto::WRAPPED_KEY_LEN]> {
+        self.wrapped.try_into().ok()
+    }
+}
+
 #[derive(Debug, PartialEq, Eq)]
 pub enum Record<'a> {
     Begin(Begin),
     Event(EventRecord<'a>),
     Idempotency(IdempotencyRecord<'a>),
     Shred(ShredRecord<'a>),
+    Key(KeyRecord<'a>),
     Commit(Commit),
 }
 
@@ -210,6 +232,10 @@ pub fn encode_shred(buf: &mut Vec<u8>, record: &ShredRecord<'_>) -> [u8; FRAME_H
     push_frame(buf, |b| push_postcard(b, TAG_SHRED, record))
 }
 
+pub fn encode_key(buf: &mut Vec<u8>, record: &KeyRecord<'_>) -> [u8; FRAME_HEADER_LEN] {
+    push_frame(buf, |b| push_postcard(b, TAG_KEY, record))
+}
+
 pub fn encode_idempotency(buf: &mut Vec<u8>, record: &IdempotencyRecord<'_>) -> [u8; FRAME_HEADER_LEN] {
     push_frame(buf, |b| push_postcard(b, TAG_IDEMPOTENCY, record))
 }
@@ -272,6 +298,10 @@ pub fn decode_body(body: &[u8]) -> Result<Record<'_>, FrameError> {
             _ => Err(FrameError::BadBody),
         },
         Some(&TAG_SHRED) => postcard::from_bytes(&body[1..]).map(Record::Shred).map_err(|_| FrameError::BadBody),
+        Some(&TAG_KEY) => match postcard::from_bytes::<KeyRecord<'_>>(&body[1..]) {
+            Ok(key) if key.wrapped().is_some() && key.generation > 0 => Ok(Record::Key(key)),
+            _ => Err(FrameError::BadBody),
+        },
         Some(&TAG_IDEMPOTENCY) => {
             postcard::from_bytes(&body[1..]).map(Record::Idempotency).map_err(|_| FrameError::BadBody)
         }
@@ -326,6 +356,9 @@ mod tests {
         assert_eq!(&buf[payload], b"hello");
         let idem = IdempotencyRecord { key: "k", fingerprint: [3; 16] };
         encode_idempotency(&mut buf, &idem);
+        let wrapped = [8u8; crate::crypto::WRAPPED_KEY_LEN];
+        let key = KeyRecord { entity: "account-1", generation: 2, wrap_generation: 5, wrapped: &wrapped };
+        encode_key(&mut buf, &key);
         let commit = Commit { group_id: 4, event_count: 1, group_crc: 77 };
         encode_commit(&mut buf, &commit);
 
@@ -338,7 +371,13 @@ mod tests {
         }
         assert_eq!(
             seen,
-            vec![Record::Begin(begin), Record::Event(event), Record::Idempotency(idem), Record::Commit(commit)]
+            vec![
+                Record::Begin(begin),
+                Record::Event(event),
+                Record::Idempotency(idem),
+                Record::Key(key),
+                Record::Commit(commit)
+            ]
         );
         assert_eq!(begin_at(&buf), Some(begin));
         assert_eq!(begin_at(&buf[1..]), None);

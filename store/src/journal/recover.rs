@@ -81,6 +81,13 @@ pub struct RecoveryReport {
     pub unreadable: Vec<(PathBuf, Range<u64>)>,
     /// Salvage only: the damage that was set aside.
     pub corruption: Option<Corruption>,
+    /// Salvage only: keys no key record opens and no shred covers (their
+    /// record or wrapping key was damaged), as (entity, generation). Their
+    /// events keep their place; their payloads read as an integrity error.
+    pub keys_lost: Vec<(String, u32)>,
+    /// Keyset copies written again, and why: one was damaged, unreadable or
+    /// behind the other (nothing was lost while the other was intact).
+    pub keyset_repaired: Vec<(PathBuf, String)>,
 }
 
 impl RecoveryReport {
@@ -91,6 +98,7 @@ impl RecoveryReport {
             || !self.set_aside.is_empty()
             || !self.unreadable.is_empty()
             || self.corruption.is_some()
+            || !self.keys_lost.is_empty()
     }
 }
 
@@ -166,17 +174,12 @@ struct Planted {
 }
 
 impl From<&crate::core::Options> for Planted {
-    #[cfg(feature = "canaries")]
     fn from(options: &crate::core::Options) -> Self {
-        use crate::canary::Canary;
+        let planted = options.planted();
         Self {
-            keep_uncommitted: options.planted(Canary::KeepUncommittedGroup),
-            panic_on_torn_tail: options.planted(Canary::PanicOnTornTail),
+            keep_uncommitted: planted.is(canary!(KeepUncommittedGroup)),
+            panic_on_torn_tail: planted.is(canary!(PanicOnTornTail)),
         }
-    }
-    #[cfg(not(feature = "canaries"))]
-    fn from(_: &crate::core::Options) -> Self {
-        Self::default()
     }
 }
 
@@ -211,6 +214,7 @@ pub fn analyze<D: Disk>(
     disk: &mut D,
     dir: &Path,
     store_id: u64,
+    keys: Option<crate::keys::StoreKeys>,
     options: &crate::core::Options,
 ) -> Result<Analysis, OpenError> {
     let planted = Planted::from(options);
@@ -221,8 +225,10 @@ pub fn analyze<D: Disk>(
         .filter(|n| n.strip_suffix(SEGMENT_TEMP_SUFFIX).and_then(parse_segment_name).is_some())
         .map(|n| dir.join(n))
         .collect();
+    let mut state = State::new(store_id);
+    state.set_keys(keys);
     let mut a = Analysis {
-        state: State::new(store_id),
+        state,
         report: RecoveryReport::default(),
         cuts: Vec::new(),
         damage: None,
@@ -480,7 +486,7 @@ fn truncate<D: Disk>(disk: &mut D, file: &mut D::File, path: &Path, len: u64) ->
 }
 
 /// The directory salvage moves things into, created (durably) if needed.
-fn salvage_dir<D: Disk>(disk: &mut D, dir: &Path) -> Result<PathBuf, OpenError> {
+pub(crate) fn salvage_dir<D: Disk>(disk: &mut D, dir: &Path) -> Result<PathBuf, OpenError> {
     let aside = dir.join(SALVAGE_DIR);
     if !disk.exists(&aside).map_err(io(format!("looking for {}", aside.display())))? {
         disk.create_dir_all(&aside).map_err(io(format!("creating {}", aside.display())))?;
@@ -543,7 +549,8 @@ fn copy_rest_aside<D: Disk>(
     truncate(disk, &mut file, path, cut)
 }
 
-fn move_aside<D: Disk>(
+/// Renames `path` into `aside` under a name never used there before.
+pub(crate) fn move_aside<D: Disk>(
     disk: &mut D,
     dir: &Path,
     aside: &Path,

@@ -1,6 +1,7 @@
 //! Scanning one segment's bytes into committed groups.
 //!
-//! A group is `begin [idempotency] event* commit`. The scanner applies each
+//! A group is `begin [idempotency] key* event* [shred] commit`; a shred
+//! record comes only in a group of zero events. The scanner applies each
 //! whole, checked group to the state and stops at the first frame that is
 //! not valid or does not fit the journal's invariants, reporting where and
 //! why. It never panics, whatever the bytes.
@@ -8,7 +9,7 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use super::record::{decode_body, read_frame, Begin, EventRecord, IdempotencyRecord, Record};
+use super::record::{decode_body, read_frame, Begin, EventRecord, IdempotencyRecord, KeyRecord, Record, ShredRecord};
 use crate::limits::{FRAME_HEADER_LEN, SEGMENT_HEADER_LEN};
 use crate::model::Payload;
 use crate::state::{IdempotencyEntry, State};
@@ -70,8 +71,8 @@ impl FlushDue {
 struct ParsedGroup<'a> {
     begin: Begin,
     idempotency: Option<IdempotencyRecord<'a>>,
-    /// A shred marker (the keyset, not the journal, is its authority).
-    shred: bool,
+    keys: Vec<KeyRecord<'a>>,
+    shred: Option<ShredRecord<'a>>,
     events: Vec<(EventRecord<'a>, Range<usize>)>,
     end: usize,
 }
@@ -136,7 +137,19 @@ pub fn scan_segment(
 
 /// Applies a whole group, or nothing of it if an event does not follow on.
 fn apply_group(buf: &Arc<Vec<u8>>, group: &ParsedGroup<'_>, state: &mut State) -> Result<(), String> {
+    if state.keys().is_none() && (!group.keys.is_empty() || group.shred.is_some()) {
+        return Err("key records in a plaintext store".into());
+    }
     apply_events(buf, &group.events, state, group.begin.epoch)?;
+    if let Some(keys) = state.keys_mut() {
+        for key in &group.keys {
+            let Some(wrapped) = key.wrapped() else { unreachable!("decode checks the length") };
+            keys.read_record(key.entity, key.generation, key.wrap_generation, wrapped);
+        }
+        if let Some(shred) = &group.shred {
+            keys.read_shred(shred.entity, shred.generation);
+        }
+    }
     if let Some(idem) = &group.idempotency {
         state.record_idempotency(
             idem.key,
@@ -180,7 +193,7 @@ fn keep_partial_group(buf: &Arc<Vec<u8>>, start: usize, state: &mut State) {
                 let payload = body.end - event.payload.len()..body.end;
                 events.push((event, payload));
             }
-            Record::Idempotency(_) => {}
+            Record::Idempotency(_) | Record::Key(_) => {}
             _ => break,
         }
         at = body.end;
@@ -225,15 +238,20 @@ fn parse_group<'a>(
     }
     let mut group_crc = crc32c::crc32c(&header);
     let mut at = body.end;
-    let mut group = ParsedGroup { begin, idempotency: None, shred: false, events: Vec::new(), end: 0 };
+    let mut group = ParsedGroup { begin, idempotency: None, keys: Vec::new(), shred: None, events: Vec::new(), end: 0 };
     loop {
         let (header, record, body) = next_record(bytes, at)?;
         match record {
-            Record::Idempotency(idem) if group.events.is_empty() && group.idempotency.is_none() => {
+            Record::Idempotency(idem)
+                if group.events.is_empty() && group.keys.is_empty() && group.idempotency.is_none() =>
+            {
                 group.idempotency = Some(idem);
             }
-            Record::Shred(_) if begin.event_count == 0 && !group.shred => {
-                group.shred = true;
+            Record::Key(key) if group.events.is_empty() && group.shred.is_none() => {
+                group.keys.push(key);
+            }
+            Record::Shred(shred) if begin.event_count == 0 && group.shred.is_none() => {
+                group.shred = Some(shred);
             }
             Record::Event(event) if group.events.len() < begin.event_count as usize => {
                 let payload = body.end - event.payload.len()..body.end;

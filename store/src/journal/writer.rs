@@ -18,19 +18,6 @@ use std::path::{Path, PathBuf};
 
 use super::segment::{segment_name, SegmentHeader, SEGMENT_TEMP_SUFFIX};
 
-/// Names a planted bug; without the `canaries` feature there are none.
-#[cfg(feature = "canaries")]
-macro_rules! canary {
-    ($name:ident) => {
-        crate::canary::Canary::$name
-    };
-}
-#[cfg(not(feature = "canaries"))]
-macro_rules! canary {
-    ($name:ident) => {
-        ()
-    };
-}
 use crate::disk::Disk;
 use crate::error::IoError;
 use crate::limits::SEGMENT_HEADER_LEN;
@@ -50,8 +37,7 @@ pub struct JournalWriter<D: Disk> {
     pub next_flush: u64,
     /// This writer session's epoch, written in every begin record.
     pub epoch: u32,
-    #[cfg(feature = "canaries")]
-    canary: crate::canary::Canary,
+    planted: crate::Planted,
 }
 
 impl<D: Disk> JournalWriter<D> {
@@ -76,8 +62,7 @@ impl<D: Disk> JournalWriter<D> {
             next_group: tail.next_group,
             next_flush: tail.next_flush,
             epoch,
-            #[cfg(feature = "canaries")]
-            canary: crate::canary::Canary::None,
+            planted: crate::Planted::default(),
         }
     }
 
@@ -97,24 +82,12 @@ impl<D: Disk> JournalWriter<D> {
             next_group: 1,
             next_flush: 1,
             epoch,
-            #[cfg(feature = "canaries")]
-            canary: crate::canary::Canary::None,
+            planted: crate::Planted::default(),
         }
     }
 
-    #[cfg(feature = "canaries")]
-    pub fn plant(&mut self, canary: crate::canary::Canary) {
-        self.canary = canary;
-    }
-
-    #[cfg(feature = "canaries")]
-    fn planted(&self, canary: crate::canary::Canary) -> bool {
-        self.canary == canary
-    }
-
-    #[cfg(not(feature = "canaries"))]
-    fn planted(&self, _: ()) -> bool {
-        false
+    pub(crate) fn plant(&mut self, planted: crate::Planted) {
+        self.planted = planted;
     }
 
     pub fn segment(&self) -> u64 {
@@ -123,7 +96,7 @@ impl<D: Disk> JournalWriter<D> {
 
     /// Makes sure a durable segment is there to append to.
     pub fn ready(&mut self, disk: &mut D) -> Result<(), IoError> {
-        if self.broken && self.planted(canary!(PoisonedWriter)) {
+        if self.broken && self.planted.is(canary!(PoisonedWriter)) {
             return Err(IoError::new("the writer is poisoned (planted bug)", std::io::Error::other("poisoned")));
         }
         if self.broken {
@@ -160,8 +133,8 @@ impl<D: Disk> JournalWriter<D> {
     pub fn write_flush(&mut self, disk: &mut D, bytes: &[u8]) -> Result<(), IoError> {
         assert!(!self.broken, "write_flush without ready");
         assert!(!bytes.is_empty());
-        let write_behind = self.planted(canary!(WriteBehindFailedSync));
-        let ack_early = self.planted(canary!(AckBeforeFsync));
+        let write_behind = self.planted.is(canary!(WriteBehindFailedSync));
+        let ack_early = self.planted.is(canary!(AckBeforeFsync));
         let Some(file) = self.file.as_mut() else {
             unreachable!("a writer that is not broken has a segment");
         };

@@ -1,0 +1,182 @@
+//! The keys of an encrypted store as the committed state knows them: the
+//! wrapping keys (the keyset) and every entity's key, unwrapped from the
+//! journal's key records.
+//!
+//! An entity's key of generation `g` is live while a record of it opens
+//! under a wrapping key the keyset still holds. A generation is shredded
+//! once a newer one exists (a new generation is minted only after a shred)
+//! or a shred record covers it and its key no longer opens. A generation
+//! that neither opens nor is covered is missing: damage, never data.
+
+use std::collections::BTreeMap;
+
+use crate::crypto::{unwrap, wrap_aad, Key, WRAPPED_KEY_LEN};
+use crate::keyset::{bucket_of, Keyset};
+
+/// What the store knows of the key of `(entity, generation)`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyStatus<'k> {
+    Live(&'k Key),
+    Shredded,
+    Missing,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct EntityKey {
+    /// The highest generation recorded for the entity.
+    generation: u32,
+    /// That generation's key, if a record of it opened.
+    key: Option<Key>,
+    /// Generations up to this one were shredded (shred records).
+    shredded_through: u32,
+}
+
+/// The keyset and every entity's key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreKeys {
+    store_id: u64,
+    wraps: Keyset,
+    entities: BTreeMap<Box<str>, EntityKey>,
+}
+
+impl StoreKeys {
+    pub fn new(store_id: u64, wraps: Keyset) -> Self {
+        Self { store_id, wraps, entities: BTreeMap::new() }
+    }
+
+    /// The wrapping keys as last published (or being published).
+    pub fn keyset(&self) -> &Keyset {
+        &self.wraps
+    }
+
+    pub fn set_keyset(&mut self, wraps: Keyset) {
+        self.wraps = wraps;
+    }
+
+    pub fn status(&self, entity: &str, generation: u32) -> KeyStatus<'_> {
+        let Some(e) = self.entities.get(entity) else { return KeyStatus::Missing };
+        match &e.key {
+            Some(key) if generation == e.generation => KeyStatus::Live(key),
+            _ if generation < e.generation || generation <= e.shredded_through => KeyStatus::Shredded,
+            _ => KeyStatus::Missing,
+        }
+    }
+
+    /// The entity's live key and its generation.
+    pub fn live(&self, entity: &str) -> Option<(u32, &Key)> {
+        let e = self.entities.get(entity)?;
+        e.key.as_ref().map(|k| (e.generation, k))
+    }
+
+    /// The highest generation shredded for `entity` (0: none).
+    pub fn shredded_through(&self, entity: &str) -> u32 {
+        self.entities.get(entity).map_or(0, |e| e.shredded_through)
+    }
+
+    /// The generation a new key for `entity` gets.
+    pub fn next_generation(&self, entity: &str) -> u32 {
+        self.entities.get(entity).map_or(1, |e| e.generation.max(e.shredded_through) + 1)
+    }
+
+    /// A key the store minted, now durable in the journal.
+    pub fn insert(&mut self, entity: &str, generation: u32, key: Key) {
+        self.record(entity, generation, Some(key));
+    }
+
+    /// A key record read back from the journal: opened with the keyset if
+    /// its wrapping key is still there.
+    pub fn read_record(
+        &mut self,
+        entity: &str,
+        generation: u32,
+        wrap_generation: u32,
+        wrapped: &[u8; WRAPPED_KEY_LEN],
+    ) {
+        let aad = wrap_aad(self.store_id, entity, generation, wrap_generation);
+        let key = self.wraps.wrap_key(bucket_of(entity), wrap_generation).and_then(|w| unwrap(w, &aad, wrapped).ok());
+        self.record(entity, generation, key);
+    }
+
+    fn record(&mut self, entity: &str, generation: u32, key: Option<Key>) {
+        assert!(generation > 0, "key generations start at 1");
+        let e = self.entities.entry(entity.into()).or_default();
+        if generation > e.generation {
+            *e = EntityKey { generation, key, shredded_through: e.shredded_through };
+        } else if generation == e.generation && e.key.is_none() {
+            e.key = key;
+        }
+    }
+
+    /// A shred of `entity` up to `generation` (acknowledged, or read back).
+    pub fn shred(&mut self, entity: &str, generation: u32) {
+        let e = self.entities.entry(entity.into()).or_default();
+        e.shredded_through = e.shredded_through.max(generation);
+        if e.generation <= generation {
+            e.key = None;
+        }
+        e.generation = e.generation.max(generation);
+    }
+
+    /// A shred read back from the journal: it counts only if the key it
+    /// names no longer opens (a shred whose keyset publish never became
+    /// durable was not acknowledged, and its key is still live).
+    pub fn read_shred(&mut self, entity: &str, generation: u32) {
+        let live = self.entities.get(entity).is_some_and(|e| e.generation == generation && e.key.is_some());
+        if !live {
+            self.shred(entity, generation);
+        }
+    }
+
+    /// The live keys of the entities of `bucket`, in entity order.
+    pub fn live_in_bucket(&self, bucket: usize) -> Vec<(&str, u32, &Key)> {
+        self.entities
+            .iter()
+            .filter(|(entity, _)| bucket_of(entity) == bucket)
+            .filter_map(|(entity, e)| e.key.as_ref().map(|k| (&**entity, e.generation, k)))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::{wrap, KEY_LEN};
+
+    fn keyset() -> Keyset {
+        let mut n = 0u8;
+        Keyset::fresh(|| {
+            n += 1;
+            Key::from_bytes([n; KEY_LEN])
+        })
+    }
+
+    #[test]
+    fn statuses_follow_records_and_shreds() {
+        let ks = keyset();
+        let mut keys = StoreKeys::new(7, ks.clone());
+        let bucket = bucket_of("a");
+        let w = ks.bucket(bucket).clone();
+        let k1 = Key::from_bytes([50; KEY_LEN]);
+        let wrapped = wrap(&w.key, [1; 12], &wrap_aad(7, "a", 1, w.generation), &k1);
+        keys.read_record("a", 1, w.generation, &wrapped);
+        assert_eq!(keys.status("a", 1), KeyStatus::Live(&k1));
+        assert_eq!(keys.status("a", 2), KeyStatus::Missing);
+        assert_eq!(keys.status("b", 1), KeyStatus::Missing);
+        keys.read_shred("a", 1);
+        assert_eq!(keys.status("a", 1), KeyStatus::Live(&k1), "a shred whose key still opens was not acked");
+        keys.shred("a", 1);
+        assert_eq!(keys.status("a", 1), KeyStatus::Shredded);
+        assert_eq!(keys.next_generation("a"), 2);
+        keys.insert("a", 2, Key::from_bytes([51; KEY_LEN]));
+        assert!(matches!(keys.status("a", 2), KeyStatus::Live(_)));
+        assert_eq!(keys.status("a", 1), KeyStatus::Shredded);
+
+        // A record whose wrapping key is gone does not open: missing
+        // unless a shred covers it.
+        let mut after = StoreKeys::new(7, ks.rotated(bucket, Key::from_bytes([60; KEY_LEN])));
+        after.read_record("a", 1, w.generation, &wrapped);
+        assert_eq!(after.status("a", 1), KeyStatus::Missing);
+        after.read_shred("a", 1);
+        assert_eq!(after.status("a", 1), KeyStatus::Shredded);
+    }
+}
