@@ -2,6 +2,9 @@
 //! one options struct, the ten fault classes, and what was injected.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -32,6 +35,12 @@ pub struct SimDiskOptions {
     pub write_error: f64,
     /// A rename fails with an I/O error and changes nothing.
     pub rename_error: f64,
+    /// Per write a sync persists: the medium keeps the older bytes although
+    /// the sync succeeds (a lost write).
+    pub lost_write: f64,
+    /// Per write reaching the medium: it lands with the bytes of an earlier
+    /// write of the same file instead (a stale frame).
+    pub stale_frame: f64,
     /// Crash at any I/O operation with this probability.
     pub crash_per_op: f64,
     pub read_latency_ns: u64,
@@ -58,6 +67,8 @@ impl Default for SimDiskOptions {
             read_error: 0.0,
             write_error: 0.0,
             rename_error: 0.0,
+            lost_write: 0.0,
+            stale_frame: 0.0,
             crash_per_op: 0.0,
             read_latency_ns: 20_000,
             write_latency_ns: 30_000,
@@ -66,7 +77,8 @@ impl Default for SimDiskOptions {
     }
 }
 
-/// The ten fault classes of DESIGN.md §4.
+/// The fault classes: the ten of DESIGN.md §4, with lost writes and stale
+/// frames apart from misdirected writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FaultClass {
@@ -80,10 +92,12 @@ pub enum FaultClass {
     MisdirectedWrite,
     DiskFull,
     ShortOrTransient,
+    LostWrite,
+    StaleFrame,
 }
 
 impl FaultClass {
-    pub const ALL: [FaultClass; 10] = [
+    pub const ALL: [FaultClass; 12] = [
         FaultClass::UnsyncedLost,
         FaultClass::TornWrite,
         FaultClass::OutOfOrder,
@@ -94,12 +108,21 @@ impl FaultClass {
         FaultClass::MisdirectedWrite,
         FaultClass::DiskFull,
         FaultClass::ShortOrTransient,
+        FaultClass::LostWrite,
+        FaultClass::StaleFrame,
     ];
 
     /// Faults that may legitimately lose acknowledged data: the store must
     /// detect the loss, not prevent it.
     pub fn may_lose_acked(self) -> bool {
-        matches!(self, FaultClass::FsyncLie | FaultClass::SectorError | FaultClass::MisdirectedWrite)
+        matches!(
+            self,
+            FaultClass::FsyncLie
+                | FaultClass::SectorError
+                | FaultClass::MisdirectedWrite
+                | FaultClass::LostWrite
+                | FaultClass::StaleFrame
+        )
     }
 }
 
@@ -120,6 +143,29 @@ impl FaultStats {
     pub fn any_lossy(&self) -> bool {
         self.injected.iter().any(|(c, &n)| n > 0 && c.may_lose_acked())
     }
+}
+
+/// Durable bytes a lossy fault touched: lost, damaged or unreadable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Damage {
+    pub inode: u64,
+    pub range: Range<u64>,
+    pub class: FaultClass,
+    /// The disk operation count when it happened.
+    pub op: u64,
+}
+
+/// A write as issued (to the page cache), for the harness's map of where
+/// each acknowledged batch lives.
+#[derive(Clone, Debug)]
+pub struct WriteRecord {
+    pub inode: u64,
+    /// The file's name when it was written.
+    pub path: PathBuf,
+    pub offset: u64,
+    pub data: Arc<[u8]>,
+    /// The disk operation count when it was issued.
+    pub op: u64,
 }
 
 /// A targeted fault: fail or lie about the n-th sync of files whose name

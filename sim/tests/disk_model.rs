@@ -11,9 +11,11 @@ use shale_sim::disk::{FaultClass, Planned, SimDisk, SimDiskOptions, SimTime};
 use shale_store::disk::ReadAt;
 use shale_store::Disk;
 
+/// A disk with the directory /d, whose entry is durable.
 fn disk(options: SimDiskOptions) -> SimDisk {
     let mut d = SimDisk::new(7, options, SimTime::default());
     d.create_dir_all(Path::new("/d")).unwrap();
+    d.sync_dir(Path::new("/")).unwrap();
     d
 }
 
@@ -200,4 +202,129 @@ fn a_failed_rename_changes_nothing() {
     assert_eq!(read_all(&mut d, "/d/k.tmp").unwrap(), b"new");
     assert!(read_all(&mut d, "/d/k").is_none());
     assert_eq!(d.stats().count(FaultClass::ShortOrTransient), 1);
+}
+
+#[test]
+fn a_new_directory_is_durable_only_after_its_parent_is_synced() {
+    let mut d = disk(losing());
+    d.create_dir_all(Path::new("/d/aside")).unwrap();
+    let mut f = d.create(Path::new("/d/aside/x")).unwrap();
+    d.write_at(&mut f, 0, b"set aside").unwrap();
+    d.sync(&mut f).unwrap();
+    d.sync_dir(Path::new("/d/aside")).unwrap();
+    assert!(d.list(Path::new("/d")).unwrap().contains(&"aside".to_owned()), "listed while visible");
+    d.crash();
+    assert!(read_all(&mut d, "/d/aside/x").is_none(), "the directory's own entry was never synced");
+    assert!(!d.exists(Path::new("/d/aside")).unwrap());
+
+    d.create_dir_all(Path::new("/d/aside")).unwrap();
+    d.sync_dir(Path::new("/d")).unwrap();
+    let mut f = d.create(Path::new("/d/aside/x")).unwrap();
+    d.write_at(&mut f, 0, b"set aside").unwrap();
+    d.sync(&mut f).unwrap();
+    d.sync_dir(Path::new("/d/aside")).unwrap();
+    d.crash();
+    assert_eq!(read_all(&mut d, "/d/aside/x").unwrap(), b"set aside");
+}
+
+/// A file /d/a holding `old`, durable, then `new` written over it.
+fn overwritten(options: SimDiskOptions) -> (SimDisk, u64) {
+    let mut d = disk(options);
+    let mut f = d.create(Path::new("/d/a")).unwrap();
+    d.sync_dir(Path::new("/d")).unwrap();
+    d.set_faults(false);
+    d.write_at(&mut f, 0, b"old-bytes").unwrap();
+    d.sync(&mut f).unwrap();
+    d.set_faults(true);
+    d.write_at(&mut f, 9, b"new-bytes").unwrap();
+    d.sync(&mut f).unwrap();
+    let inode = d.inode_of(Path::new("/d/a")).unwrap();
+    (d, inode)
+}
+
+#[test]
+fn a_lost_write_reads_new_until_the_crash_then_old_and_is_recorded() {
+    let (mut d, inode) = overwritten(SimDiskOptions { lost_write: 1.0, ..losing() });
+    assert_eq!(read_all(&mut d, "/d/a").unwrap(), b"old-bytesnew-bytes", "the cache has it");
+    assert_eq!(
+        d.damage().iter().map(|x| (x.inode, x.range.clone(), x.class)).collect::<Vec<_>>(),
+        [(inode, 9..18, FaultClass::LostWrite)]
+    );
+    d.crash();
+    assert_eq!(read_all(&mut d, "/d/a").unwrap(), b"old-bytes", "the medium never had it");
+}
+
+#[test]
+fn a_stale_frame_lands_an_earlier_write_in_place_of_a_later_one() {
+    let (mut d, inode) = overwritten(SimDiskOptions { stale_frame: 1.0, ..losing() });
+    d.crash();
+    assert_eq!(read_all(&mut d, "/d/a").unwrap(), b"old-bytesold-bytes");
+    assert_eq!(d.damage()[0].range, 9..18);
+    assert_eq!((d.damage()[0].inode, d.damage()[0].class), (inode, FaultClass::StaleFrame));
+}
+
+#[test]
+fn a_lie_is_damage_only_if_a_crash_loses_what_it_acknowledged() {
+    let mut d = disk(losing());
+    d.plan(Planned::LieSync { file: "a".into(), nth: 1 });
+    let mut f = d.create(Path::new("/d/a")).unwrap();
+    d.sync_dir(Path::new("/d")).unwrap();
+    d.write_at(&mut f, 0, b"healed").unwrap();
+    d.sync(&mut f).unwrap();
+    assert!(d.damage().is_empty(), "nothing lost yet");
+    d.sync(&mut f).unwrap();
+    d.crash();
+    assert!(d.damage().is_empty(), "an honest sync persisted it after all");
+    assert_eq!(read_all(&mut d, "/d/a").unwrap(), b"healed");
+
+    d.plan(Planned::LieSync { file: "a".into(), nth: 1 });
+    let mut f = d.open(Path::new("/d/a")).unwrap();
+    d.write_at(&mut f, 6, b"-lost").unwrap();
+    d.sync(&mut f).unwrap();
+    d.crash();
+    assert_eq!(
+        d.damage().iter().map(|x| (x.range.clone(), x.class)).collect::<Vec<_>>(),
+        [(6..11, FaultClass::FsyncLie)]
+    );
+}
+
+#[test]
+fn damage_heals_when_its_bytes_are_rewritten_or_cut_off() {
+    let (mut d, _) = overwritten(SimDiskOptions { lost_write: 1.0, ..losing() });
+    assert_eq!(d.damage().len(), 1);
+    d.set_faults(false);
+    let mut f = d.open(Path::new("/d/a")).unwrap();
+    d.write_at(&mut f, 12, b"xyz").unwrap();
+    d.sync(&mut f).unwrap();
+    assert_eq!(d.damage().iter().map(|x| x.range.clone()).collect::<Vec<_>>(), [9..12, 15..18], "rewritten bytes heal");
+    d.set_len(&mut f, 14).unwrap();
+    d.sync(&mut f).unwrap();
+    let ranges: Vec<_> = d.damage().iter().map(|x| (x.range.start, x.range.end)).collect();
+    assert_eq!(ranges, [(9, 12)], "cut bytes are gone");
+}
+
+#[test]
+fn writes_persisted_out_of_order_across_files_are_counted() {
+    let options = SimDiskOptions { crash_persist: 0.5, crash_torn: 0.0, ..SimDiskOptions::default() };
+    let mut seen = false;
+    for seed in 0..40 {
+        let mut d = SimDisk::new(seed, options.clone(), SimTime::default());
+        d.create_dir_all(Path::new("/d")).unwrap();
+        let mut a = d.create(Path::new("/d/a")).unwrap();
+        let mut b = d.create(Path::new("/d/b")).unwrap();
+        d.write_at(&mut a, 0, b"first").unwrap();
+        d.write_at(&mut b, 0, b"second").unwrap();
+        d.crash();
+        seen |= d.stats().count(FaultClass::OutOfOrder) > 0;
+    }
+    assert!(seen, "some seed keeps b's later write and loses a's earlier one");
+}
+
+#[test]
+fn a_fork_is_independent_and_fault_free() {
+    let (d, _) = overwritten(SimDiskOptions { read_error: 1.0, ..losing() });
+    let mut fork = d.fork();
+    assert!(read_all(&mut fork.clone(), "/d/a").is_some(), "no read faults in the fork");
+    fork.remove(Path::new("/d/a")).unwrap();
+    assert!(d.inode_of(Path::new("/d/a")).is_some(), "the original is untouched");
 }

@@ -172,9 +172,13 @@ impl<E: Env> Core<E> {
             }
             .into());
         }
-        // The names this open builds on (META, the keyset, segments) may be
-        // visible without being durable, if an earlier directory fsync in
-        // this process failed: make them durable before anything is added.
+        // The names this open builds on (the store's directory itself, META,
+        // the keyset, segments) may be visible without being durable, if an
+        // earlier directory fsync in this process failed: make them durable
+        // before anything is added.
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            env.disk().sync_dir(parent).map_err(io(format!("syncing {}", parent.display())))?;
+        }
         env.disk().sync_dir(dir).map_err(io(format!("syncing {}", dir.display())))?;
         let mut recovered = analysis.apply(env.disk(), dir, options.salvage)?;
         recovered.report.keys_lost = keys_lost;

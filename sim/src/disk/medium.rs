@@ -1,0 +1,542 @@
+//! The medium behind `SimDisk`: inodes, directories, pending operations,
+//! and exactly what a sync and a crash do to them (the rules are written
+//! at the top of `disk/mod.rs`). Every lossy effect on durable bytes is
+//! recorded as [`Damage`], so the harness can tell exactly which bytes a
+//! fault touched.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::io;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::disk::SimTime;
+use crate::faults::{Damage, FaultClass, FaultStats, Planned, SimDiskOptions, WriteRecord};
+use crate::rng::SimRng;
+
+/// Earlier writes an inode remembers, for stale frames.
+const HISTORY_LEN: usize = 8;
+
+#[derive(Clone, Debug)]
+pub(super) enum Op {
+    Write { offset: u64, data: Arc<[u8]> },
+    SetLen(u64),
+}
+
+/// An operation written to the page cache and not yet to the medium.
+#[derive(Clone, Debug)]
+pub(super) struct Pending {
+    pub op: Op,
+    /// Disk operation number at which it was issued (orders it across files).
+    pub seq: u64,
+    /// A sync that lied reported it durable.
+    pub tainted: bool,
+}
+
+#[derive(Clone, Debug, Default)]
+pub(super) struct Inode {
+    pub current: Vec<u8>,
+    pub durable: Vec<u8>,
+    pub pending: Vec<Pending>,
+    /// Sectors with a latent error: reads of them fail until rewritten.
+    pub bad_sectors: BTreeSet<u64>,
+    /// The last writes that reached the medium, for stale frames.
+    pub history: VecDeque<(u64, Arc<[u8]>)>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub(super) struct Dir {
+    pub visible: BTreeMap<String, u64>,
+    pub durable: BTreeMap<String, u64>,
+    /// Subdirectories by name: created, and durable (after a sync of this
+    /// directory).
+    pub visible_dirs: BTreeSet<String>,
+    pub durable_dirs: BTreeSet<String>,
+}
+
+#[derive(Clone, Debug)]
+pub(super) struct Medium {
+    pub options: SimDiskOptions,
+    pub faults_on: bool,
+    pub rng: SimRng,
+    pub time: SimTime,
+    pub inodes: BTreeMap<u64, Inode>,
+    pub dirs: BTreeMap<PathBuf, Dir>,
+    pub next_inode: u64,
+    /// Bumped by every crash: handles from before it are dead.
+    pub generation: u64,
+    pub powered: bool,
+    pub ops: u64,
+    /// Successful syncs per file name, for tests that count them.
+    pub syncs_by_name: BTreeMap<String, u64>,
+    /// Syncs counted per planned sync fault (index into `planned`).
+    pub syncs_by_plan: BTreeMap<usize, u64>,
+    pub planned: Vec<Planned>,
+    pub locks: BTreeSet<PathBuf>,
+    pub stats: FaultStats,
+    /// Lossy damage to durable bytes still on the medium, per inode.
+    pub damage: Vec<Damage>,
+    /// Every write issued, for the harness to map what lives where.
+    pub writes: Vec<WriteRecord>,
+}
+
+pub(super) fn err(kind: io::ErrorKind, what: &str) -> io::Error {
+    io::Error::new(kind, format!("simulated: {what}"))
+}
+
+pub(super) fn split(path: &Path) -> (PathBuf, String) {
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    (dir, name)
+}
+
+/// Writes `data` into `bytes` at `offset`, growing it with zeros as needed.
+fn splice(bytes: &mut Vec<u8>, offset: u64, data: &[u8]) {
+    let start = offset as usize;
+    let end = start + data.len();
+    if bytes.len() < end {
+        bytes.resize(end, 0);
+    }
+    bytes[start..end].copy_from_slice(data);
+}
+
+impl Medium {
+    pub fn new(seed: u64, options: SimDiskOptions, time: SimTime) -> Self {
+        assert!(options.sector_size > 0 && options.sector_size.is_power_of_two());
+        Self {
+            options,
+            faults_on: true,
+            rng: SimRng::stream(seed, "disk"),
+            time,
+            inodes: BTreeMap::new(),
+            dirs: BTreeMap::new(),
+            next_inode: 1,
+            generation: 0,
+            powered: true,
+            ops: 0,
+            syncs_by_name: BTreeMap::new(),
+            syncs_by_plan: BTreeMap::new(),
+            planned: Vec::new(),
+            locks: BTreeSet::new(),
+            stats: FaultStats::default(),
+            damage: Vec::new(),
+            writes: Vec::new(),
+        }
+    }
+
+    /// Counts an operation; fails it if the power is off or a crash is
+    /// planned here, and charges its latency.
+    pub fn begin(&mut self, latency_ns: u64) -> io::Result<()> {
+        if !self.powered {
+            return Err(err(io::ErrorKind::Other, "power is off"));
+        }
+        self.ops += 1;
+        let ops = self.ops;
+        let planned_crash =
+            self.faults_on && self.planned.iter().any(|p| matches!(p, Planned::CrashAtOp { op } if *op == ops));
+        let random_crash = self.faults_on && self.rng.chance(self.options.crash_per_op);
+        if planned_crash || random_crash {
+            self.powered = false;
+            return Err(err(io::ErrorKind::Other, "power lost"));
+        }
+        self.time.advance(latency_ns);
+        Ok(())
+    }
+
+    pub fn fault(&mut self, p: f64, class: FaultClass) -> bool {
+        if self.faults_on && self.rng.chance(p) {
+            self.stats.add(class);
+            true
+        } else {
+            false
+        }
+    }
+
+    pub fn fault_with(&mut self, rate: impl Fn(&SimDiskOptions) -> f64, class: FaultClass) -> bool {
+        let p = rate(&self.options);
+        self.fault(p, class)
+    }
+
+    pub fn inode_at(&mut self, inode: u64, generation: u64) -> io::Result<&mut Inode> {
+        if generation != self.generation {
+            return Err(err(io::ErrorKind::Other, "handle from before a crash"));
+        }
+        self.inodes.get_mut(&inode).ok_or_else(|| err(io::ErrorKind::NotFound, "inode gone"))
+    }
+
+    pub fn used(&self) -> u64 {
+        self.inodes.values().map(|i| i.current.len() as u64).sum()
+    }
+
+    pub fn dir_mut(&mut self, dir: &Path) -> io::Result<&mut Dir> {
+        self.dirs.get_mut(dir).ok_or_else(|| err(io::ErrorKind::NotFound, "no such directory"))
+    }
+
+    /// Records lossy damage to durable bytes of `inode`.
+    fn damaged(&mut self, inode: u64, range: Range<u64>, class: FaultClass) {
+        if range.start < range.end {
+            self.damage.push(Damage { inode, range, class, op: self.ops });
+        }
+    }
+
+    /// Durable bytes rewritten (or cut off) heal the damage there.
+    fn heal(&mut self, inode: u64, range: Range<u64>) {
+        let mut kept = Vec::with_capacity(self.damage.len());
+        for d in std::mem::take(&mut self.damage) {
+            if d.inode != inode || d.range.end <= range.start || range.end <= d.range.start {
+                kept.push(d);
+                continue;
+            }
+            if d.range.start < range.start {
+                kept.push(Damage { range: d.range.start..range.start, ..d.clone() });
+            }
+            if range.end < d.range.end {
+                kept.push(Damage { range: range.end..d.range.end, ..d });
+            }
+        }
+        self.damage = kept;
+    }
+
+    /// Applies one pending operation of `inode` to its durable `bytes` as
+    /// the medium would: whole, or misdirected, or with an earlier write's
+    /// bytes in its place (a stale frame).
+    fn persist(&mut self, inode: u64, bytes: &mut Vec<u8>, op: &Op) {
+        match op {
+            Op::SetLen(len) => {
+                bytes.resize(*len as usize, 0);
+                self.heal(inode, *len..u64::MAX);
+            }
+            Op::Write { offset, data } => {
+                let intended = *offset..*offset + data.len() as u64;
+                if self.fault(self.options.misdirected_write, FaultClass::MisdirectedWrite) {
+                    let sector = self.options.sector_size;
+                    let shift = self.rng.between(1, 8) * sector;
+                    let landed = if self.rng.chance(0.5) { offset + shift } else { offset.saturating_sub(shift) };
+                    splice(bytes, landed, data);
+                    self.damaged(inode, intended, FaultClass::MisdirectedWrite);
+                    self.damaged(inode, landed..landed + data.len() as u64, FaultClass::MisdirectedWrite);
+                    return;
+                }
+                let history_len = self.inodes.get(&inode).map_or(0, |i| i.history.len());
+                if history_len > 0 && self.fault(self.options.stale_frame, FaultClass::StaleFrame) {
+                    let pick = self.rng.below(history_len as u64) as usize;
+                    let Some((_, old)) = self.inodes.get(&inode).and_then(|i| i.history.get(pick)).cloned() else {
+                        unreachable!("picked within the history")
+                    };
+                    splice(bytes, *offset, &old);
+                    let end = intended.end.max(offset + old.len() as u64);
+                    self.damaged(inode, *offset..end, FaultClass::StaleFrame);
+                    return;
+                }
+                splice(bytes, *offset, data);
+                self.heal(inode, intended);
+                if let Some(i) = self.inodes.get_mut(&inode) {
+                    if i.history.len() == HISTORY_LEN {
+                        i.history.pop_front();
+                    }
+                    i.history.push_back((*offset, data.clone()));
+                }
+            }
+        }
+    }
+
+    /// A pending write that reaches the medium only in part.
+    fn persist_torn(&mut self, bytes: &mut Vec<u8>, offset: u64, data: &[u8]) {
+        let sector = self.options.sector_size;
+        let mut at = offset;
+        let end = offset + data.len() as u64;
+        while at < end {
+            let next = ((at / sector) + 1) * sector;
+            let piece_end = next.min(end);
+            let piece = &data[(at - offset) as usize..(piece_end - offset) as usize];
+            let roll = self.rng.unit();
+            if roll < self.options.torn_keep {
+                splice(bytes, at, piece);
+            } else if roll < self.options.torn_keep + self.options.torn_garbage {
+                let mut garbage = vec![0u8; piece.len()];
+                self.rng.fill(&mut garbage);
+                splice(bytes, at, &garbage);
+            }
+            at = piece_end;
+        }
+    }
+
+    /// Power loss: every pending operation of every file is, independently
+    /// (so in any order across files), persisted whole, torn or dropped;
+    /// names fall back to their durable state; what no durable name reaches
+    /// is gone.
+    pub fn crash(&mut self) {
+        let ids: Vec<u64> = self.inodes.keys().copied().collect();
+        let (mut first_lost, mut last_kept) = (u64::MAX, 0u64);
+        let mut reordered_within = false;
+        for id in ids {
+            let Some(inode) = self.inodes.get_mut(&id) else { continue };
+            let pending = std::mem::take(&mut inode.pending);
+            let mut durable = std::mem::take(&mut inode.durable);
+            let mut lost_here = false;
+            for p in &pending {
+                let roll = self.rng.unit();
+                if roll < self.options.crash_persist {
+                    reordered_within |= lost_here;
+                    last_kept = last_kept.max(p.seq);
+                    self.persist(id, &mut durable, &p.op);
+                    continue;
+                }
+                first_lost = first_lost.min(p.seq);
+                lost_here = true;
+                let torn = roll < self.options.crash_persist + self.options.crash_torn;
+                match &p.op {
+                    Op::Write { offset, data } if torn => {
+                        self.stats.add(FaultClass::TornWrite);
+                        self.persist_torn(&mut durable, *offset, data);
+                    }
+                    _ => self.stats.add(FaultClass::UnsyncedLost),
+                }
+                if p.tainted {
+                    // Acknowledged by a sync that lied, and now lost.
+                    let range = match &p.op {
+                        Op::Write { offset, data } => *offset..offset + data.len() as u64,
+                        Op::SetLen(len) => *len..u64::MAX,
+                    };
+                    self.damaged(id, range, FaultClass::FsyncLie);
+                }
+            }
+            let Some(inode) = self.inodes.get_mut(&id) else { continue };
+            inode.current = durable.clone();
+            inode.durable = durable;
+        }
+        if reordered_within || last_kept > first_lost {
+            self.stats.add(FaultClass::OutOfOrder);
+        }
+        self.crash_names();
+        self.locks.clear();
+        self.generation += 1;
+        self.powered = true;
+    }
+
+    /// Names fall back to their durable state; directories whose own entry
+    /// was never made durable vanish with everything in them.
+    fn crash_names(&mut self) {
+        let mut lost_names = 0;
+        for dir in self.dirs.values_mut() {
+            lost_names += dir.visible.iter().filter(|(n, i)| dir.durable.get(*n) != Some(i)).count();
+            dir.visible = dir.durable.clone();
+            dir.visible_dirs = dir.durable_dirs.clone();
+        }
+        let paths: Vec<PathBuf> = self.dirs.keys().cloned().collect();
+        let mut gone: BTreeSet<PathBuf> = BTreeSet::new();
+        for path in paths {
+            let (parent, name) = split(&path);
+            let parent_gone = gone.contains(&parent);
+            let entry_lost = self.dirs.get(&parent).is_some_and(|p| !p.durable_dirs.contains(&name));
+            if parent_gone || entry_lost {
+                gone.insert(path);
+            }
+        }
+        for path in &gone {
+            lost_names += 1;
+            self.dirs.remove(path);
+        }
+        for _ in 0..lost_names {
+            self.stats.add(FaultClass::DirEntryLost);
+        }
+        let reachable: BTreeSet<u64> = self.dirs.values().flat_map(|d| d.durable.values().copied()).collect();
+        self.inodes.retain(|id, _| reachable.contains(id));
+        self.damage.retain(|d| reachable.contains(&d.inode));
+    }
+
+    /// Counts a sync of `name` against every planned sync fault whose
+    /// pattern it matches; true if one of kind `lie` is due now.
+    fn planned_sync_due(&mut self, name: &str, lie: bool) -> bool {
+        let mut due = false;
+        for (i, planned) in self.planned.iter().enumerate() {
+            let (file, nth, is_lie) = match planned {
+                Planned::FailSync { file, nth } => (file, *nth, false),
+                Planned::LieSync { file, nth } => (file, *nth, true),
+                Planned::CrashAtOp { .. } => continue,
+            };
+            if is_lie == lie && name.contains(file.as_str()) {
+                let count = self.syncs_by_plan.entry(i).or_default();
+                *count += 1;
+                due |= *count == nth && self.faults_on;
+            }
+        }
+        due
+    }
+
+    /// fsync of one file: it fails (Linux semantics), lies, or persists
+    /// every pending operation, each of which may still be lost by the
+    /// medium (a lost write: reported durable, the older bytes stay).
+    pub fn sync_file(&mut self, id: u64, name: &str) -> io::Result<()> {
+        let planned_fail = self.planned_sync_due(name, false);
+        let planned_lie = self.planned_sync_due(name, true);
+        let Some(inode) = self.inodes.get_mut(&id) else {
+            return Err(err(io::ErrorKind::NotFound, "inode gone"));
+        };
+        let mut pending = std::mem::take(&mut inode.pending);
+        let mut durable = std::mem::take(&mut inode.durable);
+        let result = if planned_fail || self.fault(self.options.fsync_fail, FaultClass::FsyncFail) {
+            if planned_fail {
+                self.stats.add(FaultClass::FsyncFail);
+            }
+            // Some pages were written back before the error; all are now
+            // marked clean.
+            for p in &pending {
+                if self.rng.chance(0.5) {
+                    self.persist(id, &mut durable, &p.op);
+                }
+            }
+            Err(err(io::ErrorKind::Other, "fsync failed (EIO)"))
+        } else if planned_lie || self.fault(self.options.fsync_lie, FaultClass::FsyncLie) {
+            if planned_lie {
+                self.stats.add(FaultClass::FsyncLie);
+            }
+            pending.iter_mut().for_each(|p| p.tainted = true);
+            let Some(inode) = self.inodes.get_mut(&id) else { unreachable!("looked up above") };
+            inode.pending = pending;
+            inode.durable = durable;
+            return Ok(());
+        } else {
+            for p in &pending {
+                if let Op::Write { offset, data } = &p.op {
+                    if self.fault(self.options.lost_write, FaultClass::LostWrite) {
+                        self.damaged(id, *offset..offset + data.len() as u64, FaultClass::LostWrite);
+                        continue;
+                    }
+                }
+                self.persist(id, &mut durable, &p.op);
+            }
+            Ok(())
+        };
+        let Some(inode) = self.inodes.get_mut(&id) else { unreachable!("looked up above") };
+        inode.durable = durable;
+        result
+    }
+
+    /// A read through the page cache, with read faults.
+    pub fn read(&mut self, inode: u64, generation: u64, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        let latency = self.options.read_latency_ns;
+        self.begin(latency)?;
+        let sector = self.options.sector_size;
+        let len = self.inode_at(inode, generation)?.current.len() as u64;
+        if offset >= len || buf.is_empty() {
+            return Ok(0);
+        }
+        let mut n = buf.len().min((len - offset) as usize);
+        if self.fault_with(|o| o.read_error, FaultClass::ShortOrTransient) {
+            return Err(err(io::ErrorKind::Other, "transient read error"));
+        }
+        let first = offset / sector;
+        let last = (offset + n as u64 - 1) / sector;
+        if self.inode_at(inode, generation)?.bad_sectors.range(first..=last).next().is_some() {
+            return Err(err(io::ErrorKind::Other, "latent sector error"));
+        }
+        if self.fault_with(|o| o.read_latent_error, FaultClass::SectorError) {
+            let bad = self.rng.between(first, last);
+            self.inode_at(inode, generation)?.bad_sectors.insert(bad);
+            self.damaged(inode, bad * sector..(bad + 1) * sector, FaultClass::SectorError);
+            return Err(err(io::ErrorKind::Other, "latent sector error"));
+        }
+        if self.fault_with(|o| o.read_bit_rot, FaultClass::SectorError) {
+            let at = self.rng.between(offset, offset + n as u64 - 1);
+            let bit = 1u8 << self.rng.below(8);
+            let file = self.inode_at(inode, generation)?;
+            file.current[at as usize] ^= bit;
+            if (at as usize) < file.durable.len() {
+                file.durable[at as usize] ^= bit;
+                self.damaged(inode, at..at + 1, FaultClass::SectorError);
+            }
+        }
+        if n > 1 && self.fault_with(|o| o.read_short, FaultClass::ShortOrTransient) {
+            n = self.rng.between(1, n as u64 - 1) as usize;
+        }
+        let start = offset as usize;
+        buf[..n].copy_from_slice(&self.inode_at(inode, generation)?.current[start..start + n]);
+        Ok(n)
+    }
+
+    /// A write into the page cache (pending until synced).
+    pub fn write(&mut self, inode: u64, generation: u64, path: PathBuf, offset: u64, data: &[u8]) -> io::Result<()> {
+        let latency = self.options.write_latency_ns;
+        self.begin(latency)?;
+        if self.fault_with(|o| o.write_error, FaultClass::ShortOrTransient) {
+            return Err(err(io::ErrorKind::Other, "transient write error"));
+        }
+        let grow = (offset + data.len() as u64).saturating_sub(self.inode_at(inode, generation)?.current.len() as u64);
+        if self.faults_on && self.used().saturating_add(grow) > self.options.capacity {
+            self.stats.add(FaultClass::DiskFull);
+            return Err(err(io::ErrorKind::StorageFull, "disk full"));
+        }
+        let sector = self.options.sector_size;
+        let seq = self.ops;
+        let data: Arc<[u8]> = data.into();
+        let file = self.inode_at(inode, generation)?;
+        splice(&mut file.current, offset, &data);
+        let first = offset / sector;
+        let last = (offset + data.len().max(1) as u64 - 1) / sector;
+        let rewritten: Vec<u64> = file.bad_sectors.range(first..=last).copied().collect();
+        for s in rewritten {
+            file.bad_sectors.remove(&s);
+        }
+        file.pending.push(Pending { op: Op::Write { offset, data: data.clone() }, seq, tainted: false });
+        self.writes.push(WriteRecord { inode, path, offset, data, op: seq });
+        Ok(())
+    }
+
+    /// Truncates (or extends) the page cache's copy (pending until synced).
+    pub fn set_len(&mut self, inode: u64, generation: u64, len: u64) -> io::Result<()> {
+        let latency = self.options.write_latency_ns;
+        self.begin(latency)?;
+        self.cache_len(inode, generation, len)
+    }
+
+    /// `set_len` without counting an operation of its own (`create` of an
+    /// existing name truncates it as part of the create).
+    pub fn cache_len(&mut self, inode: u64, generation: u64, len: u64) -> io::Result<()> {
+        let seq = self.ops;
+        let sector = self.options.sector_size;
+        let file = self.inode_at(inode, generation)?;
+        file.current.resize(len as usize, 0);
+        let from = len.div_ceil(sector);
+        let cut: Vec<u64> = file.bad_sectors.range(from..).copied().collect();
+        for s in cut {
+            file.bad_sectors.remove(&s);
+        }
+        file.pending.push(Pending { op: Op::SetLen(len), seq, tainted: false });
+        Ok(())
+    }
+
+    /// Makes `dir`'s names, and its subdirectories' entries, durable.
+    pub fn sync_dir(&mut self, dir: &Path) -> io::Result<()> {
+        let latency = self.options.sync_latency_ns;
+        self.begin(latency)?;
+        if self.fault_with(|o| o.dir_sync_fail, FaultClass::FsyncFail) {
+            return Err(err(io::ErrorKind::Other, "directory fsync failed (EIO)"));
+        }
+        let d = self.dir_mut(dir)?;
+        d.durable = d.visible.clone();
+        d.durable_dirs = d.visible_dirs.clone();
+        Ok(())
+    }
+
+    /// Creates `path` and its missing parents; each new directory's entry
+    /// is durable only after a sync of its parent (the root always is).
+    pub fn create_dir_all(&mut self, path: &Path) -> io::Result<()> {
+        self.begin(0)?;
+        let mut at = PathBuf::new();
+        for part in path.components() {
+            let parent = at.clone();
+            at.push(part);
+            if self.dirs.contains_key(&at) {
+                continue;
+            }
+            self.dirs.insert(at.clone(), Dir::default());
+            let name = at.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            // A directory without a tracked parent is the root: always there.
+            if let Some(p) = self.dirs.get_mut(&parent) {
+                p.visible_dirs.insert(name);
+            }
+        }
+        Ok(())
+    }
+}
