@@ -8,7 +8,9 @@
 pub mod check;
 pub mod disk;
 pub mod env;
+pub mod excuse;
 pub mod faults;
+pub mod journal_map;
 pub mod model;
 pub mod rng;
 pub mod run;

@@ -211,7 +211,7 @@ impl Model {
             if let Some(delta) = balance_delta(&event).filter(|_| self.gated) {
                 *self.balances.entry(event.coordinate.entity().to_owned()).or_default() += delta;
             }
-            if event.key_gen > 0 && !event.shredded {
+            if event.key_gen > 0 && !event.shredded && !event.key_lost {
                 self.key_needs.insert((event.coordinate.entity().to_owned(), event.key_gen));
             }
             self.view.push(event);
@@ -222,7 +222,7 @@ impl Model {
     /// `events` about to become visible, that the durable image was not yet
     /// shown to open.
     pub fn unverified_keys(&self, events: &[Event]) -> Vec<(String, u32)> {
-        let fresh = events.iter().filter(|e| e.key_gen > 0 && !e.shredded);
+        let fresh = events.iter().filter(|e| e.key_gen > 0 && !e.shredded && !e.key_lost);
         let fresh = fresh.map(|e| (e.coordinate.entity().to_owned(), e.key_gen));
         let mut needed: Vec<(String, u32)> =
             self.key_needs.iter().cloned().chain(fresh).filter(|k| !self.verified_keys.contains(k)).collect();

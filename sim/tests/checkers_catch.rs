@@ -1,30 +1,40 @@
 //! Every checker fails on the defect it exists for. Real events come from
 //! the store over SimDisk; each test plants one defect in what the checker
 //! is shown (a lost item, garbled bytes, a batch visible without its ack, a
-//! lost acknowledged batch, a hole) and asserts the right promise is named.
-//! A checker that passed all of these would be a checker that cannot fail.
+//! lost acknowledged batch with no damage to excuse it or damage elsewhere,
+//! a hole, a loss the recovery report leaves out, intact bytes cut off, a
+//! set-aside copy that differs) and asserts the right promise is named. A
+//! checker that passed all of these would be a checker that cannot fail.
 
 use std::path::Path;
 
-use shale_sim::check::{checkers, Checker, Durable, Phase, Promise, Snapshot};
-use shale_sim::disk::{SimDisk, SimDiskOptions, SimTime};
+use std::collections::BTreeMap;
+
+use shale_sim::check::{checkers, Checker, Durable, Phase, Promise, RecoveryView, SalvageFile, Snapshot};
+use shale_sim::disk::{Damage, FaultClass, SimDisk, SimDiskOptions, SimTime};
 use shale_sim::env::{SimClock, SimEntropy, SimEnv};
-use shale_sim::model::{payload, Fate, Model, ModelBatch, ModelItem};
-use shale_store::{Core, Event, Options, Reader, RecoveryReport};
+use shale_sim::excuse::{Before, Excuses};
+use shale_sim::journal_map::{JournalMap, Location};
+use shale_sim::model::{payload, tag_of, Fate, Model, ModelBatch, ModelItem};
+use shale_store::{Core, CutReason, Event, Options, Reader, RecoveryReport, SetAside, Truncation};
 
 struct Fixture {
     model: Model,
     events: Vec<Event>,
     reader: Reader,
+    map: JournalMap,
+    before: Before,
     _core: Core<SimEnv>,
 }
 
-/// Three acknowledged batches of 2, 1 and 2 events.
+const DIR: &str = "/s";
+
+/// Three acknowledged batches of 2, 1 and 2 events, each seen once.
 fn fixture() -> Fixture {
     let time = SimTime::default();
     let disk = SimDisk::new(1, SimDiskOptions::default(), time.clone());
-    let env = SimEnv { disk, clock: SimClock::new(time), entropy: SimEntropy::new(1, "e") };
-    let (mut core, _) = Core::open(env, Path::new("/s"), &Options::default()).unwrap();
+    let env = SimEnv { disk: disk.clone(), clock: SimClock::new(time), entropy: SimEntropy::new(1, "e") };
+    let (mut core, _) = Core::open(env, Path::new(DIR), &Options::default()).unwrap();
     let mut model = Model::default();
     for len in [2usize, 1, 2] {
         let uid = model.new_uid();
@@ -46,7 +56,40 @@ fn fixture() -> Fixture {
     let reader = core.reader();
     let events = reader.read_from(1, 100).unwrap();
     assert_eq!(events.len(), 5);
-    Fixture { model, events, reader, _core: core }
+    for e in &events {
+        if let Some((uid, 0)) = tag_of(e) {
+            model.copy_hash.insert(uid, e.hash);
+        }
+    }
+    let mut map = JournalMap::default();
+    map.absorb(&disk.take_writes());
+    let before = Before::capture(&disk, Path::new(DIR));
+    Fixture { model, events, reader, map, before, _core: core }
+}
+
+impl Fixture {
+    /// Where batch `uid` was written.
+    fn location(&self, uid: u64) -> &Location {
+        self.map.copy(&self.model.copy_hash[&uid]).unwrap()
+    }
+
+    fn segment(&self) -> std::path::PathBuf {
+        Path::new(DIR).join("seg-0000000000000000.log")
+    }
+
+    /// Lossy damage on `range` of the segment, after everything was written.
+    fn damage(&self, range: std::ops::Range<u64>) -> Damage {
+        Damage { inode: self.location(1).inode, range, class: FaultClass::SectorError, op: u64::MAX }
+    }
+
+    fn view(&self, damage: Vec<Damage>, report: RecoveryReport) -> RecoveryView {
+        RecoveryView {
+            report,
+            excuses: Excuses::new(self.before.clone(), damage),
+            salvaged: BTreeMap::new(),
+            interrupted: false,
+        }
+    }
 }
 
 fn only(promise: Promise) -> Vec<Box<dyn Checker>> {
@@ -59,24 +102,23 @@ fn verdict(checkers: &[Box<dyn Checker>], model: &Model, snapshot: &Snapshot<'_>
 
 fn step(f: &Fixture, events: &[Event]) -> Option<Promise> {
     let durable = Durable::default();
-    let snapshot = Snapshot { phase: Phase::Step, events, reader: &f.reader, durable: &durable };
+    let snapshot = Snapshot { phase: Phase::Step, events, reader: &f.reader, durable: &durable, map: &f.map };
     verdict(&checkers(), &f.model, &snapshot)
 }
 
-fn recovery(f: &Fixture, model: &Model, events: &[Event], lossy: bool, promise: Promise) -> Option<Promise> {
-    let report = RecoveryReport::default();
-    let durable = Durable { lossy, ..Durable::default() };
-    let snapshot =
-        Snapshot { phase: Phase::Recovery { report: &report, lossy }, events, reader: &f.reader, durable: &durable };
-    verdict(&only(promise), model, &snapshot)
+fn recovery(f: &Fixture, view: &RecoveryView, events: &[Event], promise: Promise) -> Option<Promise> {
+    let durable = Durable::default();
+    let snapshot = Snapshot { phase: Phase::Recovery(view), events, reader: &f.reader, durable: &durable, map: &f.map };
+    verdict(&only(promise), &f.model, &snapshot)
 }
 
 #[test]
 fn the_true_state_passes_every_checker() {
     let f = fixture();
     assert_eq!(step(&f, &f.events), None);
-    for promise in [Promise::P3AckedIsDurable, Promise::P4Prefix, Promise::P8Integrity] {
-        assert_eq!(recovery(&f, &f.model, &f.events, false, promise), None);
+    let view = f.view(Vec::new(), RecoveryReport::default());
+    for promise in [Promise::P3AckedIsDurable, Promise::P4Prefix, Promise::P8Integrity, Promise::P12LossIsReported] {
+        assert_eq!(recovery(&f, &view, &f.events, promise), None);
     }
 }
 
@@ -84,14 +126,9 @@ fn the_true_state_passes_every_checker() {
 fn p1_catches_part_of_a_batch() {
     let f = fixture();
     let partial = &f.events[..1];
-    assert_eq!(
-        verdict(
-            &only(Promise::P1BatchAtomicity),
-            &f.model,
-            &Snapshot { phase: Phase::Step, events: partial, reader: &f.reader, durable: &Durable::default() }
-        ),
-        Some(Promise::P1BatchAtomicity)
-    );
+    let durable = Durable::default();
+    let snapshot = Snapshot { phase: Phase::Step, events: partial, reader: &f.reader, durable: &durable, map: &f.map };
+    assert_eq!(verdict(&only(Promise::P1BatchAtomicity), &f.model, &snapshot), Some(Promise::P1BatchAtomicity));
 }
 
 #[test]
@@ -118,35 +155,96 @@ fn p9_catches_an_acked_batch_that_is_not_visible() {
 }
 
 #[test]
-fn p3_catches_acked_loss_on_an_honest_disk_but_allows_it_on_a_lossy_one() {
+fn p3_excuses_a_loss_only_by_damage_to_the_batch_or_before_it() {
     let f = fixture();
     let lost_tail = &f.events[..3];
-    assert_eq!(recovery(&f, &f.model, lost_tail, false, Promise::P3AckedIsDurable), Some(Promise::P3AckedIsDurable));
-    assert_eq!(recovery(&f, &f.model, lost_tail, true, Promise::P3AckedIsDurable), None);
-    assert_eq!(recovery(&f, &f.model, lost_tail, true, Promise::P4Prefix), None, "a lost suffix is a prefix");
+    let last = f.location(3).range.clone();
+    let honest = f.view(Vec::new(), RecoveryReport::default());
+    assert_eq!(recovery(&f, &honest, lost_tail, Promise::P3AckedIsDurable), Some(Promise::P3AckedIsDurable));
+    let on_it = f.view(vec![f.damage(last.start + 10..last.start + 11)], RecoveryReport::default());
+    assert_eq!(recovery(&f, &on_it, lost_tail, Promise::P3AckedIsDurable), None, "damage on its own bytes");
+    let before_it = f.view(vec![f.damage(f.location(2).range.clone())], RecoveryReport::default());
+    let lost_two = &f.events[..2];
+    assert_eq!(recovery(&f, &before_it, lost_two, Promise::P3AckedIsDurable), None, "set aside behind damage");
+    let after_it = f.view(vec![f.damage(last.end + 100..last.end + 101)], RecoveryReport::default());
+    assert_eq!(
+        recovery(&f, &after_it, lost_tail, Promise::P3AckedIsDurable),
+        Some(Promise::P3AckedIsDurable),
+        "damage elsewhere excuses nothing"
+    );
+    let earlier = Damage { op: 0, ..f.damage(last.clone()) };
+    let stale = f.view(vec![earlier], RecoveryReport::default());
+    assert_eq!(
+        recovery(&f, &stale, lost_tail, Promise::P3AckedIsDurable),
+        None,
+        "damage before the write still lies before the batch in the journal"
+    );
+    assert_eq!(recovery(&f, &on_it, lost_tail, Promise::P4Prefix), None, "a lost suffix is a prefix");
 }
 
 #[test]
 fn p4_catches_a_hole() {
     let f = fixture();
     let hole: Vec<Event> = [&f.events[..2], &f.events[3..]].concat();
-    assert_eq!(recovery(&f, &f.model, &hole, true, Promise::P4Prefix), Some(Promise::P4Prefix));
+    let view = f.view(vec![f.damage(f.location(2).range.clone())], RecoveryReport::default());
+    assert_eq!(recovery(&f, &view, &hole, Promise::P4Prefix), Some(Promise::P4Prefix));
 }
 
 #[test]
 fn p4_does_not_mistake_another_copy_for_the_acknowledged_one() {
-    let mut f = fixture();
-    for e in &f.events {
-        f.model.absorb(vec![e.clone()]);
-    }
+    let f = fixture();
     // Batch 2 lost; batch 3 back at its position but as another copy.
     let mut events: Vec<Event> = [&f.events[..2], &f.events[3..]].concat();
     for e in &mut events[2..] {
         e.hash[0] ^= 1;
     }
-    assert_eq!(recovery(&f, &f.model, &events, true, Promise::P4Prefix), None);
+    let view = f.view(vec![f.damage(f.location(2).range.clone())], RecoveryReport::default());
+    assert_eq!(recovery(&f, &view, &events, Promise::P4Prefix), None);
+    let honest = f.view(Vec::new(), RecoveryReport::default());
+    assert_eq!(recovery(&f, &honest, &f.events[..2], Promise::P3AckedIsDurable), Some(Promise::P3AckedIsDurable));
+}
+
+#[test]
+fn p12_catches_a_loss_the_report_leaves_out() {
+    let f = fixture();
+    let last = f.location(3).range.clone();
+    let damage = vec![f.damage(last.start..last.start + 1)];
+    let silent = f.view(damage.clone(), RecoveryReport::default());
+    assert_eq!(recovery(&f, &silent, &f.events[..3], Promise::P12LossIsReported), Some(Promise::P12LossIsReported));
+    let cut =
+        Truncation { file: f.segment(), offset: last.start, len: last.end - last.start, reason: CutReason::TornTail };
+    let reported = f.view(damage, RecoveryReport { truncated: vec![cut], ..RecoveryReport::default() });
+    assert_eq!(recovery(&f, &reported, &f.events[..3], Promise::P12LossIsReported), None);
+}
+
+#[test]
+fn p12_catches_intact_bytes_cut_off_and_a_set_aside_copy_that_differs() {
+    let f = fixture();
+    let (second, third) = (f.location(2).range.clone(), f.location(3).range.clone());
+    let damage = vec![f.damage(second.start..second.start + 1)];
+    let cut = Truncation {
+        file: f.segment(),
+        offset: second.start,
+        len: third.end - second.start,
+        reason: CutReason::TornTail,
+    };
+    let truncated = f.view(damage.clone(), RecoveryReport { truncated: vec![cut], ..RecoveryReport::default() });
     assert_eq!(
-        recovery(&f, &f.model, &f.events[..2], false, Promise::P3AckedIsDurable),
-        Some(Promise::P3AckedIsDurable)
+        recovery(&f, &truncated, &f.events[..2], Promise::P12LossIsReported),
+        Some(Promise::P12LossIsReported),
+        "batch 3 was intact: it must be set aside, not cut"
     );
+    let to = Path::new(DIR).join("salvage/seg-0000000000000000.log.from-x");
+    let aside = SetAside { from: f.segment(), to: to.clone(), offset: second.start, len: third.end - second.start };
+    let report = RecoveryReport { set_aside: vec![aside], ..RecoveryReport::default() };
+    let mut copy = vec![0u8; (second.end - second.start) as usize];
+    copy.extend_from_slice(&f.location(3).bytes);
+    let mut view = f.view(damage, report);
+    let file = |durable: Vec<u8>| SalvageFile { inode: 999, len: durable.len() as u64, durable };
+    view.salvaged.insert(to.clone(), file(copy.clone()));
+    assert_eq!(recovery(&f, &view, &f.events[..2], Promise::P12LossIsReported), None, "set aside intact");
+    let last = copy.len() - 1;
+    copy[last] ^= 1;
+    view.salvaged.insert(to, file(copy));
+    assert_eq!(recovery(&f, &view, &f.events[..2], Promise::P12LossIsReported), Some(Promise::P12LossIsReported));
 }

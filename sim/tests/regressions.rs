@@ -7,11 +7,32 @@ use std::path::Path;
 
 use shale_sim::scenario::Scenario;
 
-/// (file under tests/regressions/, failing seed)
+/// (file under tests/regressions/, failing seed). Each file is a frozen
+/// copy of the scenario the failure was found with.
 const CASES: &[(&str, u64)] = &[
     ("keyset-read-error.toml", 0x0807_0605_5203_0201),
     ("shred-forgot-pending-key.toml", 0x0201_068c_0403_0201),
     ("salvage-resurrects-gone-batch.toml", 0x7575_0407_0201_0201),
+    // A flush torn right after its first begin record, following a cut
+    // mid-flush, was refused as corruption on an honest disk.
+    ("torn-flush-after-a-cut.toml", 0x8cc),
+    // Salvage zero-filled readable bytes after a bad granule before the cut.
+    ("salvage-zeroed-readable-bytes.toml", 0x10e0),
+    // A failed fsync of the parent at creation: the store's own directory
+    // entry was never synced, and a crash lost every acknowledged event.
+    ("store-dir-entry-never-synced.toml", 0x10),
+    // META and segment 0's header both destroyed: salvage could not
+    // rebuild META and the store never came back.
+    ("meta-and-header-both-gone.toml", 0x81d),
+    // A relocated frame of a later flush at the cut proves the flush before
+    // it was synced; it was cut as a torn tail instead.
+    ("relocated-frame-at-the-cut.toml", 0x197d),
+    // A META rebuild interrupted between setting the old one aside and
+    // writing the new one left a store with no META.
+    ("meta-rebuild-interrupted.toml", 0x2be),
+    // A creation interrupted after a misdirected header write left
+    // leftovers no open could get past.
+    ("creation-leftovers.toml", 0xca),
 ];
 
 #[test]

@@ -38,6 +38,10 @@ pub const READ_ATTEMPTS: u32 = 4;
 /// before the first unreadable granule are kept, nothing is guessed.
 pub const UNREADABLE_GRANULE: u64 = 512;
 
+/// How far into a damaged `META` salvage looks for a whole, displaced META
+/// record.
+pub const META_SEARCH_LEN_MAX: u64 = 64 << 10;
+
 /// Most events `read_from` returns in one call.
 pub const READ_LIMIT_MAX: usize = 100_000;
 

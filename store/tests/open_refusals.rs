@@ -28,8 +28,14 @@ fn store_with_events(dir: &Path, options: Options) {
 /// Opens `dir` with and without salvage; each must fail as `check` says
 /// and leave every file as it was.
 fn refused_untouched(dir: &Path, options: Options, check: impl Fn(&OpenError) -> bool) {
+    refused(dir, options, &[false, true], check)
+}
+
+/// Opens `dir` with the given salvage settings; each must fail as `check`
+/// says and leave every file as it was.
+fn refused(dir: &Path, options: Options, salvage: &[bool], check: impl Fn(&OpenError) -> bool) {
     let before = snapshot(dir);
-    for salvage in [false, true] {
+    for &salvage in salvage {
         match Store::open(dir, Options { salvage, ..options.clone() }) {
             Err(e) => assert!(check(&e), "salvage {salvage}: unexpected error {e}"),
             Ok(_) => panic!("salvage {salvage}: opened"),
@@ -39,13 +45,32 @@ fn refused_untouched(dir: &Path, options: Options, check: impl Fn(&OpenError) ->
 }
 
 #[test]
-fn a_missing_meta_is_refused_and_nothing_is_changed() {
+fn a_missing_meta_is_refused_untouched_and_salvage_rebuilds_it() {
     for options in [Options::default(), encrypted()] {
         let dir = tempfile::tempdir().unwrap();
         store_with_events(dir.path(), options.clone());
         std::fs::remove_file(dir.path().join("META")).unwrap();
-        refused_untouched(dir.path(), options, |e| matches!(e, OpenError::NotAStore { .. }));
+        refused(dir.path(), options.clone(), &[false], |e| matches!(e, OpenError::NotAStore { .. }));
+        let store = Store::open(dir.path(), Options { salvage: true, ..options.clone() }).unwrap();
+        assert!(store.recovery_report().meta_rebuilt.is_some());
+        assert_eq!(store.version("a"), 5, "nothing lost");
+        store.close().unwrap();
+        assert_eq!(Store::open(dir.path(), options).unwrap().version("a"), 5);
     }
+}
+
+#[test]
+fn salvage_sets_aside_a_creation_that_never_named_a_store_and_starts_afresh() {
+    let dir = tempfile::tempdir().unwrap();
+    // Segment 0 with no valid header and more than a header's bytes: what a
+    // misdirected header write in a creation that never finished leaves.
+    std::fs::write(dir.path().join("seg-0000000000000000.log"), vec![0u8; 1088]).unwrap();
+    refused(dir.path(), Options::default(), &[false], |e| matches!(e, OpenError::NotAStore { .. }));
+    let store = Store::open(dir.path(), Options { salvage: true, ..Options::default() }).unwrap();
+    let aside = &store.recovery_report().set_aside;
+    assert_eq!(aside.len(), 1);
+    assert_eq!(std::fs::read(&aside[0].to).unwrap(), vec![0u8; 1088], "set aside, not deleted");
+    store.append(event("a", "first", b"x")).unwrap();
 }
 
 #[test]

@@ -54,8 +54,8 @@ fn salvage_keeps_the_valid_prefix_and_sets_the_rest_aside() {
     let report = store.recovery_report().clone();
     assert!(report.corruption.is_some());
     assert_eq!(report.set_aside.len(), 1);
-    let (_, aside, bytes) = &report.set_aside[0];
-    assert!(std::fs::metadata(aside).unwrap().len() == *bytes && *bytes > 0, "moved aside, not deleted");
+    let aside = &report.set_aside[0];
+    assert!(std::fs::metadata(&aside.to).unwrap().len() == aside.len && aside.len > 0, "moved aside, not deleted");
     let events = store.read_from(1, 100).unwrap();
     for (i, e) in events.iter().enumerate() {
         assert_eq!(&*e.payload, format!("payload-{i:04}").as_bytes(), "salvage returns only intact data");

@@ -37,10 +37,10 @@ fn a_single_segment_cut_below_its_header_is_refused_then_salvaged_and_reported()
         assert!(report.lost_anything());
         assert!(report.corruption.is_some());
         assert_eq!(report.set_aside.len(), 1, "{report:?}");
-        let (from, to, len) = &report.set_aside[0];
-        assert_eq!(from, &segment);
-        assert_eq!(std::fs::read(to).unwrap(), bytes, "set aside whole and readable");
-        assert!(*len <= original_len);
+        let aside = &report.set_aside[0];
+        assert_eq!((&aside.from, aside.offset), (&segment, 0));
+        assert_eq!(std::fs::read(&aside.to).unwrap(), bytes, "set aside whole and readable");
+        assert!(aside.len <= original_len);
         store.append(event("a", "after", b"x")).unwrap();
         store.close().unwrap();
         assert_eq!(Store::open(dir.path(), Options::default()).unwrap().version("a"), 1);

@@ -1,8 +1,12 @@
-//! Recovery then more writes then recovery again. Regression tests for two
+//! Recovery then more writes then recovery again. Regression tests for
 //! bugs the simulator found: (1) after cutting the torn tail of a flush of
 //! several groups, the writer resumed with the same flush number and the
 //! next recovery called the journal corrupt; (2) a salvage interrupted half
-//! way left a missing segment that salvage itself then refused.
+//! way left a missing segment that salvage itself then refused; (3) when
+//! the next flush was torn right after its first begin record, recovery
+//! took that begin record (of a later flush than the cut one) as proof that
+//! the torn bytes had been synced, and refused an honest journal as
+//! corrupt.
 
 mod common;
 
@@ -80,4 +84,29 @@ fn salvage_never_overwrites_what_an_earlier_salvage_set_aside() {
     }
     let aside: Vec<_> = std::fs::read_dir(dir.path().join("salvage")).unwrap().collect();
     assert_eq!(aside.len(), 2, "both salvages kept their set-aside bytes");
+}
+
+#[test]
+fn a_flush_torn_after_its_first_begin_record_following_a_cut_is_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let two = || [Batch::from(event("a", "x", b"1")), Batch::from(event("b", "y", b"2"))];
+    let (mut core, _) = Core::open(RealEnv::default(), dir.path(), &Options::default()).unwrap();
+    assert!(core.commit(&two()).iter().all(Result::is_ok));
+    drop(core);
+    let segment = segments(dir.path()).pop().unwrap();
+    let bytes = std::fs::read(&segment).unwrap();
+    // Tear the flush inside its second group: recovery cuts it there.
+    std::fs::write(&segment, &bytes[..bytes.len() - 10]).unwrap();
+    let (mut core, report) = Core::open(RealEnv::default(), dir.path(), &Options::default()).unwrap();
+    assert_eq!(report.truncated.len(), 1);
+    let cut = std::fs::metadata(&segment).unwrap().len() as usize;
+    assert!(core.commit(&two()).iter().all(Result::is_ok));
+    drop(core);
+    // Tear the next flush (of a new flush number) right after its first
+    // begin record (8 + 41 bytes).
+    let bytes = std::fs::read(&segment).unwrap();
+    std::fs::write(&segment, &bytes[..cut + 49 + 12]).unwrap();
+    let store = Store::open(dir.path(), Options::default()).expect("a torn tail, not corruption");
+    assert_eq!(store.recovery_report().truncated.len(), 1);
+    assert_eq!(store.read_from(1, 10).unwrap().len(), 1, "the first group survives, the torn flush does not");
 }

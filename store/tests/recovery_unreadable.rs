@@ -52,11 +52,12 @@ fn an_unreadable_range_is_refused_then_salvaged_and_the_store_lives_on() {
     assert_eq!(report.unreadable[0].0, damaged);
     assert!(report.unreadable[0].1.contains(&1_500) && report.unreadable[0].1.contains(&1_599));
     assert_eq!(report.set_aside.len(), files.len() - 1, "the damaged rest plus every later segment");
-    let (_, copy, copied) = &report.set_aside[0];
-    let copy_bytes = std::fs::read(copy).unwrap();
-    assert_eq!(copy_bytes.len() as u64, *copied);
+    let aside = &report.set_aside[0];
+    let copy_bytes = std::fs::read(&aside.to).unwrap();
+    assert_eq!(copy_bytes.len() as u64, aside.len);
     let original = &before[&damaged];
-    let cut = original.len() - copy_bytes.len();
+    let cut = aside.offset as usize;
+    assert_eq!(cut + copy_bytes.len(), original.len(), "the rest of the segment, from the cut");
     for (i, (&kept, &was)) in copy_bytes.iter().zip(&original[cut..]).enumerate() {
         let at = (cut + i) as u64;
         if !report.unreadable[0].1.contains(&at) {
@@ -87,7 +88,28 @@ fn an_unreadable_header_sets_the_whole_segment_aside() {
     let store = open(dir.path(), &faults, true).unwrap();
     let report = store.recovery_report();
     assert_eq!(report.set_aside.len(), 1);
-    assert_eq!(&report.set_aside[0].0, files.last().unwrap());
+    assert_eq!(&report.set_aside[0].from, files.last().unwrap());
     assert!(store.version("a") < 200);
     store.append(event("a", "after", b"x")).unwrap();
+}
+
+#[test]
+fn an_unreadable_granule_before_the_cut_costs_the_copy_no_readable_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    write_store(dir.path(), 200);
+    let files = segments(dir.path());
+    let damaged = files[1].clone();
+    let name = damaged.file_name().unwrap().to_string_lossy().into_owned();
+    let (_, faults) = FaultyEnv::new();
+    // A bad byte at 100: the cut lands right after the header, inside the
+    // bad granule (0..512), and every byte from 512 on is readable.
+    faults.lock().unwrap().unreadable = vec![(name, 100..101)];
+    let original = std::fs::read(&damaged).unwrap();
+    let store = open(dir.path(), &faults, true).unwrap();
+    let report = store.recovery_report().clone();
+    let aside = &report.set_aside[0];
+    assert_eq!(aside.offset, 64, "the cut is inside the bad granule");
+    let copy = std::fs::read(&aside.to).unwrap();
+    assert_eq!(&copy[512 - 64..], &original[512..], "every readable byte after the bad granule is kept");
+    assert_eq!(report.unreadable[0].1, 64..512);
 }

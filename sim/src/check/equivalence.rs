@@ -57,13 +57,13 @@ impl Checker for Equivalence {
                     }
                     // An outcome-unknown batch a recovery found absent has
                     // real bytes somewhere past a segment's recorded end. A
-                    // salvage after lossy damage (which can lose that record)
-                    // may bring them back; nothing else may.
-                    (Phase::Recovery { lossy: true, .. }, Fate::Gone) => {}
-                    (Phase::Recovery { .. }, Fate::Gone | Fate::Refused) => {
+                    // salvage (after damage lost that record) may bring them
+                    // back; nothing else may.
+                    (Phase::Recovery(view), Fate::Gone) if view.report.corruption.is_some() => {}
+                    (Phase::Recovery(_), Fate::Gone | Fate::Refused) => {
                         return Err(format!("batch {uid} reappeared after it was {fate:?}"));
                     }
-                    (Phase::Recovery { .. }, _) => {}
+                    (Phase::Recovery(_), _) => {}
                 }
             }
         }

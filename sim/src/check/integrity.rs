@@ -28,10 +28,22 @@ impl Checker for Integrity {
                 ));
             };
             if event.key_lost {
-                // A key lost to damage (a salvage reported it): never on a
-                // disk that lost no acknowledged writes.
-                if !snapshot.durable.lossy || !event.payload.is_empty() {
-                    return Err(format!("event {} reads as having lost its key on an honest disk", event.global_seq));
+                // A key lost to damage: only after a recovery that reported
+                // it, with lossy damage to the keyset or the journal (the
+                // record of the key, or of a shred, set aside behind it).
+                let reported = match &snapshot.phase {
+                    Phase::Recovery(view) => {
+                        let key = (sent.entity.clone(), event.key_gen);
+                        view.report.keys_lost.contains(&key)
+                            && (view.excuses.keyset_damaged() || view.excuses.journal_damaged())
+                    }
+                    Phase::Step => false,
+                };
+                if !reported || !event.payload.is_empty() {
+                    return Err(format!(
+                        "event {} reads as having lost its key, and no reported damage explains it",
+                        event.global_seq
+                    ));
                 }
             } else if event.shredded {
                 if !model.may_be_shredded(&sent.entity, event.key_gen) || !event.payload.is_empty() {
@@ -50,7 +62,7 @@ impl Checker for Integrity {
                 return Err(format!("event {} differs from item {item} of batch {uid} as sent", event.global_seq));
             }
         }
-        if let Phase::Recovery { .. } = snapshot.phase {
+        if let Phase::Recovery(_) = snapshot.phase {
             if let Err(global) = snapshot.reader.verify_chains() {
                 return Err(format!("hash chain does not verify at event {global}"));
             }

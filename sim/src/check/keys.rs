@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use super::durable_keys::keysets_in;
 use super::{Checker, Promise, Snapshot};
-use crate::model::Model;
+use crate::model::{tag_of, Model};
 
 pub struct KeyBeforeCiphertext;
 
@@ -30,13 +30,9 @@ impl Checker for KeyBeforeCiphertext {
         let Some(keys) = &snapshot.durable.keys else {
             unreachable!("the runner reads the durable keys when a key needs checking")
         };
-        // A key travels in the flush of its first event: on a disk that
-        // lost acknowledged writes, it may be gone with them.
-        if snapshot.durable.lossy {
-            return Ok(());
-        }
         for (entity, generation) in needed {
-            if keys.open(&entity, generation).is_none() && !model.may_be_shredded(&entity, generation) {
+            let opens = keys.open(&entity, generation).is_some();
+            if !opens && !model.may_be_shredded(&entity, generation) && !shaky(model, snapshot, &entity, generation) {
                 return Err(format!(
                     "the durable image does not open {entity}'s key generation {generation}, and its events are visible"
                 ));
@@ -44,6 +40,30 @@ impl Checker for KeyBeforeCiphertext {
         }
         Ok(())
     }
+}
+
+/// Whether a batch that carries `(entity, generation)`'s key record may
+/// have lost it: its bytes were acknowledged by a lying fsync and are still
+/// pending, or lossy damage hit them. A key travels in the group of the
+/// first event sealed with it, so it goes wherever that batch goes.
+fn shaky(model: &Model, snapshot: &Snapshot<'_>, entity: &str, generation: u32) -> bool {
+    let first_hash = |uid: u64| {
+        let fresh = snapshot.events.iter().find(|e| tag_of(e) == Some((uid, 0))).map(|e| e.hash);
+        model.copy_hash.get(&uid).copied().or(fresh)
+    };
+    model
+        .view
+        .iter()
+        .chain(snapshot.events)
+        .filter(|e| e.coordinate.entity() == entity && e.key_gen == generation)
+        .filter_map(|e| first_hash(tag_of(e)?.0))
+        .filter_map(|hash| snapshot.map.copy(&hash))
+        .any(|loc| {
+            let touched = |(inode, r): &(u64, std::ops::Range<u64>)| {
+                *inode == loc.inode && r.start < loc.range.end && loc.range.start < r.end
+            };
+            snapshot.durable.shaky.iter().any(touched)
+        })
 }
 
 pub struct ShredIsForever;

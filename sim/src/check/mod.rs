@@ -12,11 +12,13 @@
 mod atomicity;
 mod causality;
 mod durability;
+pub use durability::lost;
 pub mod durable_keys;
 mod equivalence;
 mod integrity;
 mod keys;
 pub mod reads;
+mod reported;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -24,6 +26,8 @@ use std::path::PathBuf;
 use serde::Serialize;
 use shale_store::{Event, Reader, RecoveryReport};
 
+use crate::excuse::Excuses;
+use crate::journal_map::JournalMap;
 use durable_keys::DurableKeys;
 
 use crate::model::Model;
@@ -42,6 +46,7 @@ pub enum Promise {
     P9ModelEquivalence,
     P10Liveness,
     P11NeverPanic,
+    P12LossIsReported,
 }
 
 impl Promise {
@@ -58,6 +63,7 @@ impl Promise {
             Promise::P9ModelEquivalence => "P9 model equivalence",
             Promise::P10Liveness => "P10 liveness",
             Promise::P11NeverPanic => "P11 never panic",
+            Promise::P12LossIsReported => "P12 loss is reported",
         }
     }
 }
@@ -84,9 +90,31 @@ impl std::fmt::Display for Violation {
 pub enum Phase<'a> {
     /// After a writer step, with no crash since the last observation.
     Step,
-    /// After a crash and recovery. `lossy` is true if faults that may
-    /// legitimately lose acknowledged data were injected.
-    Recovery { report: &'a RecoveryReport, lossy: bool },
+    /// After a crash and recovery.
+    Recovery(&'a RecoveryView),
+}
+
+/// A file salvage set aside.
+pub struct SalvageFile {
+    /// Its inode (lossy damage may hit a set-aside copy too).
+    pub inode: u64,
+    /// Its durable bytes.
+    pub durable: Vec<u8>,
+    /// Its length as written (more than durable if its fsync lied).
+    pub len: u64,
+}
+
+/// What the harness knows of a recovery: what the store reported, what the
+/// disk says happened to which bytes, and what salvage left where.
+pub struct RecoveryView {
+    pub report: RecoveryReport,
+    pub excuses: Excuses,
+    /// Every file in the salvage directory.
+    pub salvaged: BTreeMap<PathBuf, SalvageFile>,
+    /// An earlier attempt at this recovery was cut short by a crash or
+    /// failed half way: what it set aside is in the salvage directory, but
+    /// in no report.
+    pub interrupted: bool,
 }
 
 /// What would survive a crash right now, as far as the checkers need it.
@@ -98,9 +126,10 @@ pub struct Durable {
     /// Every durable file, when a check searches them (after a shred or a
     /// recovery).
     pub files: Option<BTreeMap<PathBuf, Vec<u8>>>,
-    /// Faults that may legitimately lose or damage durable data were
-    /// injected.
-    pub lossy: bool,
+    /// Bytes acknowledged durable that the medium does not (or may not)
+    /// hold: lossy damage, and writes a lying fsync acknowledged that are
+    /// still pending. (inode, range)
+    pub shaky: Vec<(u64, std::ops::Range<u64>)>,
 }
 
 /// What the harness saw of the store this time.
@@ -111,6 +140,8 @@ pub struct Snapshot<'a> {
     pub events: &'a [Event],
     pub reader: &'a Reader,
     pub durable: &'a Durable,
+    /// Where every copy of every batch was written.
+    pub map: &'a JournalMap,
 }
 
 /// One promise, checked from outside.
@@ -128,6 +159,7 @@ pub fn checkers() -> Vec<Box<dyn Checker>> {
         Box::new(equivalence::Equivalence),
         Box::new(durability::Durability),
         Box::new(durability::Prefix),
+        Box::new(reported::LossIsReported),
         Box::new(keys::KeyBeforeCiphertext),
         Box::new(keys::ShredIsForever),
         Box::new(causality::CausalClosure),

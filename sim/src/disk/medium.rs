@@ -76,6 +76,8 @@ pub(super) struct Medium {
     pub stats: FaultStats,
     /// Lossy damage to durable bytes still on the medium, per inode.
     pub damage: Vec<Damage>,
+    /// Every damage ever recorded, healed or not, in order.
+    pub damage_log: Vec<Damage>,
     /// Every write issued, for the harness to map what lives where.
     pub writes: Vec<WriteRecord>,
 }
@@ -120,6 +122,7 @@ impl Medium {
             locks: BTreeSet::new(),
             stats: FaultStats::default(),
             damage: Vec::new(),
+            damage_log: Vec::new(),
             writes: Vec::new(),
         }
     }
@@ -175,7 +178,9 @@ impl Medium {
     /// Records lossy damage to durable bytes of `inode`.
     fn damaged(&mut self, inode: u64, range: Range<u64>, class: FaultClass) {
         if range.start < range.end {
-            self.damage.push(Damage { inode, range, class, op: self.ops });
+            let d = Damage { inode, range, class, op: self.ops };
+            self.damage_log.push(d.clone());
+            self.damage.push(d);
         }
     }
 
@@ -380,10 +385,13 @@ impl Medium {
                 self.stats.add(FaultClass::FsyncFail);
             }
             // Some pages were written back before the error; all are now
-            // marked clean.
+            // marked clean. Those a lying sync acknowledged earlier and that
+            // were not written back are lost for good.
             for p in &pending {
                 if self.rng.chance(0.5) {
                     self.persist(id, &mut durable, &p.op);
+                } else if let (true, Op::Write { offset, data }) = (p.tainted, &p.op) {
+                    self.damaged(id, *offset..offset + data.len() as u64, FaultClass::FsyncLie);
                 }
             }
             Err(err(io::ErrorKind::Other, "fsync failed (EIO)"))

@@ -198,6 +198,37 @@ impl SimDisk {
         self.state().damage.clone()
     }
 
+    /// How much damage was ever recorded: a mark for [`Self::damage_since`].
+    pub fn damage_mark(&self) -> usize {
+        self.state().damage_log.len()
+    }
+
+    /// Every damage recorded since `mark`, healed since or not.
+    pub fn damage_since(&self, mark: usize) -> Vec<Damage> {
+        self.state().damage_log.get(mark..).map_or_else(Vec::new, <[Damage]>::to_vec)
+    }
+
+    /// Writes a lying fsync acknowledged that are still pending (a crash
+    /// may yet lose them): (inode, range).
+    pub fn tainted(&self) -> Vec<(u64, std::ops::Range<u64>)> {
+        let s = self.state();
+        let mut out = Vec::new();
+        for (&inode, i) in &s.inodes {
+            for p in i.pending.iter().filter(|p| p.tainted) {
+                if let medium::Op::Write { offset, data } = &p.op {
+                    out.push((inode, *offset..offset + data.len() as u64));
+                }
+            }
+        }
+        out
+    }
+
+    /// Every name visible in `dir`, with the inode it reaches.
+    pub fn names_in(&self, dir: &Path) -> Vec<(String, u64)> {
+        let s = self.state();
+        s.dirs.get(dir).map_or_else(Vec::new, |d| d.visible.iter().map(|(n, &i)| (n.clone(), i)).collect())
+    }
+
     /// Takes the writes issued since the last call.
     pub fn take_writes(&self) -> Vec<WriteRecord> {
         std::mem::take(&mut self.state().writes)
@@ -233,6 +264,11 @@ impl SimDisk {
     /// The durable bytes of `inode`, if it is still there.
     pub fn durable_of(&self, inode: u64) -> Option<Vec<u8>> {
         self.state().inodes.get(&inode).map(|i| i.durable.clone())
+    }
+
+    /// The current length of `inode` (as reads see it), if it is there.
+    pub fn len_of(&self, inode: u64) -> Option<u64> {
+        self.state().inodes.get(&inode).map(|i| i.current.len() as u64)
     }
 
     /// The durable bytes of one file, if a durable name reaches it.

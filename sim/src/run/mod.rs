@@ -18,7 +18,9 @@ use crate::check::durable_keys::DurableKeys;
 use crate::check::{check_all, checkers, reads, Checker, Durable, Phase, Promise, Snapshot, Violation};
 use crate::disk::{FaultStats, Planned, SimDisk, SimTime};
 use crate::env::{SimClock, SimEntropy, SimEnv};
+use crate::excuse::{Before, Excuses};
 use crate::gates::{simulator_gates, EXPLODING_GATE};
+use crate::journal_map::JournalMap;
 use crate::model::{Fate, Model};
 use crate::rng::SimRng;
 use crate::scenario::{Scenario, ScheduledFault};
@@ -75,6 +77,8 @@ pub struct RunReport {
     pub recoveries: u64,
     pub acked_batches: u64,
     pub events_at_end: u64,
+    /// Acknowledged batches whose loss a lossy fault excused, by why.
+    pub excused: std::collections::BTreeMap<String, u64>,
     pub faults: FaultStats,
     /// Simulated commit latency of every acknowledged request, ns.
     #[serde(skip)]
@@ -134,6 +138,15 @@ pub struct Sim {
     failed_opens: u32,
     faults_stopped_at: Option<u64>,
     checkers: Vec<Box<dyn Checker>>,
+    /// Where every copy of every batch was written.
+    map: JournalMap,
+    /// The disk before the first recovery attempt since the last one that
+    /// finished.
+    before: Option<Before>,
+    /// A recovery since the last one that finished was cut short by a crash
+    /// (its report was never seen).
+    interrupted: bool,
+    excused: std::collections::BTreeMap<String, u64>,
     latencies: Vec<u64>,
     canary: Canary,
     master_key: Option<MasterKey>,
@@ -193,6 +206,10 @@ impl Sim {
             failed_opens: 0,
             faults_stopped_at: None,
             checkers: checkers(),
+            map: JournalMap::default(),
+            before: None,
+            interrupted: false,
+            excused: std::collections::BTreeMap::new(),
             latencies: Vec::new(),
             canary,
             master_key,
@@ -255,6 +272,7 @@ impl Sim {
             recoveries: self.recoveries,
             acked_batches: self.model.acked().count() as u64,
             events_at_end: self.model.view.len() as u64,
+            excused: std::mem::take(&mut self.excused),
             faults: self.disk.stats(),
             commit_latencies_ns: std::mem::take(&mut self.latencies),
             tail: self.trace.tail(),

@@ -18,7 +18,14 @@ impl Sim {
             }
             _ => None,
         };
-        Durable { keys, files: image.filter(|_| files), lossy: self.disk.stats().any_lossy() }
+        let shaky = match need_keys {
+            true => {
+                let damage = self.disk.damage().into_iter().map(|d| (d.inode, d.range));
+                damage.chain(self.disk.tainted()).collect()
+            }
+            false => Vec::new(),
+        };
+        Durable { keys, files: image.filter(|_| files), shaky }
     }
 
     /// Remembers every key the durable image opens, so that P5 can look for
@@ -38,6 +45,7 @@ impl Sim {
 
     /// Reads what became visible since the last observation and checks it.
     pub(super) fn observe_step(&mut self, search_files: bool) -> Result<(), Stop> {
+        self.map.absorb(&self.disk.take_writes());
         let Some(core) = &self.core else { return Ok(()) };
         let reader = core.reader();
         let mut events = Vec::new();
@@ -50,7 +58,8 @@ impl Sim {
             events.extend(chunk);
         }
         let durable = self.durable(reader.store_id(), search_files, &events);
-        let snapshot = Snapshot { phase: Phase::Step, events: &events, reader: &reader, durable: &durable };
+        let snapshot =
+            Snapshot { phase: Phase::Step, events: &events, reader: &reader, durable: &durable, map: &self.map };
         check_all(&self.checkers, &self.model, &snapshot)
             .map_err(|v| Stop(Outcome::Violation { violation: v, step: self.step }))?;
         self.learn_keys(&durable);

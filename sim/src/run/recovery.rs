@@ -2,6 +2,9 @@
 //! recovery, and the end of a run (faults stop; P10).
 
 use super::*;
+use shale_store::keyset::KeysetError;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 impl Sim {
     /// Faults stop: a failed write must not have poisoned the writer, and
@@ -120,6 +123,11 @@ impl Sim {
         let options = self.options();
         let env = self.env();
         self.recoveries += 1;
+        self.map.absorb(&self.disk.take_writes());
+        self.note(self.journal_line());
+        if self.before.is_none() {
+            self.before = Some(Before::capture(&self.disk, Path::new(STORE_DIR)));
+        }
         let opened = catch_unwind(AssertUnwindSafe(|| Core::open(env, Path::new(STORE_DIR), &options)));
         let opened = match opened {
             Ok(opened) => opened,
@@ -128,6 +136,7 @@ impl Sim {
         if !self.disk.powered() {
             drop(opened);
             self.note("power lost during recovery".into());
+            self.interrupted = true;
             self.crash(Vec::new());
             return Ok(());
         }
@@ -143,7 +152,13 @@ impl Sim {
                 self.failed_opens = 0;
                 let reader = core.reader();
                 self.core = Some(core);
-                self.check_recovery(&reader, &report)?;
+                self.map.absorb(&self.disk.take_writes());
+                let Some(before) = self.before.take() else { unreachable!("captured above") };
+                let excuses = Excuses::after(before, &self.disk);
+                let interrupted = std::mem::take(&mut self.interrupted);
+                let salvaged = self.salvaged_files();
+                let view = crate::check::RecoveryView { report, excuses, salvaged, interrupted };
+                self.check_recovery(&reader, &view)?;
                 for c in 0..self.clients.len() as u32 {
                     if self.clients[c as usize].retry.is_some() {
                         let at = self.time.now();
@@ -161,10 +176,36 @@ impl Sim {
         }
     }
 
+    /// The journal as a restart finds it: each segment's durable length and
+    /// the end its header records for the one before (for the trace).
+    fn journal_line(&self) -> String {
+        let dir = Path::new(STORE_DIR);
+        let mut parts = Vec::new();
+        for (name, inode) in self.disk.names_in(dir) {
+            let Some(number) = shale_store::journal::segment::parse_segment_name(&name) else { continue };
+            let bytes = self.disk.durable_of(inode).unwrap_or_default();
+            let header = shale_store::journal::segment::SegmentHeader::decode(&bytes);
+            let prev = header.map_or("bad header".to_owned(), |h| format!("prev_end {}", h.prev_end));
+            parts.push(format!("{number}: {} bytes, {prev}", bytes.len()));
+        }
+        format!("restart finds segments [{}]", parts.join("; "))
+    }
+
+    /// Every file salvage set aside so far.
+    fn salvaged_files(&self) -> BTreeMap<PathBuf, crate::check::SalvageFile> {
+        let aside = Path::new(STORE_DIR).join(shale_store::journal::recover::SALVAGE_DIR);
+        let mut files = BTreeMap::new();
+        for (name, inode) in self.disk.names_in(&aside) {
+            let (Some(durable), Some(len)) = (self.disk.durable_of(inode), self.disk.len_of(inode)) else { continue };
+            files.insert(aside.join(&name), crate::check::SalvageFile { inode, durable, len });
+        }
+        files
+    }
+
     pub(super) fn check_recovery(
         &mut self,
         reader: &shale_store::Reader,
-        report: &shale_store::RecoveryReport,
+        view: &crate::check::RecoveryView,
     ) -> Result<(), Stop> {
         self.model.reset_view();
         let mut events = Vec::new();
@@ -176,13 +217,23 @@ impl Sim {
             }
             events.extend(chunk);
         }
-        let lossy = self.disk.stats().any_lossy();
         let search = self.scenario.run.encryption && self.model.shreds.iter().any(|(_, g)| g.is_some());
         let durable = self.durable(reader.store_id(), search, &events);
         let snapshot =
-            Snapshot { phase: Phase::Recovery { report, lossy }, events: &events, reader, durable: &durable };
+            Snapshot { phase: Phase::Recovery(view), events: &events, reader, durable: &durable, map: &self.map };
         check_all(&self.checkers, &self.model, &snapshot)
             .map_err(|v| Stop(Outcome::Violation { violation: v, step: self.step }))?;
+        let excused: Vec<(u64, String)> = crate::check::lost(&self.model, &snapshot)
+            .into_iter()
+            .map(|lost| {
+                let Some(excuse) = lost.location.and_then(|l| view.excuses.of(l)) else { unreachable!("P3 passed") };
+                (lost.uid, excuse.reason())
+            })
+            .collect();
+        for (uid, reason) in excused {
+            self.note(format!("batch {uid} lost: {reason}"));
+            *self.excused.entry(reason).or_default() += 1;
+        }
         self.learn_keys(&durable);
         if durable.keys.is_some() {
             let verified = self.model.unverified_keys(&events);
@@ -193,32 +244,38 @@ impl Sim {
         Ok(())
     }
 
+    /// An open that failed. Damage the store detected is what a salvage is
+    /// for: the next open salvages, as an operator would. I/O errors are
+    /// retried; ones that persist on a damaged disk are salvaged too. A
+    /// refusal on a disk no lossy fault touched is a broken promise, and so
+    /// (P10) is a store that does not come back once the faults stop.
     pub(super) fn open_failed(&mut self, e: OpenError) -> Result<(), Stop> {
-        let lossy = self.disk.stats().any_lossy();
+        let damaged = self.disk.stats().any_lossy();
         self.note(format!("open failed: {e}"));
+        // An open that failed half way may have cut or set aside things
+        // that no report will list.
+        self.interrupted = true;
         self.failed_opens += 1;
-        let stuck = self.failed_opens >= FAILED_OPENS_MAX;
-        if stuck && self.faults_stopped_at.is_none() {
+        if self.failed_opens >= FAILED_OPENS_MAX && self.faults_stopped_at.is_none() {
             self.disk.set_faults(false);
             self.faults_stopped_at = Some(self.time.now());
             self.failed_opens = 0;
             self.note("faults stop: the store failed to open too often".into());
         }
         match e {
-            OpenError::Io(_) if stuck && lossy && self.faults_stopped_at.is_some() => {
-                // Sticky damage (a latent sector error) outlives the faults:
-                // the store reports it as a typed I/O error, every time.
-                self.note("damage the store cannot read past persists; it is reported, and the run ends".into());
-                return Err(Stop(Outcome::Pass));
-            }
+            OpenError::Io(_) if damaged && self.failed_opens >= FAILED_OPENS_MAX / 4 => self.salvage_next = true,
+            // Transient read errors that failed every attempt look like an
+            // unreadable range: on a disk with no lossy damage, retry.
+            OpenError::Io(_) | OpenError::Unreadable { .. } if !damaged => {}
             OpenError::Io(_) => {}
-            OpenError::Corrupt(_) | OpenError::Unreadable { .. } if lossy => {
-                // Detected, as it must be; the operator opens in salvage mode.
+            OpenError::Corrupt(_)
+            | OpenError::Unreadable { .. }
+            | OpenError::Format { .. }
+            | OpenError::NotAStore { .. }
+            | OpenError::Keyset(KeysetError::Damaged(_) | KeysetError::Missing)
+                if damaged =>
+            {
                 self.salvage_next = true;
-            }
-            OpenError::Format { .. } | OpenError::Keyset(_) if lossy => {
-                self.note("detected damage the store cannot open past; run ends".into());
-                return Err(Stop(Outcome::Pass));
             }
             other => {
                 return Err(self.violation(Promise::P3AckedIsDurable, format!("the store refused to open: {other}")));

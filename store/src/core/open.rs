@@ -4,17 +4,20 @@
 
 use std::path::Path;
 
-use super::{layout, random_nonce, Core, Options, LOCK_NAME};
-use crate::disk::Disk;
+use super::layout::{self, Layout};
+use super::{random_nonce, Core, Options, LOCK_NAME};
+use crate::disk::{Disk, ReadAt};
 use crate::env::{Entropy, Env};
 use crate::error::{Corruption, IoError, OpenError};
 use crate::fence::{random_key, KeyFence};
-use crate::journal::recover::{analyze, move_aside, salvage_dir, RecoveryReport};
+use crate::journal::read::read_retrying;
+use crate::journal::recover::{analyze, copy_aside, move_aside, salvage_dir, RecoveryReport};
+use crate::journal::segment::{parse_segment_name, SegmentHeader};
 use crate::journal::writer::JournalWriter;
 use crate::keys::StoreKeys;
 use crate::keyset::{publish_keyset, read_keyset, Keyset, KeysetError, KEYS_COPY_NAME, KEYS_NAME};
-use crate::limits::SEGMENT_SIZE_MIN;
-use crate::meta::{read_meta, write_meta, Meta, FLAG_ENCRYPTED, FLAG_SEALED};
+use crate::limits::{SEGMENT_HEADER_LEN, SEGMENT_SIZE_MIN};
+use crate::meta::{read_meta, write_meta, Meta, FLAG_ENCRYPTED, FLAG_SEALED, META_LEN, META_NAME};
 use crate::state::State;
 
 fn io(context: String) -> impl FnOnce(std::io::Error) -> OpenError {
@@ -42,12 +45,7 @@ fn lock_store<D: Disk>(disk: &mut D, dir: &Path) -> Result<D::Lock, OpenError> {
 /// keyset (if encrypted), then segment 0, then `META` last, so that a store
 /// with `META` always has both.
 fn create_store<E: Env>(env: &mut E, dir: &Path, options: &Options) -> Result<(), OpenError> {
-    let store_id = loop {
-        let id = env.entropy().next_u64();
-        if id != 0 {
-            break id;
-        }
-    };
+    let store_id = fresh_store_id(env.entropy());
     let meta = Meta { store_id, flags: options.encryption.flags() };
     if meta.flags & FLAG_ENCRYPTED != 0 {
         let keyset = Keyset::fresh(|| random_key(env.entropy()));
@@ -69,6 +67,110 @@ fn fresh_epoch(entropy: &mut impl Entropy, state: &State) -> u32 {
         let epoch = entropy.next_u64() as u32;
         if epoch != 0 && state.epochs().all(|e| e != epoch) {
             return epoch;
+        }
+    }
+}
+
+/// A partial store (store files, no `META`) is refused without salvage.
+fn partial_refusal(dir: &Path, layout: Layout, salvage: bool) -> Result<Layout, OpenError> {
+    match layout {
+        Layout::Partial(found) if !salvage => Err(OpenError::NotAStore {
+            path: dir.to_owned(),
+            reason: format!(
+                "it has no META but holds {}; nothing was changed (open with salvage to rebuild META from the segments)",
+                found.join(", ")
+            ),
+        }),
+        other => Ok(other),
+    }
+}
+
+/// Salvage of a partial store that no segment header names: what is there
+/// is the leftover of a creation that never finished (or of a store whose
+/// every header is gone); it is set aside, and a store is created afresh.
+/// False if some segment header names a store (META will be rebuilt).
+fn set_leftovers_aside<E: Env>(env: &mut E, dir: &Path, report: &mut RecoveryReport) -> Result<bool, OpenError> {
+    if store_id_from_segments(env.disk(), dir)?.is_some() {
+        return Ok(false);
+    }
+    let names = env.disk().list(dir).map_err(io(format!("listing {}", dir.display())))?;
+    let aside = salvage_dir(env.disk(), dir)?;
+    for name in names.iter().filter(|n| *n != LOCK_NAME && *n != crate::journal::recover::SALVAGE_DIR) {
+        move_aside(env.disk(), dir, &aside, &dir.join(name), report)?;
+    }
+    Ok(true)
+}
+
+/// The store id the first readable segment header names.
+fn store_id_from_segments<D: Disk>(disk: &mut D, dir: &Path) -> Result<Option<u64>, OpenError> {
+    let names = disk.list(dir).map_err(io(format!("listing {}", dir.display())))?;
+    for name in names.iter().filter(|n| parse_segment_name(n).is_some()) {
+        let Ok(file) = disk.open_read(&dir.join(name)) else { continue };
+        if let Some(header) = read_retrying(&file, 0, SEGMENT_HEADER_LEN).ok().and_then(|b| SegmentHeader::decode(&b)) {
+            return Ok(Some(header.store_id));
+        }
+    }
+    Ok(None)
+}
+
+/// `META` as read; with salvage, rebuilt if it is missing, damaged or
+/// unreadable (with why). Everything in it is repeated elsewhere: the store
+/// id in every segment header and in the keyset, the encryption setting in
+/// the keyset's presence and sealing. A whole, checksummed META record
+/// displaced inside the damaged file (a misdirected write) is used first.
+/// If nothing names the store any more, a fresh id is minted: the journal's
+/// headers no longer match it, so recovery sets them aside.
+fn open_meta<E: Env>(env: &mut E, dir: &Path, options: &Options) -> Result<(Meta, Option<String>), OpenError> {
+    let disk = env.disk();
+    let unusable = match read_meta(disk, dir) {
+        Ok(Some(meta)) => return Ok((meta, None)),
+        Ok(None) if options.salvage => "META is missing".to_owned(),
+        Ok(None) => unreachable!("a store without META is opened only to salvage it"),
+        Err(e @ (OpenError::Format { .. } | OpenError::Io(_))) if options.salvage => e.to_string(),
+        Err(e) => return Err(e),
+    };
+    let keyset = keyset_header(disk, dir);
+    let found = match (store_id_from_segments(disk, dir)?, displaced_meta(disk, dir), keyset) {
+        (Some(id), _, _) => Some((id, "the segment headers")),
+        (None, Some(meta), _) => Some((meta.store_id, "a whole record inside the damaged META")),
+        (None, None, Some((id, _))) => Some((id, "the keyset")),
+        (None, None, None) => None,
+    };
+    let (store_id, source) = match found {
+        Some(found) => found,
+        None => (fresh_store_id(env.entropy()), "nothing (a fresh store id; the journal's headers no longer match it)"),
+    };
+    let flags = match keyset {
+        Some((id, sealed)) if id == store_id => FLAG_ENCRYPTED | if sealed { FLAG_SEALED } else { 0 },
+        _ => options.encryption.flags(),
+    };
+    Ok((Meta { store_id, flags }, Some(format!("META was unusable ({unusable}); rebuilt from {source}"))))
+}
+
+/// The store id and sealing a keyset copy's header names, if one is whole
+/// enough to name them.
+fn keyset_header<D: Disk>(disk: &mut D, dir: &Path) -> Option<(u64, bool)> {
+    [KEYS_NAME, KEYS_COPY_NAME].into_iter().find_map(|name| {
+        let file = disk.open_read(&dir.join(name)).ok()?;
+        let head = read_retrying(&file, 0, 24).ok()?;
+        let id = u64::from_le_bytes(head[16..24].try_into().ok()?);
+        (head[..8] == *b"SHALEKEY" && id != 0).then_some((id, head[12] & 1 != 0))
+    })
+}
+
+/// A whole META record anywhere in the damaged `META` file.
+fn displaced_meta<D: Disk>(disk: &mut D, dir: &Path) -> Option<Meta> {
+    let file = disk.open_read(&dir.join(META_NAME)).ok()?;
+    let len = file.len().ok()?.min(crate::limits::META_SEARCH_LEN_MAX);
+    let (bytes, _) = crate::journal::read::read_range(&file, 0..len);
+    (0..bytes.len().saturating_sub(META_LEN - 1)).find_map(|at| Meta::decode(&bytes[at..at + META_LEN]).ok())
+}
+
+fn fresh_store_id(entropy: &mut impl Entropy) -> u64 {
+    loop {
+        let id = entropy.next_u64();
+        if id != 0 {
+            return id;
         }
     }
 }
@@ -131,16 +233,21 @@ impl<E: Env> Core<E> {
         }
         // Refuse a foreign directory before the lock file is made in it,
         // and decide again under the lock.
-        layout::holds_store(disk, dir)?;
+        partial_refusal(dir, layout::classify(disk, dir)?, options.salvage)?;
         let lock = lock_store(disk, dir)?;
-        if !layout::holds_store(env.disk(), dir)? {
-            if !options.create_if_missing {
-                return Err(OpenError::Missing { path: dir.to_owned() });
+        let mut report = RecoveryReport::default();
+        match partial_refusal(dir, layout::classify(env.disk(), dir)?, options.salvage)? {
+            Layout::Store => {}
+            Layout::Empty if !options.create_if_missing => return Err(OpenError::Missing { path: dir.to_owned() }),
+            Layout::Empty => create_store(&mut env, dir, options)?,
+            // Otherwise META is rebuilt below, from the segment headers.
+            Layout::Partial(_) if set_leftovers_aside(&mut env, dir, &mut report)? => {
+                create_store(&mut env, dir, options)?
             }
-            create_store(&mut env, dir, options)?;
+            Layout::Partial(_) => {}
         }
         let flags = options.encryption.flags();
-        let Some(meta) = read_meta(env.disk(), dir)? else { unreachable!("the store holds META") };
+        let (meta, meta_rebuilt) = open_meta(&mut env, dir, options)?;
         if meta.flags != flags {
             return Err(OpenError::Encryption {
                 reason: format!("the store was created with {}, not {}", describe(meta.flags), describe(flags)),
@@ -182,6 +289,18 @@ impl<E: Env> Core<E> {
         env.disk().sync_dir(dir).map_err(io(format!("syncing {}", dir.display())))?;
         let mut recovered = analysis.apply(env.disk(), dir, options.salvage)?;
         recovered.report.keys_lost = keys_lost;
+        if let Some(why) = meta_rebuilt {
+            // The damaged META is copied aside and replaced in one rename:
+            // a crash leaves the old one or the new one, never none.
+            let meta_path = dir.join(META_NAME);
+            if env.disk().exists(&meta_path).map_err(io(format!("looking for {}", meta_path.display())))? {
+                let aside = salvage_dir(env.disk(), dir)?;
+                copy_aside(env.disk(), &aside, &meta_path, &mut recovered.report)?;
+            }
+            write_meta(env.disk(), dir, &meta)?;
+            recovered.report.meta_rebuilt = Some(why);
+        }
+        recovered.report.set_aside.splice(0..0, report.set_aside);
         let mut fence = keyset.as_ref().map(|_| KeyFence::new(options.encryption.master_key().cloned()));
         if let (Some(opened), Some(fence)) = (keyset, fence.as_mut()) {
             if opened.replaced {

@@ -62,6 +62,18 @@ pub struct Truncation {
     pub reason: CutReason,
 }
 
+/// Bytes salvage moved or copied out of the journal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SetAside {
+    /// The journal file they were in.
+    pub from: PathBuf,
+    /// Where they are now.
+    pub to: PathBuf,
+    /// Where in `from` they started (`to` holds them from its byte 0).
+    pub offset: u64,
+    pub len: u64,
+}
+
 /// What recovery found and did. Every byte it dropped or moved is here.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RecoveryReport {
@@ -74,8 +86,8 @@ pub struct RecoveryReport {
     /// renamed into place before any frame is written, so they never held
     /// data.
     pub removed: Vec<PathBuf>,
-    /// Salvage only: what was set aside (from, to, bytes).
-    pub set_aside: Vec<(PathBuf, PathBuf, u64)>,
+    /// Salvage only: what was set aside.
+    pub set_aside: Vec<SetAside>,
     /// Salvage only: bytes that could not be read; the set-aside copy holds
     /// zeros there.
     pub unreadable: Vec<(PathBuf, Range<u64>)>,
@@ -88,6 +100,9 @@ pub struct RecoveryReport {
     /// Keyset copies written again, and why: one was damaged, unreadable or
     /// behind the other (nothing was lost while the other was intact).
     pub keyset_repaired: Vec<(PathBuf, String)>,
+    /// Salvage only: `META` was unusable, set aside, and rebuilt from the
+    /// segments and the keyset (why).
+    pub meta_rebuilt: Option<String>,
 }
 
 impl RecoveryReport {
@@ -351,10 +366,11 @@ fn scan_one(
     a.report.groups += scan.groups;
     a.report.events += scan.events;
     a.next_group = scan.next_group;
-    // The flush the first damaged byte (if any) belongs to, and the flush
-    // the writer resumes with: always a new one, even if the last flush
-    // lost groups to a torn tail.
-    let torn_flush = scan.last.map_or(a.next_flush, |l| l.next_flush());
+    // The flush the first damaged group belongs to (its own begin record
+    // says, if it survived), and the flush the writer resumes with: always
+    // a new one, even if the last flush lost groups to a torn tail.
+    let own_begin = begin_at(&bytes[scan.good_end..]).filter(|b| b.group_id == scan.next_group);
+    let torn_flush = own_begin.map_or_else(|| scan.last.map_or(a.next_flush, |l| l.next_flush()), |b| b.flush);
     a.next_flush = scan.last.map_or(a.next_flush, |l| l.flush + 1);
     let good_end = scan.good_end as u64;
     let damage = |kind, offset: u64, reason: String| {
@@ -379,7 +395,7 @@ fn scan_one(
         return damage(DamageKind::Corrupt, good_end, format!("segment ends at {len}, its successor records {limit}"));
     }
     if let Some(problem) = &scan.problem {
-        if !is_last || later_flush_after(&bytes, &scan, torn_flush) {
+        if !is_last || later_flush_after(&bytes, &scan, torn_flush, own_begin.is_some()) {
             a.kept.push(kept);
             return damage(DamageKind::Corrupt, problem.offset as u64, problem.reason.clone());
         }
@@ -404,10 +420,13 @@ fn scan_one(
     None
 }
 
-/// True if a valid begin record of a flush later than `torn_flush` lies past
-/// the scan's problem: proof that the damaged bytes had been synced.
-fn later_flush_after(bytes: &[u8], scan: &ScanOutcome, torn_flush: u64) -> bool {
-    (scan.good_end..bytes.len()).any(|at| begin_at(&bytes[at..]).is_some_and(|b| b.flush > torn_flush))
+/// True if a valid begin record of a flush later than `torn_flush` lies at
+/// or past the damaged group's start: proof that the damaged bytes had been
+/// synced. The damaged group's own begin record (`own_begin`: the group that
+/// was due) proves nothing about its own flush and is skipped.
+fn later_flush_after(bytes: &[u8], scan: &ScanOutcome, torn_flush: u64, own_begin: bool) -> bool {
+    let from = scan.good_end + usize::from(own_begin);
+    (from..bytes.len()).any(|at| begin_at(&bytes[at..]).is_some_and(|b| b.flush > torn_flush))
 }
 
 impl Analysis {
@@ -495,6 +514,26 @@ pub(crate) fn salvage_dir<D: Disk>(disk: &mut D, dir: &Path) -> Result<PathBuf, 
     Ok(aside)
 }
 
+/// The name under which salvage sets aside the bytes of journal file
+/// `name` from byte `cut` on (a whole file keeps its own name). A name
+/// already used gets `.1`, `.2`, ... appended.
+pub fn set_aside_name(name: &str, cut: u64) -> String {
+    format!("{name}.from-{cut}")
+}
+
+/// Which journal file, and from which byte, a file salvage set aside holds:
+/// the inverse of [`set_aside_name`] (and of a whole file's own name).
+pub fn set_aside_origin(file_name: &str) -> Option<(String, u64)> {
+    let base = match file_name.rsplit_once('.') {
+        Some((base, n)) if n.parse::<u32>().is_ok() && !n.is_empty() => base,
+        _ => file_name,
+    };
+    match base.rsplit_once(".from-") {
+        Some((name, cut)) => Some((name.to_owned(), cut.parse().ok()?)),
+        None => parse_segment_name(base).map(|_| (base.to_owned(), 0)),
+    }
+}
+
 /// A name in `aside` that no earlier salvage has used: set-aside data is
 /// never overwritten.
 fn unused_name<D: Disk>(disk: &mut D, aside: &Path, name: &str) -> Result<PathBuf, OpenError> {
@@ -505,6 +544,71 @@ fn unused_name<D: Disk>(disk: &mut D, aside: &Path, name: &str) -> Result<PathBu
         }
     }
     unreachable!("some name is free")
+}
+
+/// Copies the whole of `path` into `aside` (zeros where it cannot be read,
+/// each such range reported), leaving `path` as it is.
+pub(crate) fn copy_aside<D: Disk>(
+    disk: &mut D,
+    aside: &Path,
+    path: &Path,
+    report: &mut RecoveryReport,
+) -> Result<(), OpenError> {
+    let len = disk.open_read(path).and_then(|f| f.len()).map_err(io(format!("reading {}", path.display())))?;
+    let rest = read_aside(disk, path, 0, len, report)?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    write_aside(disk, aside, path, &name, 0, &rest, report)
+}
+
+/// Bytes `from..len` of `path`, zeros where they cannot be read (each such
+/// range reported).
+fn read_aside<D: Disk>(
+    disk: &mut D,
+    path: &Path,
+    from: u64,
+    len: u64,
+    report: &mut RecoveryReport,
+) -> Result<Vec<u8>, OpenError> {
+    let source = disk.open_read(path).map_err(io(format!("reading {}", path.display())))?;
+    let mut rest = Vec::with_capacity(usize::try_from(len.saturating_sub(from)).unwrap_or(0));
+    let mut at = from;
+    while at < len {
+        let (bytes, unreadable) = read_range(&source, at..len);
+        rest.extend_from_slice(&bytes);
+        at += bytes.len() as u64;
+        if let Some(u) = unreadable {
+            // Zeros up to the end of the unreadable granule, and no further.
+            let skip = ((u.offset / UNREADABLE_GRANULE + 1) * UNREADABLE_GRANULE).min(len) - at;
+            rest.resize(rest.len() + skip as usize, 0);
+            match report.unreadable.last_mut() {
+                Some((file, range)) if file == path && range.end == at => range.end += skip,
+                _ => report.unreadable.push((path.to_owned(), at..at + skip)),
+            }
+            at += skip;
+        }
+    }
+    Ok(rest)
+}
+
+/// Writes `bytes` (bytes `offset..` of `from`) to a new, durable file in
+/// `aside` under `name`, or a variant of it no salvage used before.
+fn write_aside<D: Disk>(
+    disk: &mut D,
+    aside: &Path,
+    from: &Path,
+    name: &str,
+    offset: u64,
+    bytes: &[u8],
+    report: &mut RecoveryReport,
+) -> Result<(), OpenError> {
+    let target = unused_name(disk, aside, name)?;
+    let context = format!("setting {} aside", target.display());
+    let mut copy = disk.create(&target).map_err(io(context.clone()))?;
+    disk.write_at(&mut copy, 0, bytes).map_err(io(context.clone()))?;
+    disk.sync(&mut copy).map_err(io(context.clone()))?;
+    disk.sync_dir(aside).map_err(io(context))?;
+    report.set_aside.push(SetAside { from: from.to_owned(), to: target, offset, len: bytes.len() as u64 });
+    Ok(())
 }
 
 /// Copies bytes `cut..len` of the damaged segment `path` into `aside`
@@ -518,33 +622,9 @@ fn copy_rest_aside<D: Disk>(
     len: u64,
     report: &mut RecoveryReport,
 ) -> Result<(), OpenError> {
-    let reading = format!("reading {}", path.display());
-    let source = disk.open_read(path).map_err(io(reading.clone()))?;
-    let mut rest = Vec::with_capacity(usize::try_from(len.saturating_sub(cut)).unwrap_or(0));
-    let mut at = cut;
-    while at < len {
-        let (bytes, unreadable) = read_range(&source, at..len);
-        rest.extend_from_slice(&bytes);
-        at += bytes.len() as u64;
-        if let Some(u) = unreadable {
-            let skip = (u.offset + UNREADABLE_GRANULE).min(len) - at;
-            rest.resize(rest.len() + skip as usize, 0);
-            match report.unreadable.last_mut() {
-                Some((file, range)) if file == path && range.end == at => range.end += skip,
-                _ => report.unreadable.push((path.to_owned(), at..at + skip)),
-            }
-            at += skip;
-        }
-    }
-    drop(source);
+    let rest = read_aside(disk, path, cut, len, report)?;
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let target = unused_name(disk, aside, &format!("{name}.from-{cut}"))?;
-    let context = format!("setting {} aside", target.display());
-    let mut copy = disk.create(&target).map_err(io(context.clone()))?;
-    disk.write_at(&mut copy, 0, &rest).map_err(io(context.clone()))?;
-    disk.sync(&mut copy).map_err(io(context.clone()))?;
-    disk.sync_dir(aside).map_err(io(context))?;
-    report.set_aside.push((path.to_owned(), target, rest.len() as u64));
+    write_aside(disk, aside, path, &set_aside_name(&name, cut), cut, &rest, report)?;
     let mut file = disk.open(path).map_err(io(format!("opening {}", path.display())))?;
     truncate(disk, &mut file, path, cut)
 }
@@ -564,6 +644,21 @@ pub(crate) fn move_aside<D: Disk>(
     disk.rename(path, &target).map_err(io(context.clone()))?;
     disk.sync_dir(aside).map_err(io(context.clone()))?;
     disk.sync_dir(dir).map_err(io(context))?;
-    report.set_aside.push((path.to_owned(), target, len));
+    report.set_aside.push(SetAside { from: path.to_owned(), to: target, offset: 0, len });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_aside_names_say_where_their_bytes_came_from() {
+        let segment = segment_name(7);
+        assert_eq!(set_aside_origin(&set_aside_name(&segment, 4096)), Some((segment.clone(), 4096)));
+        assert_eq!(set_aside_origin(&format!("{}.2", set_aside_name(&segment, 64))), Some((segment.clone(), 64)));
+        assert_eq!(set_aside_origin(&segment), Some((segment.clone(), 0)));
+        assert_eq!(set_aside_origin(&format!("{segment}.1")), Some((segment, 0)));
+        assert_eq!(set_aside_origin("META"), None);
+    }
 }

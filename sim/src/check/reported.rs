@@ -1,0 +1,132 @@
+//! P12 loss is reported, after every recovery: recovery never drops or sets
+//! aside acknowledged data silently.
+//!
+//! Every acknowledged batch that did not come back, and whose bytes were on
+//! the medium before the recovery, lies in a range the recovery report
+//! names: cut off, or set aside. A batch whose own bytes were intact (it is
+//! lost only because damage before it ended the journal's valid prefix) may
+//! be cut as a torn tail only where nothing on the disk proved that it had
+//! been synced: a group of a later flush than the first group lost in the
+//! cut is that proof (the writer starts a flush only after the one before
+//! it was synced), and then it must have been set aside. And what was set
+//! aside must hold it, byte for byte, in the file the report names.
+//!
+//! An open that was cut short by a crash, or failed half way, leaves no
+//! report. After one, a batch its cuts destroyed (damaged bytes) needs no
+//! report; an intact one must be found in a salvage file that appeared
+//! since, by what the file's name says it holds.
+
+use std::path::{Path, PathBuf};
+
+use shale_store::journal::recover::set_aside_origin;
+
+use super::durability::lost;
+use super::{Checker, Phase, Promise, RecoveryView, Snapshot};
+use crate::excuse::Excuse;
+use crate::model::Model;
+
+/// A range of a journal file that is now in a salvage file.
+struct Aside<'a> {
+    from: PathBuf,
+    offset: u64,
+    len: u64,
+    to: &'a Path,
+}
+
+/// What the report says was set aside; after an interrupted recovery, also
+/// every salvage file that appeared since, by what its name says it holds
+/// (that recovery's report was never seen).
+fn asides<'a>(view: &'a RecoveryView, dir: &Path) -> Vec<Aside<'a>> {
+    let reported =
+        view.report.set_aside.iter().map(|a| Aside { from: a.from.clone(), offset: a.offset, len: a.len, to: &a.to });
+    let new = |to: &&PathBuf| view.interrupted && !view.excuses.salvaged_before(to);
+    let found = view.salvaged.iter().filter(|(to, _)| new(to)).filter_map(|(to, file)| {
+        let (name, offset) = set_aside_origin(&to.file_name()?.to_string_lossy())?;
+        Some(Aside { from: dir.join(name), offset, len: file.len, to })
+    });
+    reported.chain(found).collect()
+}
+
+pub struct LossIsReported;
+
+impl Checker for LossIsReported {
+    fn promise(&self) -> Promise {
+        Promise::P12LossIsReported
+    }
+
+    fn check(&self, model: &Model, snapshot: &Snapshot<'_>) -> Result<(), String> {
+        let Phase::Recovery(view) = snapshot.phase else { return Ok(()) };
+        let report = &view.report;
+        let dir = Path::new(crate::run::STORE_DIR);
+        let asides = asides(view, dir);
+        let all_lost = lost(model, snapshot);
+        // The flush of the first acknowledged group each cut took.
+        let first_flush_cut = |path: &Path, offset: u64| {
+            all_lost
+                .iter()
+                .filter_map(|l| l.location)
+                .filter(|l| view.excuses.file(l.inode).is_some_and(|f| f.path == path) && l.range.start >= offset)
+                .map(|l| l.flush)
+                .min()
+        };
+        for lost in lost(model, snapshot) {
+            let Some(location) = lost.location else { continue };
+            let Some(file) = view.excuses.file(location.inode) else { continue };
+            if location.range.start >= file.durable_len {
+                // Its bytes never reached the medium: nothing to report.
+                continue;
+            }
+            let start = location.range.start;
+            // Only the bytes that were on the medium can be reported.
+            let end = location.range.end.min(file.durable_len);
+            let cut = report.truncated.iter().any(|t| t.file == file.path && t.offset <= start);
+            let aside = asides.iter().find(|a| a.from == file.path && a.offset <= start && end <= a.offset + a.len);
+            let destroyed = matches!(view.excuses.of(location), Some(Excuse::Destroyed(_)));
+            if view.interrupted && destroyed && !cut && aside.is_none() {
+                // Cut by an attempt that never finished (its report was
+                // never seen); its bytes were damaged, nothing intact went.
+                continue;
+            }
+            if !cut && aside.is_none() {
+                return Err(format!(
+                    "batch {} at {} bytes {start}..{} was dropped, and the recovery report does not say so",
+                    lost.uid,
+                    file.path.display(),
+                    location.range.end
+                ));
+            }
+            if view.excuses.of(location) != Some(Excuse::AfterDamage) {
+                continue;
+            }
+            let cut_by = report.truncated.iter().find(|t| t.file == file.path && t.offset <= start);
+            let proven = cut_by.is_some_and(|t| first_flush_cut(&t.file, t.offset).is_some_and(|f| f < location.flush));
+            if aside.is_none() && !proven {
+                // Cut as a torn tail of the flush the damage is in: nothing
+                // on the disk told the store it had been synced.
+                continue;
+            }
+            let Some(aside) = aside else {
+                return Err(format!(
+                    "batch {} was intact at {} bytes {start}..{}, after a group of an earlier flush, yet cut off instead of set aside",
+                    lost.uid,
+                    file.path.display(),
+                    location.range.end
+                ));
+            };
+            // Any file that claims its bytes will do (an interrupted
+            // attempt may have left an incomplete copy beside a whole one).
+            let intact = |a: &&Aside<'_>| {
+                let from = (start - a.offset) as usize;
+                let copy = view.salvaged.get(a.to);
+                let kept = copy.and_then(|f| f.durable.get(from..from + location.bytes.len()));
+                let range = from as u64..(from + location.bytes.len()) as u64;
+                kept == Some(location.bytes.as_slice()) || copy.is_some_and(|f| view.excuses.touched(f.inode, range))
+            };
+            let claims = |a: &&Aside<'_>| a.from == file.path && a.offset <= start && end <= a.offset + a.len;
+            if !asides.iter().filter(claims).any(|a| intact(&a)) {
+                return Err(format!("batch {}'s bytes are not intact in {}", lost.uid, aside.to.display()));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,163 @@
+//! Which lost acknowledged batches a lossy fault excuses, and nothing else.
+//!
+//! A fault excuses a batch in exactly two ways. It **destroyed** it: the
+//! disk recorded lossy damage (a write a lying fsync acknowledged and a
+//! crash then lost, bit rot, an unreadable sector, a misdirected, lost or
+//! stale write) on the batch's own bytes, after they were written. Or the
+//! batch was **set aside** behind it: the damage lies earlier in the
+//! journal, and a store may keep only a prefix of its journal (P4), so a
+//! salvage moves everything from the damage on aside. The second kind must
+//! then be found, intact, where the recovery report says it was put (P12).
+//! Every other lost acknowledged batch is a broken promise (P3).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use shale_store::journal::segment::parse_segment_name;
+use shale_store::keyset::{KEYS_COPY_NAME, KEYS_NAME};
+
+use crate::disk::{Damage, FaultClass, SimDisk};
+use crate::journal_map::Location;
+
+/// A journal segment as it was before a recovery.
+#[derive(Clone, Debug)]
+pub struct JournalFile {
+    pub segment: u64,
+    pub path: PathBuf,
+    /// Its durable length then: bytes past it were never on the medium.
+    pub durable_len: u64,
+}
+
+/// The disk just before a recovery: the journal's files and the damage on
+/// the medium. When recoveries are interrupted (a crash mid-open, a failed
+/// open) the first capture since the last recovery that finished stands:
+/// the journal as it was before any of them touched it.
+#[derive(Clone, Debug, Default)]
+pub struct Before {
+    damage: Vec<Damage>,
+    journal: BTreeMap<u64, JournalFile>,
+    keysets: BTreeSet<u64>,
+    /// The disk's damage log mark at the capture.
+    mark: usize,
+    /// The files salvage had set aside by then.
+    salvaged: BTreeSet<PathBuf>,
+}
+
+impl Before {
+    pub fn capture(disk: &SimDisk, dir: &Path) -> Self {
+        let aside = dir.join(shale_store::journal::recover::SALVAGE_DIR);
+        let salvaged = disk.names_in(&aside).into_iter().map(|(n, _)| aside.join(n)).collect();
+        let mut before = Before { damage: disk.damage(), mark: disk.damage_mark(), salvaged, ..Before::default() };
+        for (name, inode) in disk.names_in(dir) {
+            let path = dir.join(&name);
+            if let Some(segment) = parse_segment_name(&name) {
+                let durable_len = disk.durable_of(inode).map_or(0, |b| b.len() as u64);
+                before.journal.insert(inode, JournalFile { segment, path, durable_len });
+            } else if name == KEYS_NAME || name == KEYS_COPY_NAME {
+                before.keysets.insert(inode);
+            }
+        }
+        before
+    }
+}
+
+/// Why a lost acknowledged batch is excused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Excuse {
+    /// Lossy damage on its own bytes.
+    Destroyed(FaultClass),
+    /// Set aside behind damage earlier in the journal.
+    AfterDamage,
+}
+
+impl Excuse {
+    pub fn reason(self) -> String {
+        match self {
+            Excuse::Destroyed(class) => format!("destroyed by {class:?}"),
+            Excuse::AfterDamage => "set aside after damage".into(),
+        }
+    }
+}
+
+/// The excuses a recovery may claim.
+#[derive(Clone, Debug)]
+pub struct Excuses {
+    damage: Vec<Damage>,
+    journal: BTreeMap<u64, JournalFile>,
+    keysets: BTreeSet<u64>,
+    salvaged: BTreeSet<PathBuf>,
+    /// Writes a lying fsync acknowledged that are still pending after the
+    /// recovery (inode, range): not durable, though reported so.
+    tainted: Vec<(u64, std::ops::Range<u64>)>,
+    /// The earliest damaged position in the journal: (segment, offset).
+    first_damage: Option<(u64, u64)>,
+}
+
+impl Excuses {
+    /// From the disk as it was before the recovery, and the damage done
+    /// since (during it, or during recoveries it interrupted), healed or not.
+    pub fn after(before: Before, disk: &SimDisk) -> Self {
+        let during = disk.damage_since(before.mark);
+        Self { tainted: disk.tainted(), ..Self::new(before, during) }
+    }
+
+    /// From the disk as it was before the recovery, and the damage done
+    /// during it.
+    pub fn new(before: Before, during: Vec<Damage>) -> Self {
+        let mut damage = before.damage;
+        for d in during {
+            if !damage.contains(&d) {
+                damage.push(d);
+            }
+        }
+        let first_damage =
+            damage.iter().filter_map(|d| Some((before.journal.get(&d.inode)?.segment, d.range.start))).min();
+        Self {
+            damage,
+            journal: before.journal,
+            keysets: before.keysets,
+            salvaged: before.salvaged,
+            tainted: Vec::new(),
+            first_damage,
+        }
+    }
+
+    /// The excuse for losing the batch copy at `loc`, if any.
+    pub fn of(&self, loc: &Location) -> Option<Excuse> {
+        let destroyed = self.damage.iter().find(|d| {
+            d.inode == loc.inode && d.range.start < loc.range.end && loc.range.start < d.range.end && d.op >= loc.op
+        });
+        if let Some(d) = destroyed {
+            return Some(Excuse::Destroyed(d.class));
+        }
+        let position = (loc.segment, loc.range.start);
+        self.first_damage.filter(|&first| first <= position).map(|_| Excuse::AfterDamage)
+    }
+
+    /// Whether lossy damage touched `range` of `inode` (any file), or a
+    /// lying fsync left it pending.
+    pub fn touched(&self, inode: u64, range: std::ops::Range<u64>) -> bool {
+        let overlaps = |i: u64, r: &std::ops::Range<u64>| i == inode && r.start < range.end && range.start < r.end;
+        self.damage.iter().any(|d| overlaps(d.inode, &d.range)) || self.tainted.iter().any(|(i, r)| overlaps(*i, r))
+    }
+
+    /// The journal file `inode` was before the recovery.
+    pub fn file(&self, inode: u64) -> Option<&JournalFile> {
+        self.journal.get(&inode)
+    }
+
+    /// Whether salvage had set `path` aside before the recovery.
+    pub fn salvaged_before(&self, path: &Path) -> bool {
+        self.salvaged.contains(path)
+    }
+
+    /// Lossy damage hit a copy of the keyset.
+    pub fn keyset_damaged(&self) -> bool {
+        self.damage.iter().any(|d| self.keysets.contains(&d.inode))
+    }
+
+    /// Lossy damage lies somewhere in the journal.
+    pub fn journal_damaged(&self) -> bool {
+        self.first_damage.is_some()
+    }
+}

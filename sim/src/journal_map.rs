@@ -1,0 +1,83 @@
+//! Where every copy of every batch went on the disk, learned from the
+//! writes the store issued (the disk's write log), never from the store's
+//! own account: each write to a segment is parsed into its groups, and each
+//! group is remembered by the hash of its first event (unique to that copy:
+//! it chains over everything before it) with the file, the byte range and
+//! the moment it was written. The excuses for lost data and the checks of
+//! what a salvage set aside are computed against this map.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use shale_store::journal::record::{decode_body, read_frame, Record};
+use shale_store::journal::segment::parse_segment_name;
+use shale_store::journal::segment::SEGMENT_TEMP_SUFFIX;
+use shale_store::limits::FRAME_HEADER_LEN;
+
+use crate::faults::WriteRecord;
+
+/// One copy of a group, as written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Location {
+    pub inode: u64,
+    /// The segment it was written to.
+    pub segment: u64,
+    /// Its bytes in that segment, begin record to commit record.
+    pub range: Range<u64>,
+    /// The disk operation that wrote it.
+    pub op: u64,
+    /// The flush it went out in (its begin record says).
+    pub flush: u64,
+    /// The bytes as written.
+    pub bytes: Vec<u8>,
+}
+
+#[derive(Debug, Default)]
+pub struct JournalMap {
+    /// Copies of groups with events, by the hash of their first event.
+    copies: BTreeMap<[u8; 32], Location>,
+}
+
+/// The segment number a written path names (its temporary name included).
+fn segment_of(path: &std::path::Path) -> Option<u64> {
+    let name = path.file_name()?.to_string_lossy();
+    parse_segment_name(name.strip_suffix(SEGMENT_TEMP_SUFFIX).unwrap_or(&name))
+}
+
+impl JournalMap {
+    /// Learns the groups of every journal write in `writes`.
+    pub fn absorb(&mut self, writes: &[WriteRecord]) {
+        for write in writes {
+            let Some(segment) = segment_of(&write.path) else { continue };
+            let mut at = 0usize;
+            let mut group: Option<(usize, u64, Option<[u8; 32]>)> = None;
+            while let Ok((_, body)) = read_frame(&write.data[at..]) {
+                let end = at + FRAME_HEADER_LEN + body.len();
+                match decode_body(body) {
+                    Ok(Record::Begin(begin)) => group = Some((at, begin.flush, None)),
+                    Ok(Record::Event(event)) => {
+                        if let Some((_, _, first @ None)) = &mut group {
+                            *first = Some(event.hash);
+                        }
+                    }
+                    Ok(Record::Commit(_)) => {
+                        if let Some((start, flush, Some(hash))) = group.take() {
+                            let range = write.offset + start as u64..write.offset + end as u64;
+                            let bytes = write.data[start..end].to_vec();
+                            let (inode, op) = (write.inode, write.op);
+                            self.copies.insert(hash, Location { inode, segment, range, op, flush, bytes });
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
+                at = end;
+            }
+        }
+    }
+
+    /// Where the copy of a batch whose first event has `hash` was written.
+    pub fn copy(&self, hash: &[u8; 32]) -> Option<&Location> {
+        self.copies.get(hash)
+    }
+}
