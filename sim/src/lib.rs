@@ -12,6 +12,7 @@ pub mod excuse;
 pub mod faults;
 pub mod journal_map;
 pub mod model;
+pub mod panics;
 pub mod rng;
 pub mod run;
 pub mod scenario;

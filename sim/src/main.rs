@@ -91,14 +91,18 @@ fn print_outcome(report: &RunReport, path: &Path) {
     );
     match &report.outcome {
         Outcome::Pass => println!("PASS {stats}"),
-        Outcome::Violation { violation, step } => {
-            println!("VIOLATION at step {step}: {violation}");
-            println!("{stats}");
+        Outcome::Violation { .. } => println!("VIOLATION at {}\n{stats}", report.outcome.summary()),
+        Outcome::Panic { panic, .. } => {
+            println!("PANIC at {}\n{stats}", report.outcome.summary());
+            if !panic.backtrace.is_empty() {
+                println!("backtrace:\n{}", panic.backtrace);
+            }
         }
-        Outcome::Panic { message, step } => {
-            println!("PANIC at step {step}: {message}");
-            println!("{stats}");
-        }
+        Outcome::Budget { .. } => println!("BUDGET USED UP at {}\n{stats}", report.outcome.summary()),
+    }
+    if !report.excused.is_empty() {
+        let excused: Vec<String> = report.excused.iter().map(|(why, n)| format!("{n} {why}")).collect();
+        println!("excused acked batches: {}", excused.join(", "));
     }
     let injected: Vec<String> = report.faults.injected.iter().map(|(c, n)| format!("{c:?}={n}")).collect();
     println!("faults injected: {}", if injected.is_empty() { "none".into() } else { injected.join(" ") });
@@ -171,6 +175,15 @@ fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
 
 fn cmd_sweep(paths: &[PathBuf], plan: SeedPlan, jobs: usize, json: Option<&Path>) -> Result<ExitCode, String> {
     let files = scenario_files(paths)?;
+    if files.is_empty() {
+        return Err(format!(
+            "no scenario files in {}",
+            paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    if plan.seeds().is_empty() {
+        return Err(format!("shard {}/{} of {} seeds holds no seed", plan.shard, plan.shards, plan.count));
+    }
     let start = std::time::Instant::now();
     let mut summaries = Vec::new();
     let mut all_met = true;
@@ -182,8 +195,19 @@ fn cmd_sweep(paths: &[PathBuf], plan: SeedPlan, jobs: usize, json: Option<&Path>
         plan.shard,
         plan.shards
     );
+    // Real scenarios first, then the planted-bug canaries apart.
+    let mut loaded = Vec::new();
     for file in files {
         let scenario = Scenario::load(&file).map_err(|e| e.to_string())?;
+        loaded.push((file, scenario));
+    }
+    loaded.sort_by_key(|(_, s)| s.expect == shale_sim::scenario::Expect::MustFail);
+    let mut canaries_header = false;
+    for (file, scenario) in loaded {
+        if scenario.expect == shale_sim::scenario::Expect::MustFail && !canaries_header {
+            canaries_header = true;
+            println!("canaries (planted bugs; each must be caught):");
+        }
         let summary = sweep_scenario(file.clone(), &scenario, plan, jobs);
         let verdict = if summary.met_expectation { "ok  " } else { "FAIL" };
         println!(
@@ -191,11 +215,7 @@ fn cmd_sweep(paths: &[PathBuf], plan: SeedPlan, jobs: usize, json: Option<&Path>
             summary.scenario, summary.expect, summary.seeds_run, summary.passed, summary.failed
         );
         if let Some(failure) = &summary.first_failure {
-            let what = match &failure.outcome {
-                Outcome::Violation { violation, step } => format!("step {step}: {violation}"),
-                Outcome::Panic { message, step } => format!("step {step}: panic: {message}"),
-                Outcome::Pass => String::new(),
-            };
+            let what = failure.outcome.summary();
             println!("     first failure, seed {:#018x}: {what}", failure.seed);
             println!("     reproduce: {}", repro(&file, failure.seed));
         }
@@ -221,10 +241,6 @@ fn cmd_sweep(paths: &[PathBuf], plan: SeedPlan, jobs: usize, json: Option<&Path>
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // Panics inside the store and inside gates are caught and reported as
-    // outcomes (P11) or typed gate failures; the default hook would print a
-    // backtrace for each of them in the middle of the output.
-    std::panic::set_hook(Box::new(|_| {}));
     let result = match cli.command {
         Command::Run { scenario, seed, trace, check_determinism } => {
             cmd_run(&scenario, seed, trace.as_deref(), check_determinism)

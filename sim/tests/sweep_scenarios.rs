@@ -4,7 +4,6 @@
 
 mod common;
 
-use shale_sim::run::Outcome;
 use shale_sim::scenario::Expect;
 use shale_sim::sweep::{sweep_scenario, SeedPlan};
 
@@ -25,11 +24,7 @@ fn every_scenario_passes_a_bounded_sweep() {
         let plan = SeedPlan { first: 1, count: SEEDS, shard: 1, shards: 1 };
         let summary = sweep_scenario(path.clone(), scenario, plan, jobs);
         if let Some(failure) = summary.first_failure {
-            let what = match failure.outcome {
-                Outcome::Violation { violation, step } => format!("step {step}: {violation}"),
-                Outcome::Panic { message, step } => format!("step {step}: panic {message}"),
-                Outcome::Pass => unreachable!(),
-            };
+            let what = failure.outcome.summary();
             failures.push(format!(
                 "{}: {} of {SEEDS} seeds fail; first: seed {:#x}, {what}\n  reproduce: SHALE_SEED={:#x} cargo test --release -p shale-sim --test sweep_scenarios",
                 path.display(),

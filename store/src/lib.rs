@@ -66,6 +66,7 @@ mod plan;
 pub mod reader;
 mod shell;
 pub mod state;
+pub mod work;
 
 pub use crate::core::{Core, Encryption, Options};
 pub use crate::crypto::MasterKey;

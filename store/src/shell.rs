@@ -1,9 +1,10 @@
 //! The production shell: one writer thread runs the core, fed by a channel.
 //!
-//! Group commit: the writer takes the first waiting request, drains every
-//! other request already queued (up to `GROUP_REQUESTS_MAX`), commits them
-//! as one flush (one write, one fsync) and answers them all. The shell holds
-//! no durability logic; that is all in the core.
+//! Group commit: the writer waits for a request, then takes every request
+//! already queued behind it (up to `GROUP_REQUESTS_MAX`, up to the next
+//! shred: `work.rs`, shared with the simulator), commits them as one flush
+//! (one write, one fsync) and answers them all. The shell holds no
+//! durability logic; that is all in the core.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,12 +20,26 @@ use crate::journal::recover::RecoveryReport;
 use crate::limits::GROUP_REQUESTS_MAX;
 use crate::model::{Batch, Event, EventId, NewEvent, Receipt, Region, ShredReceipt};
 use crate::reader::Reader;
+use crate::work::{self, next_work, Queue, Work};
 
 type Reply = Sender<Result<Vec<Receipt>, AppendError>>;
+type ShredReply = Sender<Result<ShredReceipt, ShredError>>;
+type Request = work::Request<(Batch, Reply), (String, ShredReply)>;
 
-enum Request {
-    Append { batch: Batch, reply: Reply },
-    Shred { entity: String, reply: Sender<Result<ShredReceipt, ShredError>> },
+/// The writer's inbox: the channel, and a request taken too early.
+struct Inbox {
+    receiver: Receiver<Request>,
+    held: Option<Request>,
+}
+
+impl Queue<(Batch, Reply), (String, ShredReply)> for Inbox {
+    fn take(&mut self) -> Option<Request> {
+        self.held.take().or_else(|| self.receiver.try_recv().ok())
+    }
+    fn put_back(&mut self, request: Request) {
+        assert!(self.held.is_none(), "one request held back at a time");
+        self.held = Some(request);
+    }
 }
 
 /// An open event store. Appends from any number of threads; each returns
@@ -82,7 +97,7 @@ impl<E: Env> Store<E> {
         let requests = self.requests.as_ref().ok_or(AppendError::Closed)?;
         let (reply, answer) = crossbeam_channel::bounded(1);
         let _waiting = Waiting::enter(&self.waiting);
-        requests.send(Request::Append { batch, reply }).map_err(|_| AppendError::Closed)?;
+        requests.send(Request::Append((batch, reply))).map_err(|_| AppendError::Closed)?;
         await_reply(&answer, &self.waiting).ok_or(AppendError::Closed)?
     }
 
@@ -92,7 +107,7 @@ impl<E: Env> Store<E> {
     pub fn shred(&self, entity: &str) -> Result<ShredReceipt, ShredError> {
         let requests = self.requests.as_ref().ok_or(ShredError::Closed)?;
         let (reply, answer) = crossbeam_channel::bounded(1);
-        requests.send(Request::Shred { entity: entity.to_owned(), reply }).map_err(|_| ShredError::Closed)?;
+        requests.send(Request::Shred((entity.to_owned(), reply))).map_err(|_| ShredError::Closed)?;
         answer.recv().map_err(|_| ShredError::Closed)?
     }
 
@@ -194,54 +209,49 @@ fn await_reply<T>(answer: &Receiver<T>, waiting: &AtomicUsize) -> Option<T> {
     answer.recv().ok()
 }
 
-fn next_request(inbox: &Receiver<Request>) -> Option<Request> {
-    for _ in 0..WRITER_IDLE_POLLS {
-        match inbox.try_recv() {
-            Ok(request) => return Some(request),
-            Err(crossbeam_channel::TryRecvError::Disconnected) => return None,
-            Err(crossbeam_channel::TryRecvError::Empty) => std::thread::yield_now(),
+impl Inbox {
+    /// Waits until a request is there; false once every sender is gone.
+    fn wait(&mut self) -> bool {
+        if self.held.is_some() {
+            return true;
+        }
+        for _ in 0..WRITER_IDLE_POLLS {
+            match self.receiver.try_recv() {
+                Ok(request) => {
+                    self.held = Some(request);
+                    return true;
+                }
+                Err(crossbeam_channel::TryRecvError::Disconnected) => return false,
+                Err(crossbeam_channel::TryRecvError::Empty) => std::thread::yield_now(),
+            }
+        }
+        match self.receiver.recv() {
+            Ok(request) => {
+                self.held = Some(request);
+                true
+            }
+            Err(_) => false,
         }
     }
-    inbox.recv().ok()
 }
 
-fn run_writer<E: Env>(mut core: Core<E>, inbox: Receiver<Request>) {
-    let mut waiting = next_request(&inbox);
-    while let Some(first) = waiting.take() {
-        let (mut batches, mut replies) = (Vec::new(), Vec::new());
-        let mut next = Some(first);
-        // Drain queued appends into one group commit; a shred ends the
-        // group and runs after it, keeping the callers' order.
-        while let Some(request) = next.take() {
-            match request {
-                Request::Append { batch, reply } => {
-                    batches.push(batch);
-                    replies.push(reply);
-                }
-                Request::Shred { .. } if batches.is_empty() => {
-                    let Request::Shred { entity, reply } = request else { unreachable!() };
-                    let _ = reply.send(core.shred(&entity));
-                    break;
-                }
-                shred => {
-                    waiting = Some(shred);
-                    break;
+fn run_writer<E: Env>(mut core: Core<E>, receiver: Receiver<Request>) {
+    let mut inbox = Inbox { receiver, held: None };
+    while inbox.wait() {
+        match next_work(&mut inbox, GROUP_REQUESTS_MAX) {
+            None => {}
+            Some(Work::Shred((entity, reply))) => {
+                let _ = reply.send(core.shred(&entity));
+            }
+            Some(Work::Commit(appends)) => {
+                let (batches, replies): (Vec<Batch>, Vec<Reply>) = appends.into_iter().unzip();
+                let results = core.commit(&batches);
+                assert_eq!(results.len(), replies.len(), "one result per request");
+                for (result, reply) in results.into_iter().zip(replies) {
+                    // A caller that gave up waiting is no reason to stop.
+                    let _ = reply.send(result);
                 }
             }
-            if batches.len() < GROUP_REQUESTS_MAX {
-                next = inbox.try_recv().ok();
-            }
-        }
-        if !batches.is_empty() {
-            let results = core.commit(&batches);
-            assert_eq!(results.len(), replies.len(), "one result per request");
-            for (result, reply) in results.into_iter().zip(replies) {
-                // A caller that gave up waiting is no reason to stop.
-                let _ = reply.send(result);
-            }
-        }
-        if waiting.is_none() {
-            waiting = next_request(&inbox);
         }
     }
 }

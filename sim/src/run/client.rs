@@ -39,7 +39,7 @@ impl Sim {
             }
             Op::Shred(entity) => {
                 self.note(format!("client {c} shreds {entity}"));
-                self.enqueue(c, Req::Shred(entity), None);
+                self.enqueue(c, Req::Shred((c, entity)), None);
                 return Ok(());
             }
             Op::Causes(id) => {
@@ -82,14 +82,14 @@ impl Sim {
     }
 
     pub(super) fn send(&mut self, c: u32, uid: u64) {
-        self.enqueue(c, Req::Batch(uid), Some(uid));
+        self.enqueue(c, Req::Append((c, uid)), Some(uid));
     }
 
     pub(super) fn enqueue(&mut self, c: u32, req: Req, uid: Option<u64>) {
         let client = &mut self.clients[c as usize];
         client.waiting = Some(uid.unwrap_or(0));
         client.sent_at = self.time.now();
-        self.inbox.push_back((c, req));
+        self.inbox.push_back(req);
         if !self.writer_scheduled && self.core.is_some() {
             self.writer_scheduled = true;
             let at = self.time.now();

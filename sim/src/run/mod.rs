@@ -5,7 +5,6 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
 use serde::Serialize;
@@ -22,6 +21,7 @@ use crate::excuse::{Before, Excuses};
 use crate::gates::{simulator_gates, EXPLODING_GATE};
 use crate::journal_map::JournalMap;
 use crate::model::{Fate, Model};
+use crate::panics::{catching, Caught, Culprit};
 use crate::rng::SimRng;
 use crate::scenario::{Scenario, ScheduledFault};
 use crate::trace::Trace;
@@ -44,11 +44,39 @@ const FAILED_OPENS_MAX: u32 = 20;
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Outcome {
     Pass,
-    Violation { violation: Violation, step: u64 },
-    Panic { message: String, step: u64 },
+    Violation {
+        violation: Violation,
+        step: u64,
+    },
+    /// A panic: in the store (P11) or in the harness.
+    Panic {
+        panic: Caught,
+        step: u64,
+    },
+    /// The run used up its step or simulated-time budget without ending.
+    Budget {
+        reason: String,
+        step: u64,
+    },
 }
 
 impl Outcome {
+    /// One line: what went wrong, at which step and where.
+    pub fn summary(&self) -> String {
+        match self {
+            Outcome::Pass => "pass".into(),
+            Outcome::Violation { violation, step } => format!("step {step}: {violation}"),
+            Outcome::Panic { panic, step } => {
+                let whose = match panic.culprit {
+                    Culprit::Store => "the store (P11 never panic)",
+                    Culprit::Harness => "the harness",
+                };
+                format!("step {step}: panic in {whose} at {}: {}", panic.location, panic.message)
+            }
+            Outcome::Budget { reason, step } => format!("step {step}: budget used up: {reason}"),
+        }
+    }
+
     pub fn passed(&self) -> bool {
         matches!(self, Outcome::Pass)
     }
@@ -59,7 +87,9 @@ impl Outcome {
             Outcome::Pass => 0,
             Outcome::Violation { violation, .. } if violation.promise == Promise::P10Liveness => 11,
             Outcome::Violation { .. } => 10,
-            Outcome::Panic { .. } => 12,
+            Outcome::Panic { panic, .. } if panic.culprit == Culprit::Store => 12,
+            Outcome::Panic { .. } => 14,
+            Outcome::Budget { .. } => 15,
         }
     }
 }
@@ -107,12 +137,8 @@ struct Client {
 
 struct Stop(Outcome);
 
-/// A request waiting for the writer.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Req {
-    Batch(u64),
-    Shred(String),
-}
+/// A request waiting for the writer: a client's batch (by uid) or shred.
+type Req = shale_store::work::Request<(u32, u64), (u32, String)>;
 
 pub struct Sim {
     scenario: Scenario,
@@ -123,7 +149,7 @@ pub struct Sim {
     model: Model,
     workload: Workload,
     clients: Vec<Client>,
-    inbox: VecDeque<(u32, Req)>,
+    inbox: VecDeque<Req>,
     queue: BinaryHeap<Reverse<(u64, u64, u64, Event)>>,
     sched_rng: SimRng,
     fault_rng: SimRng,
@@ -150,11 +176,6 @@ pub struct Sim {
     latencies: Vec<u64>,
     canary: Canary,
     master_key: Option<MasterKey>,
-}
-
-/// The message a caught panic carried.
-fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
-    shale_store::error::panic_message(&**panic)
 }
 
 impl Sim {
@@ -253,9 +274,10 @@ impl Sim {
 
     /// Runs to the end; the report says how it went.
     pub fn run(mut self) -> RunReport {
-        let outcome = match self.drive() {
-            Ok(()) => Outcome::Pass,
-            Err(Stop(outcome)) => outcome,
+        let outcome = match catching(|| self.drive()) {
+            Ok(Ok(())) => Outcome::Pass,
+            Ok(Err(Stop(outcome))) => outcome,
+            Err(panic) => Outcome::Panic { panic, step: self.step },
         };
         if let Outcome::Violation { violation, .. } = &outcome {
             let line = format!("VIOLATION {violation}");
@@ -290,6 +312,7 @@ impl Sim {
             while let Some(Reverse((at, _, _, event))) = self.queue.pop() {
                 self.time.set_at_least(at);
                 self.step += 1;
+                self.within_budget()?;
                 self.liveness_deadline()?;
                 match event {
                     Event::Client(c) => self.client_acts(c)?,
@@ -316,6 +339,20 @@ impl Sim {
     fn workload_done(&self) -> bool {
         self.inbox.is_empty()
             && self.clients.iter().all(|c| c.ops_left == 0 && c.waiting.is_none() && c.retry.is_none())
+    }
+
+    /// Every run ends: one that used up its step or simulated-time budget
+    /// stops with an outcome of its own.
+    fn within_budget(&self) -> Result<(), Stop> {
+        let run = &self.scenario.run;
+        let reason = if self.step > run.steps_max {
+            format!("more than {} steps", run.steps_max)
+        } else if self.time.now() > run.sim_time_max_ns {
+            format!("more than {} ns of simulated time", run.sim_time_max_ns)
+        } else {
+            return Ok(());
+        };
+        Err(Stop(Outcome::Budget { reason, step: self.step }))
     }
 
     fn liveness_deadline(&self) -> Result<(), Stop> {

@@ -71,9 +71,9 @@ impl Sim {
         let queued: Vec<(u32, u64)> = self
             .inbox
             .drain(..)
-            .filter_map(|(c, r)| match r {
-                Req::Batch(uid) => Some((c, uid)),
-                Req::Shred(_) => {
+            .filter_map(|r| match r {
+                Req::Append(append) => Some(append),
+                Req::Shred((c, _)) => {
                     // Never handed to the store: the client moves on.
                     dropped.push(c);
                     None
@@ -128,15 +128,13 @@ impl Sim {
         if self.before.is_none() {
             self.before = Some(Before::capture(&self.disk, Path::new(STORE_DIR)));
         }
-        let opened = catch_unwind(AssertUnwindSafe(|| Core::open(env, Path::new(STORE_DIR), &options)));
-        let opened = match opened {
-            Ok(opened) => opened,
-            Err(panic) => return Err(Stop(Outcome::Panic { message: panic_message(&panic), step: self.step })),
-        };
+        let opened = catching(|| Core::open(env, Path::new(STORE_DIR), &options))
+            .map_err(|panic| Stop(Outcome::Panic { panic, step: self.step }))?;
         if !self.disk.powered() {
             drop(opened);
             self.note("power lost during recovery".into());
             self.interrupted = true;
+            self.count_failed_open();
             self.crash(Vec::new());
             return Ok(());
         }
@@ -244,6 +242,19 @@ impl Sim {
         Ok(())
     }
 
+    /// One more open that did not finish; after too many in a row the
+    /// faults stop, so that a disk that fails every open cannot keep a run
+    /// from ending.
+    fn count_failed_open(&mut self) {
+        self.failed_opens += 1;
+        if self.failed_opens >= FAILED_OPENS_MAX && self.faults_stopped_at.is_none() {
+            self.disk.set_faults(false);
+            self.faults_stopped_at = Some(self.time.now());
+            self.failed_opens = 0;
+            self.note("faults stop: the store failed to open too often".into());
+        }
+    }
+
     /// An open that failed. Damage the store detected is what a salvage is
     /// for: the next open salvages, as an operator would. I/O errors are
     /// retried; ones that persist on a damaged disk are salvaged too. A
@@ -255,13 +266,7 @@ impl Sim {
         // An open that failed half way may have cut or set aside things
         // that no report will list.
         self.interrupted = true;
-        self.failed_opens += 1;
-        if self.failed_opens >= FAILED_OPENS_MAX && self.faults_stopped_at.is_none() {
-            self.disk.set_faults(false);
-            self.faults_stopped_at = Some(self.time.now());
-            self.failed_opens = 0;
-            self.note("faults stop: the store failed to open too often".into());
-        }
+        self.count_failed_open();
         match e {
             OpenError::Io(_) if damaged && self.failed_opens >= FAILED_OPENS_MAX / 4 => self.salvage_next = true,
             // Transient read errors that failed every attempt look like an

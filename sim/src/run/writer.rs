@@ -2,6 +2,7 @@
 //! panics contained (P11) and crashes mid-step handled.
 
 use super::*;
+use shale_store::work::{next_work, Work};
 
 impl Sim {
     /// Runs `Core::commit`, containing a panic (P11).
@@ -12,35 +13,20 @@ impl Sim {
         let Some(core) = self.core.as_mut() else {
             return Err(self.violation(Promise::P10Liveness, "commit with the store down"));
         };
-        match catch_unwind(AssertUnwindSafe(|| core.commit(batches))) {
-            Ok(results) => Ok(results),
-            Err(panic) => Err(Stop(Outcome::Panic { message: panic_message(&panic), step: self.step })),
-        }
+        catching(|| core.commit(batches)).map_err(|panic| Stop(Outcome::Panic { panic, step: self.step }))
     }
 
     pub(super) fn writer_step(&mut self) -> Result<(), Stop> {
         self.writer_scheduled = false;
-        if self.core.is_none() || self.inbox.is_empty() {
+        if self.core.is_none() {
             return Ok(());
         }
-        if let Some((c, Req::Shred(entity))) = self.inbox.front().cloned() {
-            self.inbox.pop_front();
-            return self.shred_step(c, entity);
-        }
-        let take = self
-            .inbox
-            .iter()
-            .take(self.scenario.run.group_max as usize)
-            .take_while(|(_, r)| matches!(r, Req::Batch(_)))
-            .count();
-        let taken: Vec<(u32, u64)> = self
-            .inbox
-            .drain(..take)
-            .map(|(c, r)| match r {
-                Req::Batch(uid) => (c, uid),
-                Req::Shred(_) => unreachable!("taken only up to the first shred"),
-            })
-            .collect();
+        // The production writer's own grouping (store/src/work.rs).
+        let taken = match next_work(&mut self.inbox, self.scenario.run.group_max as usize) {
+            None => return Ok(()),
+            Some(Work::Shred((c, entity))) => return self.shred_step(c, entity),
+            Some(Work::Commit(taken)) => taken,
+        };
         let batches: Vec<_> = taken.iter().map(|&(_, uid)| self.model.batch(uid).to_batch()).collect();
         self.note(format!("writer commits {:?}", taken.iter().map(|t| t.1).collect::<Vec<_>>()));
         let results = self.commit(&batches)?;
@@ -75,10 +61,8 @@ impl Sim {
     pub(super) fn shred_step(&mut self, c: u32, entity: String) -> Result<(), Stop> {
         self.note(format!("writer shreds {entity}"));
         let Some(core) = self.core.as_mut() else { unreachable!("writer steps run with the store up") };
-        let result = match catch_unwind(AssertUnwindSafe(|| core.shred(&entity))) {
-            Ok(result) => result,
-            Err(panic) => return Err(Stop(Outcome::Panic { message: panic_message(&panic), step: self.step })),
-        };
+        let result =
+            catching(|| core.shred(&entity)).map_err(|panic| Stop(Outcome::Panic { panic, step: self.step }))?;
         if !self.disk.powered() {
             self.note("power lost during shred".into());
             self.model.shreds.push((entity, None));
