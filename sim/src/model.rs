@@ -47,6 +47,16 @@ pub fn tag_of(event: &Event) -> Option<(u64, u32)> {
     ((c >> 96) == TAG_MARK).then_some(((c >> 32) as u64, c as u32))
 }
 
+/// A visible event whose key was shredded: its payload is gone, and with
+/// it what it did to its entity's balance (gates read the same history).
+fn forget_payload(balances: &mut BTreeMap<String, i64>, gated: bool, event: &mut Event) {
+    if let Some(delta) = balance_delta(event).filter(|_| gated) {
+        *balances.entry(event.coordinate.entity().to_owned()).or_default() -= delta;
+    }
+    event.shredded = true;
+    event.payload = Vec::new().into();
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ModelItem {
     pub entity: String,
@@ -152,6 +162,8 @@ pub struct Model {
     pub gated: bool,
     /// Batches acknowledged but not yet seen in `view`.
     pub acked_unseen: std::collections::BTreeSet<u64>,
+    /// Idempotency keys of the batches in `view`: (uid, first global).
+    keys: BTreeMap<String, (u64, u64)>,
     next_uid: u64,
 }
 
@@ -204,6 +216,9 @@ impl Model {
             assert_eq!(event.global_seq, self.view.len() as u64 + 1, "absorb takes validated, gap-free events");
             if let Some((uid, 0)) = tag_of(&event) {
                 self.present.insert(uid, event.global_seq);
+                if let Some(key) = self.batches.get(&uid).and_then(|b| b.key.clone()) {
+                    self.keys.insert(key, (uid, event.global_seq));
+                }
                 self.copy_hash.insert(uid, event.hash);
                 self.acked_unseen.remove(&uid);
             }
@@ -235,10 +250,17 @@ impl Model {
     pub fn reset_view(&mut self) {
         self.view.clear();
         self.present.clear();
+        self.keys.clear();
         self.versions.clear();
         self.key_needs.clear();
         self.verified_keys.clear();
         self.balances.clear();
+    }
+
+    /// The visible batch committed with idempotency key `key`: (uid, first
+    /// global sequence).
+    pub fn committed_key(&self, key: &str) -> Option<(u64, u64)> {
+        self.keys.get(key).copied()
     }
 
     /// The highest generation of `entity` an acknowledged shred covers.
@@ -260,8 +282,7 @@ impl Model {
         self.shreds.push((entity.to_owned(), Some(generation)));
         for event in &mut self.view {
             if event.coordinate.entity() == entity && event.key_gen > 0 && event.key_gen <= generation {
-                event.shredded = true;
-                event.payload = Vec::new().into();
+                forget_payload(&mut self.balances, self.gated, event);
             }
         }
         self.key_needs.retain(|(e, g)| !(e == entity && *g <= generation));
@@ -281,8 +302,7 @@ impl Model {
             if seen.id != event.id || seen.coordinate.entity() != entity || seen.key_gen == 0 {
                 return Err(format!("event {} reads as shredded after a shred of {entity}", event.global_seq));
             }
-            seen.shredded = true;
-            seen.payload = Vec::new().into();
+            forget_payload(&mut self.balances, self.gated, seen);
             let generation = seen.key_gen;
             self.key_needs.remove(&(entity.to_owned(), generation));
         }

@@ -18,6 +18,7 @@ mod equivalence;
 mod integrity;
 mod keys;
 pub mod reads;
+pub mod refusals;
 mod reported;
 
 use std::collections::BTreeMap;

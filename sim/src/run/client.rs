@@ -2,6 +2,7 @@
 //! checked and recorded in the model.
 
 use super::*;
+use crate::check::refusals::{check_answer, Flush, Predicted};
 
 impl Sim {
     pub(super) fn client_acts(&mut self, c: u32) -> Result<(), Stop> {
@@ -97,24 +98,25 @@ impl Sim {
         }
     }
 
-    /// Whether `item` named `cause` and that cause is not (or no longer)
-    /// visible as the event the client meant: bogus from the start, or lost
-    /// with a crash on a lossy disk since the client saw it.
-    pub(super) fn cause_not_visible(
-        &self,
-        item: Option<&crate::model::ModelItem>,
-        cause: shale_store::EventId,
-    ) -> bool {
-        let Some(crate::model::ModelCause::Event { id, tag }) = item.and_then(|i| i.cause.as_ref()) else {
-            return false;
-        };
-        let now = self.model.view.get(cause.global_seq().wrapping_sub(1) as usize);
-        *id == cause && (tag.is_none() || now.is_none_or(|e| e.id != cause || crate::model::tag_of(e) != *tag))
-    }
-
-    /// Delivers one commit result to its client and records it in the model.
-    pub(super) fn answer(&mut self, c: u32, uid: u64, result: Result<Vec<Receipt>, AppendError>) -> Result<(), Stop> {
+    /// Delivers one commit result to its client, after checking it is the
+    /// fate the model predicts (given what `flush` accepted before it), and
+    /// records it in the model.
+    pub(super) fn answer(
+        &mut self,
+        c: u32,
+        uid: u64,
+        result: Result<Vec<Receipt>, AppendError>,
+        flush: &mut Flush,
+    ) -> Result<(), Stop> {
         let batch = self.model.batch(uid).clone();
+        let predicted = flush.plan(&self.model, &batch);
+        if let Err(message) = check_answer(&predicted, &batch, &result) {
+            let promise = match (&predicted, &result) {
+                (Predicted::Denied { .. }, Ok(_)) => Promise::P7GatesHold,
+                _ => Promise::P9ModelEquivalence,
+            };
+            return Err(self.violation(promise, message));
+        }
         let has_key = batch.key.is_some();
         let was_acked = matches!(batch.fate, Fate::Acked(_));
         let retry = match &result {
@@ -139,36 +141,6 @@ impl Sim {
                 self.model.set_fate(uid, Fate::Acked(globals));
                 false
             }
-            Err(AppendError::VersionConflict { item, expected, actual, .. }) => {
-                let sent = batch.items.get(*item).and_then(|i| i.expected_version);
-                if sent != Some(*expected) || expected == actual {
-                    return Err(
-                        self.violation(Promise::P9ModelEquivalence, format!("batch {uid}: bogus conflict {result:?}"))
-                    );
-                }
-                self.note(format!("client {c} batch {uid} refused: version conflict"));
-                self.model.set_fate(uid, Fate::Refused);
-                false
-            }
-            Err(AppendError::Denied { gate, item, reason }) => {
-                self.note(format!("client {c} batch {uid} denied by {gate} at item {item}: {reason}"));
-                self.model.set_fate(uid, Fate::Refused);
-                false
-            }
-            Err(AppendError::GateFailed { gate, item, .. })
-                if gate == EXPLODING_GATE && batch.items.get(*item).is_some_and(|i| i.kind == "explode") =>
-            {
-                self.note(format!("client {c} batch {uid} failed in gate {gate} (contained)"));
-                self.model.set_fate(uid, Fate::Refused);
-                false
-            }
-            Err(AppendError::Invalid { item: Some(item), error: InvalidInput::UnknownCause { cause } })
-                if self.cause_not_visible(batch.items.get(*item), *cause) =>
-            {
-                self.note(format!("client {c} batch {uid} refused: cause {cause} is not visible"));
-                self.model.set_fate(uid, Fate::Refused);
-                false
-            }
             Err(AppendError::Unavailable(e)) => {
                 self.note(format!("client {c} batch {uid} unavailable: {e}"));
                 if !was_acked {
@@ -183,10 +155,10 @@ impl Sim {
                 }
                 has_key
             }
-            Err(other) => {
-                return Err(
-                    self.violation(Promise::P9ModelEquivalence, format!("batch {uid}: unexpected error {other}"))
-                );
+            Err(refusal) => {
+                self.note(format!("client {c} batch {uid} refused, as predicted: {refusal}"));
+                self.model.set_fate(uid, Fate::Refused);
+                false
             }
         };
         let client = &mut self.clients[c as usize];

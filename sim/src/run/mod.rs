@@ -10,7 +10,7 @@ use std::path::Path;
 use serde::Serialize;
 use shale_store::canary::Canary;
 use shale_store::{
-    AppendError, Core, Encryption, Gates, InvalidInput, MasterKey, OpenError, Options, ReadError, Receipt, ShredError,
+    AppendError, Core, Encryption, Gates, MasterKey, OpenError, Options, ReadError, Receipt, ShredError,
 };
 
 use crate::check::durable_keys::DurableKeys;
@@ -18,7 +18,7 @@ use crate::check::{check_all, checkers, reads, Checker, Durable, Phase, Promise,
 use crate::disk::{FaultStats, Planned, SimDisk, SimTime};
 use crate::env::{SimClock, SimEntropy, SimEnv};
 use crate::excuse::{Before, Excuses};
-use crate::gates::{simulator_gates, EXPLODING_GATE};
+use crate::gates::simulator_gates;
 use crate::journal_map::JournalMap;
 use crate::model::{Fate, Model};
 use crate::panics::{catching, Caught, Culprit};

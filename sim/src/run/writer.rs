@@ -35,8 +35,9 @@ impl Sim {
             self.crash(taken);
             return Ok(());
         }
+        let mut flush = crate::check::refusals::Flush::new(&self.model);
         for ((c, uid), result) in taken.into_iter().zip(results) {
-            self.answer(c, uid, result)?;
+            self.answer(c, uid, result, &mut flush)?;
         }
         self.observe_step(false)?;
         self.after_step()
