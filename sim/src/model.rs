@@ -1,8 +1,9 @@
 //! The reference model: every batch the workload sent, what became of it,
 //! and the store's visible events as last observed and validated.
 //!
-//! Each event's payload begins with its batch's uid and its item index, so
-//! any event read back names the batch it claims to belong to; the checkers
+//! Each event's scope ends in its batch's uid and its item index (metadata,
+//! so it survives a shred), and its payload begins with them too: any event
+//! read back names the batch it claims to belong to, and the checkers
 //! compare everything else against what the model sent.
 
 use std::collections::BTreeMap;
@@ -32,19 +33,19 @@ pub fn balance_delta(event: &Event) -> Option<i64> {
     }
 }
 
-/// Marks a correlation id as a workload tag (the top 32 bits).
-const TAG_MARK: u128 = 0x5ba1_e7a9;
-
-/// The correlation id the workload gives item `item` of batch `uid`: it
-/// names the batch in metadata that survives a shred.
-pub fn tag(uid: u64, item: u32) -> EventId {
-    EventId((TAG_MARK << 96) | (u128::from(uid) << 32) | u128::from(item))
+/// The scope the workload gives item `item` of batch `uid` whose base scope
+/// is `base`: it names the batch in metadata that survives a shred.
+pub fn tagged_scope(base: &str, uid: u64, item: u32) -> String {
+    format!("{base}/{uid}/{item}")
 }
 
-/// The (uid, item) an event claims through its correlation id.
+/// The (uid, item) an event claims through its scope.
 pub fn tag_of(event: &Event) -> Option<(u64, u32)> {
-    let c = event.correlation.0;
-    ((c >> 96) == TAG_MARK).then_some(((c >> 32) as u64, c as u32))
+    let mut parts = event.coordinate.scope().rsplitn(3, '/');
+    let item = parts.next()?.parse().ok()?;
+    let uid = parts.next()?.parse().ok()?;
+    parts.next()?;
+    Some((uid, item))
 }
 
 /// A visible event whose key was shredded: its payload is gone, and with
@@ -65,6 +66,8 @@ pub struct ModelItem {
     pub payload: Vec<u8>,
     pub expected_version: Option<u64>,
     pub cause: Option<ModelCause>,
+    /// An explicit correlation (otherwise the cause's, or the event's own).
+    pub correlation: Option<EventId>,
 }
 
 /// The cause an item names.
@@ -93,6 +96,18 @@ pub enum Fate {
     Gone,
 }
 
+/// How a batch was made invalid on purpose (the store must refuse it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Invalid {
+    EmptyBatch,
+    /// An idempotency key with a control character.
+    Key,
+    /// Item `.0` has an empty kind.
+    EmptyKind(usize),
+    /// Item `.0` names itself as its cause.
+    CauseNotEarlier(usize),
+}
+
 #[derive(Clone, Debug)]
 pub struct ModelBatch {
     pub uid: u64,
@@ -102,6 +117,8 @@ pub struct ModelBatch {
     /// An earlier attempt of this batch may be on disk: it stays possible
     /// until a recovery settles it, whatever later attempts are told.
     pub maybe_written: bool,
+    /// Made invalid on purpose.
+    pub invalid: Option<Invalid>,
 }
 
 impl ModelBatch {
@@ -111,9 +128,10 @@ impl ModelBatch {
             .iter()
             .enumerate()
             .map(|(n, i)| {
-                let coordinate = Coordinate::new(&i.entity, &i.scope).expect("the workload makes valid names");
-                let mut e =
-                    NewEvent::new(coordinate, &i.kind, i.payload.clone()).correlated_with(tag(self.uid, n as u32));
+                let scope = tagged_scope(&i.scope, self.uid, n as u32);
+                let coordinate = Coordinate::new(&i.entity, &scope).expect("the workload makes valid names");
+                let mut e = NewEvent::new(coordinate, &i.kind, i.payload.clone());
+                e.correlation = i.correlation;
                 e.expected_version = i.expected_version;
                 e.cause = i.cause.as_ref().map(|c| match c {
                     ModelCause::Item(j) => Cause::Item(*j),
@@ -152,6 +170,9 @@ pub struct Model {
     /// (entity, key generation) pairs the durable image was shown to open
     /// since the last crash or shred (P2 checks each new one once).
     pub verified_keys: std::collections::BTreeSet<(String, u32)>,
+    /// Keys a recovery read as lost to damage (and passed the checks): a
+    /// salvage records the loss, so later opens read them as lost too.
+    pub lost_keys: std::collections::BTreeSet<(String, u32)>,
     /// The master key that seals the keyset, if the run uses one.
     pub master_key: Option<shale_store::MasterKey>,
     /// (entity, key generation) of every visible, unshredded sealed event.
@@ -261,6 +282,13 @@ impl Model {
     /// global sequence).
     pub fn committed_key(&self, key: &str) -> Option<(u64, u64)> {
         self.keys.get(key).copied()
+    }
+
+    /// One of the idempotency keys of the batches in `view`, picked by
+    /// `pick`, if there is any.
+    pub fn random_committed_key(&self, pick: u64) -> Option<String> {
+        let n = self.keys.len() as u64;
+        (n > 0).then(|| self.keys.keys().nth((pick % n) as usize).cloned()).flatten()
     }
 
     /// The highest generation of `entity` an acknowledged shred covers.

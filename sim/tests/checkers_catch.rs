@@ -15,7 +15,7 @@ use shale_sim::disk::{Damage, FaultClass, SimDisk, SimDiskOptions, SimTime};
 use shale_sim::env::{SimClock, SimEntropy, SimEnv};
 use shale_sim::excuse::{Before, Excuses};
 use shale_sim::journal_map::{JournalMap, Location};
-use shale_sim::model::{payload, tag_of, Fate, Model, ModelBatch, ModelItem};
+use shale_sim::model::{payload, tag_of, Fate, Model, ModelBatch, ModelCause, ModelItem};
 use shale_store::{Core, CutReason, Event, Options, Reader, RecoveryReport, SetAside, Truncation};
 
 struct Fixture {
@@ -46,9 +46,10 @@ fn fixture() -> Fixture {
                 payload: payload(uid, i as u32, b"filler"),
                 expected_version: None,
                 cause: None,
+                correlation: None,
             })
             .collect();
-        let batch = ModelBatch { uid, items, key: None, fate: Fate::InFlight, maybe_written: false };
+        let batch = ModelBatch { uid, items, key: None, fate: Fate::InFlight, maybe_written: false, invalid: None };
         let receipts = core.commit(&[batch.to_batch()]).remove(0).unwrap();
         model.add(batch);
         model.set_fate(uid, Fate::Acked(receipts.iter().map(|r| r.global_seq).collect()));
@@ -247,4 +248,35 @@ fn p12_catches_intact_bytes_cut_off_and_a_set_aside_copy_that_differs() {
     copy[last] ^= 1;
     view.salvaged.insert(to, file(copy));
     assert_eq!(recovery(&f, &view, &f.events[..2], Promise::P12LossIsReported), Some(Promise::P12LossIsReported));
+}
+
+#[test]
+fn p6_catches_a_wrong_cause_or_correlation() {
+    let mut f = fixture();
+    let p6 = |f: &Fixture, events: &[Event]| {
+        let durable = Durable::default();
+        let snapshot = Snapshot { phase: Phase::Step, events, reader: &f.reader, durable: &durable, map: &f.map };
+        verdict(&only(Promise::P6CausalClosure), &f.model, &snapshot)
+    };
+    assert_eq!(p6(&f, &f.events), None);
+
+    let mut uncalled = f.events.clone();
+    uncalled[2].causation = Some(f.events[0].id);
+    assert_eq!(p6(&f, &uncalled), Some(Promise::P6CausalClosure), "a cause nobody named");
+
+    let mut miscorrelated = f.events.clone();
+    miscorrelated[2].correlation = f.events[0].id;
+    assert_eq!(p6(&f, &miscorrelated), Some(Promise::P6CausalClosure), "a correlation that is not its own id");
+
+    // Batch 3's first item named an id that named nothing yet: committed,
+    // it must be that very id, and its correlation is the cause's.
+    let named = shale_store::EventId::from_parts(f.events[0].id.store_tag(), f.events[0].id.epoch(), 2);
+    f.model.batches.get_mut(&3).unwrap().items[0].cause = Some(ModelCause::Event { id: named, tag: None });
+    let mut speculative = f.events.clone();
+    speculative[3].causation = Some(f.events[1].id);
+    speculative[3].correlation = f.events[1].correlation;
+    assert_eq!(p6(&f, &speculative), None, "the id it named, now visible");
+    speculative[3].causation = Some(f.events[0].id);
+    speculative[3].correlation = f.events[0].correlation;
+    assert_eq!(p6(&f, &speculative), Some(Promise::P6CausalClosure), "another event than the id named");
 }

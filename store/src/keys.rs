@@ -4,9 +4,12 @@
 //!
 //! An entity's key of generation `g` is live while a record of it opens
 //! under a wrapping key the keyset still holds. A generation is shredded
-//! once a newer one exists (a new generation is minted only after a shred)
+//! once a newer one exists (a new generation is minted only after a shred;
+//! numbers may skip, never repeat)
 //! or a shred record covers it and its key no longer opens. A generation
-//! that neither opens nor is covered is missing: damage, never data.
+//! that neither opens nor is covered is missing: damage, never data. A
+//! salvage that finds a key missing writes a lost record for it; the
+//! generation is then lost, and later opens read its events as such.
 
 use std::collections::BTreeMap;
 
@@ -18,6 +21,8 @@ use crate::keyset::{bucket_of, Keyset};
 pub enum KeyStatus<'k> {
     Live(&'k Key),
     Shredded,
+    /// Missing, and a salvage recorded that it accepted the loss.
+    Lost,
     Missing,
 }
 
@@ -29,6 +34,8 @@ struct EntityKey {
     key: Option<Key>,
     /// Generations up to this one were shredded (shred records).
     shredded_through: u32,
+    /// Generations a salvage recorded as lost (lost records).
+    lost: Vec<u32>,
 }
 
 /// The keyset and every entity's key.
@@ -57,6 +64,7 @@ impl StoreKeys {
         let Some(e) = self.entities.get(entity) else { return KeyStatus::Missing };
         match &e.key {
             Some(key) if generation == e.generation => KeyStatus::Live(key),
+            _ if e.lost.contains(&generation) => KeyStatus::Lost,
             _ if generation < e.generation || generation <= e.shredded_through => KeyStatus::Shredded,
             _ => KeyStatus::Missing,
         }
@@ -73,9 +81,19 @@ impl StoreKeys {
         self.entities.get(entity).map_or(0, |e| e.shredded_through)
     }
 
-    /// The generation a new key for `entity` gets.
+    /// The generation a new key for `entity` gets: past every generation
+    /// the store knows of (lost ones included), and at least its bucket's wrapping generation.
+    /// Every shred rotates the bucket's wrapping key before it is
+    /// acknowledged, so the wrapping generation is past every generation a
+    /// shred ever covered in the bucket: a generation number is never
+    /// minted twice, even after salvage set aside the journal that recorded
+    /// it, as long as the keyset survives.
     pub fn next_generation(&self, entity: &str) -> u32 {
-        self.entities.get(entity).map_or(1, |e| e.generation.max(e.shredded_through) + 1)
+        let known = self.entities.get(entity).map_or(0, |e| {
+            let lost = e.lost.iter().copied().max().unwrap_or(0);
+            e.generation.max(e.shredded_through).max(lost)
+        });
+        (known + 1).max(self.wraps.bucket(bucket_of(entity)).generation)
     }
 
     /// A key the store minted, now durable in the journal.
@@ -101,7 +119,8 @@ impl StoreKeys {
         assert!(generation > 0, "key generations start at 1");
         let e = self.entities.entry(entity.into()).or_default();
         if generation > e.generation {
-            *e = EntityKey { generation, key, shredded_through: e.shredded_through };
+            e.generation = generation;
+            e.key = key;
         } else if generation == e.generation && e.key.is_none() {
             e.key = key;
         }
@@ -124,6 +143,15 @@ impl StoreKeys {
         let live = self.entities.get(entity).is_some_and(|e| e.generation == generation && e.key.is_some());
         if !live {
             self.shred(entity, generation);
+        }
+    }
+
+    /// A salvage accepted that `entity`'s key of `generation` is lost (it
+    /// wrote a lost record, or read one back). A key that opens stays live.
+    pub fn read_lost(&mut self, entity: &str, generation: u32) {
+        let e = self.entities.entry(entity.into()).or_default();
+        if !e.lost.contains(&generation) {
+            e.lost.push(generation);
         }
     }
 
@@ -178,5 +206,48 @@ mod tests {
         assert_eq!(after.status("a", 1), KeyStatus::Missing);
         after.read_shred("a", 1);
         assert_eq!(after.status("a", 1), KeyStatus::Shredded);
+    }
+
+    #[test]
+    fn a_generation_is_never_minted_twice_while_the_keyset_survives() {
+        let ks = keyset();
+        let bucket = bucket_of("a");
+        // "a" of generation 1 was shredded: the bucket's wrapping key was
+        // rotated. A store that forgot the journal (salvage set it aside)
+        // knows nothing of "a", yet mints past the shredded generation.
+        let rotated = ks.rotated(bucket, Key::from_bytes([60; KEY_LEN]));
+        let forgetful = StoreKeys::new(7, rotated.clone());
+        assert_eq!(forgetful.next_generation("a"), 2);
+        // Shreds of other entities of the bucket only move it further on.
+        let twice = rotated.rotated(bucket, Key::from_bytes([61; KEY_LEN]));
+        assert_eq!(StoreKeys::new(7, twice).next_generation("a"), 3);
+        assert_eq!(StoreKeys::new(7, ks).next_generation("a"), 1, "a fresh keyset starts at 1");
+    }
+
+    #[test]
+    fn a_lost_generation_reads_as_lost_and_is_never_minted_again() {
+        let ks = keyset();
+        let mut keys = StoreKeys::new(7, ks.clone());
+        let w = ks.bucket(bucket_of("a")).clone();
+        // A record whose wrapping key is gone: missing, until a salvage
+        // records the loss.
+        let wrapped = wrap(
+            &Key::from_bytes([60; KEY_LEN]),
+            [1; 12],
+            &wrap_aad(7, "a", 1, w.generation),
+            &Key::from_bytes([50; KEY_LEN]),
+        );
+        keys.read_record("a", 1, w.generation, &wrapped);
+        assert_eq!(keys.status("a", 1), KeyStatus::Missing);
+        keys.read_lost("a", 1);
+        assert_eq!(keys.status("a", 1), KeyStatus::Lost);
+        assert_eq!(keys.next_generation("a"), 2);
+        keys.insert("a", 2, Key::from_bytes([51; KEY_LEN]));
+        assert_eq!(keys.status("a", 1), KeyStatus::Lost, "a newer generation does not make a lost one shredded");
+        // A lost generation of an entity with no record left is not
+        // minted again either.
+        let mut bare = StoreKeys::new(7, ks);
+        bare.read_lost("b", 3);
+        assert_eq!(bare.next_generation("b"), 4);
     }
 }

@@ -346,7 +346,7 @@ impl State {
                     (Payload::from(plain), false)
                 }
                 KeyStatus::Shredded => (Payload::from(Vec::new()), true),
-                KeyStatus::Missing => {
+                KeyStatus::Missing | KeyStatus::Lost => {
                     key_lost = true;
                     (Payload::from(Vec::new()), false)
                 }

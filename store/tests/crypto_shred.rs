@@ -170,6 +170,16 @@ fn a_key_nothing_opens_is_refused_and_salvage_reports_it_lost() {
     assert!(matches!(store.get(lost.id), Err(ReadError::Integrity { .. })), "never returned as data");
     let later = store.append(event("a", "k", b"y")).unwrap();
     assert_eq!(store.get(later.id).unwrap().unwrap().key_gen, 2, "a new generation");
+    store.close().unwrap();
+
+    // The salvage recorded the loss: a plain open now accepts the store,
+    // reads the event as lost (not shredded, not refused) and the new one
+    // as data, and reports nothing new.
+    let store = Store::open(dir.path(), encrypted()).unwrap();
+    assert!(!store.recovery_report().lost_anything(), "{:?}", store.recovery_report());
+    let events = store.read_from(1, 10).unwrap();
+    assert!(events[0].key_lost && !events[0].shredded && events[0].payload.is_empty());
+    assert_eq!(&*events[1].payload, b"y");
 }
 
 #[test]

@@ -3,7 +3,10 @@
 //! P6: every visible event's cause is visible, earlier, and is the very
 //! event the client named (not merely some event at that position: its
 //! full id, epoch included, and its tag), and an event has a cause exactly
-//! when its client named one. P7 (gated runs):
+//! when its client named one. A cause that named no event when the batch
+//! was made may only be committed if it names that very id by then. Every
+//! event's correlation is the one its client gave, else its cause's, else
+//! its own id. P7 (gated runs):
 //! replaying the visible history in commit order, no entity's balance ever
 //! goes negative — no visible event was one the balance gate had to deny.
 
@@ -11,7 +14,7 @@ use std::collections::BTreeMap;
 
 use super::{Checker, Promise, Snapshot};
 use crate::model::{balance_delta, tag_of, Model, ModelCause};
-use shale_store::Event;
+use shale_store::{Event, EventId};
 
 /// The event at global sequence `global`, from the view or the snapshot.
 fn at<'a>(model: &'a Model, snapshot: &'a Snapshot<'_>, global: u64) -> Option<&'a Event> {
@@ -21,6 +24,66 @@ fn at<'a>(model: &'a Model, snapshot: &'a Snapshot<'_>, global: u64) -> Option<&
 
 pub struct CausalClosure;
 
+/// What an item's cause must be once it is committed.
+enum Named {
+    None,
+    /// An item of the same batch, or a visible event: this exact id and tag.
+    Known {
+        id: Option<EventId>,
+        tag: (u64, u32),
+    },
+    /// An id that named nothing when the batch was made: if the store took
+    /// it, it must have named this very id.
+    Speculative(EventId),
+}
+
+impl CausalClosure {
+    /// The event's cause, checked against what its client named; `None`
+    /// when it has no cause.
+    fn cause<'a>(
+        model: &'a Model,
+        snapshot: &'a Snapshot<'_>,
+        event: &Event,
+        named: Named,
+    ) -> Result<Option<&'a Event>, String> {
+        let seq = event.global_seq;
+        let cause = match (event.causation, &named) {
+            (None, Named::None) => return Ok(None),
+            (Some(cause), Named::Known { .. } | Named::Speculative(_)) => cause,
+            (got, _) => return Err(format!("event {seq} has cause {got:?} but its client named {}", named.describe())),
+        };
+        let found = (cause.global_seq() < seq)
+            .then(|| at(model, snapshot, cause.global_seq()))
+            .flatten()
+            .filter(|c| c.id == cause)
+            .ok_or_else(|| format!("event {seq}'s cause {cause} is not visible before it"))?;
+        let matches = match named {
+            Named::None => unreachable!("handled above"),
+            Named::Known { id, tag } => id.is_none_or(|id| id == cause) && tag_of(found) == Some(tag),
+            Named::Speculative(id) => id == cause,
+        };
+        if !matches {
+            return Err(format!(
+                "event {seq}'s cause {cause} (tag {:?}) is not the event its client named: {}",
+                tag_of(found),
+                named.describe()
+            ));
+        }
+        Ok(Some(found))
+    }
+}
+
+impl Named {
+    fn describe(&self) -> String {
+        match self {
+            Named::None => "none".into(),
+            Named::Known { id: Some(id), tag } => format!("{id} {tag:?}"),
+            Named::Known { id: None, tag } => format!("item {tag:?}"),
+            Named::Speculative(id) => format!("{id}, which named nothing yet"),
+        }
+    }
+}
+
 impl Checker for CausalClosure {
     fn promise(&self) -> Promise {
         Promise::P6CausalClosure
@@ -29,38 +92,24 @@ impl Checker for CausalClosure {
     fn check(&self, model: &Model, snapshot: &Snapshot<'_>) -> Result<(), String> {
         for event in snapshot.events {
             let Some((uid, item)) = tag_of(event) else { continue };
-            let Some(named) = model.batches.get(&uid).and_then(|b| b.items.get(item as usize)) else { continue };
-            let expected = match &named.cause {
-                None => None,
-                Some(ModelCause::Item(j)) => Some((uid, *j as u32)),
-                Some(ModelCause::Event { tag: None, id }) => {
-                    return Err(format!("event {} was committed with the bogus cause {id}", event.global_seq));
-                }
-                Some(ModelCause::Event { tag: Some(t), .. }) => Some(*t),
+            let Some(sent) = model.batches.get(&uid).and_then(|b| b.items.get(item as usize)) else { continue };
+            let named = match &sent.cause {
+                None => Named::None,
+                Some(ModelCause::Item(j)) => Named::Known { id: None, tag: (uid, *j as u32) },
+                Some(ModelCause::Event { tag: None, id }) => Named::Speculative(*id),
+                Some(ModelCause::Event { tag: Some(t), id }) => Named::Known { id: Some(*id), tag: *t },
             };
-            match (event.causation, expected) {
-                (None, None) => {}
-                (Some(cause), Some(tag)) => {
-                    let found = (cause.global_seq() < event.global_seq)
-                        .then(|| at(model, snapshot, cause.global_seq()))
-                        .flatten()
-                        .filter(|c| c.id == cause);
-                    match found {
-                        Some(c) if tag_of(c) == Some(tag) => {}
-                        Some(c) => {
-                            return Err(format!(
-                                "event {}'s cause {} is not the event its client named ({tag:?}, found {:?})",
-                                event.global_seq,
-                                cause.global_seq(),
-                                tag_of(c)
-                            ));
-                        }
-                        None => return Err(format!("event {}'s cause {cause} is not visible", event.global_seq)),
-                    }
-                }
-                (got, want) => {
-                    return Err(format!("event {} has cause {got:?} but its client named {want:?}", event.global_seq));
-                }
+            let cause = Self::cause(model, snapshot, event, named)?;
+            // The correlation: the one given, else the cause's, else its own id.
+            let expected = sent.correlation.or(cause.map(|c| c.correlation)).unwrap_or(event.id);
+            if event.correlation != expected {
+                return Err(format!(
+                    "event {}'s correlation is {} but should be {expected} (given {:?}, cause {:?})",
+                    event.global_seq,
+                    event.correlation,
+                    sent.correlation,
+                    cause.map(|c| c.id)
+                ));
             }
         }
         Ok(())

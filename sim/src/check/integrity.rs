@@ -3,7 +3,7 @@
 //! a recovery. Corruption may be reported; it may never be returned as data.
 
 use super::{Checker, Phase, Promise, Snapshot};
-use crate::model::{tag_of, Model};
+use crate::model::{tag_of, tagged_scope, Model};
 
 pub struct Integrity;
 
@@ -30,15 +30,19 @@ impl Checker for Integrity {
             if event.key_lost {
                 // A key lost to damage: only after a recovery that reported
                 // it, with lossy damage to the keyset or the journal (the
-                // record of the key, or of a shred, set aside behind it).
-                let reported = match &snapshot.phase {
-                    Phase::Recovery(view) => {
-                        let key = (sent.entity.clone(), event.key_gen);
-                        view.report.keys_lost.contains(&key)
-                            && (view.excuses.keyset_damaged() || view.excuses.journal_damaged())
-                    }
-                    Phase::Step => false,
-                };
+                // record of the key, or of a shred, set aside behind it);
+                // or one an earlier recovery reported (its salvage recorded
+                // the loss), or one an interrupted recovery may have
+                // recorded before its report was seen.
+                let key = (sent.entity.clone(), event.key_gen);
+                let reported = model.lost_keys.contains(&key)
+                    || match &snapshot.phase {
+                        Phase::Recovery(view) => {
+                            (view.report.keys_lost.contains(&key) || view.interrupted)
+                                && (view.excuses.keyset_damaged() || view.excuses.journal_damaged())
+                        }
+                        Phase::Step => false,
+                    };
                 if !reported || !event.payload.is_empty() {
                     return Err(format!(
                         "event {} reads as having lost its key, and no reported damage explains it",
@@ -56,7 +60,7 @@ impl Checker for Integrity {
                 return Err(format!("event {} differs from item {item} of batch {uid} as sent", event.global_seq));
             }
             let same = event.coordinate.entity() == sent.entity
-                && event.coordinate.scope() == sent.scope
+                && event.coordinate.scope() == tagged_scope(&sent.scope, uid, item)
                 && *event.kind == *sent.kind;
             if !same {
                 return Err(format!("event {} differs from item {item} of batch {uid} as sent", event.global_seq));

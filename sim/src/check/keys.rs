@@ -44,8 +44,10 @@ impl Checker for KeyBeforeCiphertext {
 
 /// Whether a batch that carries `(entity, generation)`'s key record may
 /// have lost it: its bytes were acknowledged by a lying fsync and are still
-/// pending, or lossy damage hit them. A key travels in the group of the
-/// first event sealed with it, so it goes wherever that batch goes.
+/// pending, or lossy damage hit them or its segment before them (a reader
+/// of the segment, recovery included, cannot get past damage to reach it).
+/// A key travels in the group of the first event sealed with it, so it goes
+/// wherever that batch goes.
 fn shaky(model: &Model, snapshot: &Snapshot<'_>, entity: &str, generation: u32) -> bool {
     let first_hash = |uid: u64| {
         let fresh = snapshot.events.iter().find(|e| tag_of(e) == Some((uid, 0))).map(|e| e.hash);
@@ -59,9 +61,7 @@ fn shaky(model: &Model, snapshot: &Snapshot<'_>, entity: &str, generation: u32) 
         .filter_map(|e| first_hash(tag_of(e)?.0))
         .filter_map(|hash| snapshot.map.copy(&hash))
         .any(|loc| {
-            let touched = |(inode, r): &(u64, std::ops::Range<u64>)| {
-                *inode == loc.inode && r.start < loc.range.end && loc.range.start < r.end
-            };
+            let touched = |(inode, r): &(u64, std::ops::Range<u64>)| *inode == loc.inode && r.start < loc.range.end;
             snapshot.durable.shaky.iter().any(touched)
         })
 }
@@ -76,10 +76,13 @@ impl Checker for ShredIsForever {
     fn check(&self, model: &Model, snapshot: &Snapshot<'_>) -> Result<(), String> {
         for event in snapshot.events {
             let entity = event.coordinate.entity();
-            if event.key_gen > 0 && !event.shredded && model.acked_shred(entity).is_some_and(|g| event.key_gen <= g) {
+            let acked = model.acked_shred(entity).filter(|g| event.key_gen <= *g);
+            let clear = event.key_gen > 0 && !event.shredded && !event.key_lost;
+            if let Some(through) = acked.filter(|_| clear) {
                 return Err(format!(
-                    "event {} of {entity} reads in the clear after its shred was acknowledged",
-                    event.global_seq
+                    "event {} of {entity} (key generation {}) reads in the clear after its shred through \
+                     generation {through} was acknowledged",
+                    event.global_seq, event.key_gen
                 ));
             }
         }

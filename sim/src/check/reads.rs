@@ -108,6 +108,20 @@ fn effects_in_view(model: &Model, id: EventId, depth_max: u32, count_max: usize)
     (out, end)
 }
 
+/// The events of correlation `id` are every visible event whose
+/// correlation it is (its root, if it is an event of its own correlation,
+/// among them), in commit order, at most `WALK_COUNT_MAX`.
+pub fn check_correlated(model: &Model, id: EventId, got: Result<Vec<Event>, ReadError>) -> Result<(), String> {
+    let got = got.map_err(|e| format!("correlated({id}) failed: {e}"))?;
+    let expected: Vec<&Event> = model.view.iter().filter(|e| e.correlation == id).take(WALK_COUNT_MAX).collect();
+    if got.len() != expected.len() || got.iter().zip(&expected).any(|(g, e)| g != *e) {
+        let found: Vec<u64> = got.iter().map(|e| e.global_seq).collect();
+        let expected: Vec<u64> = expected.iter().map(|e| e.global_seq).collect();
+        return Err(format!("correlated({id}) listed {found:?}; the model has {expected:?}"));
+    }
+    Ok(())
+}
+
 pub const WALK_DEPTH_MAX: u32 = 6;
 pub const WALK_COUNT_MAX: usize = 40;
 

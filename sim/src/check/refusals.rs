@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use shale_store::{AppendError, InvalidInput, Receipt};
 
 use crate::gates::{BALANCE_GATE, EXPLODING_GATE};
-use crate::model::{Model, ModelBatch, ModelCause, ModelItem, PAYLOAD_TAG_LEN};
+use crate::model::{Invalid, Model, ModelBatch, ModelCause, ModelItem, PAYLOAD_TAG_LEN};
 
 /// What the model says the store must answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,6 +46,8 @@ pub enum Predicted {
         item: usize,
     },
     IdempotencyConflict,
+    /// Refused as invalid, the way the batch was made so.
+    Invalid(Invalid),
 }
 
 /// What the flush planned so far, on top of the model's view.
@@ -97,6 +99,9 @@ impl Flush {
     }
 
     fn predict(&self, model: &Model, batch: &ModelBatch) -> Predicted {
+        if let Some(invalid) = batch.invalid {
+            return Predicted::Invalid(invalid);
+        }
         if let Some(key) = &batch.key {
             let committed = model.committed_key(key).or_else(|| self.keys.get(key).copied());
             match committed {
@@ -177,6 +182,15 @@ pub fn check_answer(
             item == i && gate == EXPLODING_GATE
         }
         (P::IdempotencyConflict, Err(AppendError::IdempotencyConflict { key })) => batch.key.as_ref() == Some(key),
+        (P::Invalid(invalid), Err(AppendError::Invalid { item, error })) => match (invalid, item, error) {
+            (Invalid::EmptyBatch, None, InvalidInput::EmptyBatch) => true,
+            (Invalid::Key, None, InvalidInput::ControlCharacter { field }) => *field == "idempotency key",
+            (Invalid::EmptyKind(i), Some(at), InvalidInput::Empty { field }) => i == at && *field == "kind",
+            (Invalid::CauseNotEarlier(i), Some(at), InvalidInput::CauseNotEarlier { item, cause }) => {
+                i == at && (item, cause) == (i, i)
+            }
+            _ => false,
+        },
         _ => false,
     };
     if ok {

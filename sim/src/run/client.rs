@@ -51,6 +51,10 @@ impl Sim {
                 self.note(format!("client {c} effects of {id}"));
                 reads::check_effects(&self.model, id, reader.effects(id, reads::WALK_DEPTH_MAX, reads::WALK_COUNT_MAX))
             }
+            Op::Correlated(id) => {
+                self.note(format!("client {c} correlated {id}"));
+                reads::check_correlated(&self.model, id, reader.correlated(id, reads::WALK_COUNT_MAX))
+            }
             Op::Get(id) => {
                 self.note(format!("client {c} get {id}"));
                 reads::check_get(&self.model, id, reader.get(id))

@@ -39,10 +39,12 @@ impl Sim {
                 payload: crate::model::payload(uid, 0, b"probe"),
                 expected_version: None,
                 cause: None,
+                correlation: None,
             }],
             key: None,
             fate: Fate::InFlight,
             maybe_written: false,
+            invalid: None,
         };
         let request = batch.to_batch();
         self.model.add(batch);
@@ -237,6 +239,8 @@ impl Sim {
             let verified = self.model.unverified_keys(&events);
             self.model.verified_keys.extend(verified);
         }
+        let lost = events.iter().filter(|e| e.key_lost).map(|e| (e.coordinate.entity().to_owned(), e.key_gen));
+        self.model.lost_keys.extend(lost);
         self.model.absorb(events);
         self.model.settle_after_recovery();
         Ok(())

@@ -128,6 +128,15 @@ pub struct WorkloadSpec {
     pub bogus_cause_rate: f64,
     /// With `run.gates`: share of items of kind "explode".
     pub explode_rate: f64,
+    /// Share of items with an explicit correlation (else inherited from the
+    /// cause, or the event's own id).
+    pub correlation_rate: f64,
+    /// Share of batches that reuse a committed batch's idempotency key (the
+    /// store must answer a conflict).
+    pub key_reuse_rate: f64,
+    /// Share of batches made invalid on purpose (the store must refuse
+    /// them with the exact typed error).
+    pub invalid_rate: f64,
 }
 
 impl Default for WorkloadSpec {
@@ -144,6 +153,9 @@ impl Default for WorkloadSpec {
             cause_rate: 0.3,
             bogus_cause_rate: 0.05,
             explode_rate: 0.0,
+            correlation_rate: 0.2,
+            key_reuse_rate: 0.02,
+            invalid_rate: 0.02,
         }
     }
 }

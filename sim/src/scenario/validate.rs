@@ -44,6 +44,9 @@ impl Scenario {
             ("workload.cause_rate", w.cause_rate),
             ("workload.bogus_cause_rate", w.bogus_cause_rate),
             ("workload.explode_rate", w.explode_rate),
+            ("workload.correlation_rate", w.correlation_rate),
+            ("workload.key_reuse_rate", w.key_reuse_rate),
+            ("workload.invalid_rate", w.invalid_rate),
         ]
     }
 

@@ -41,6 +41,19 @@ fn lock_store<D: Disk>(disk: &mut D, dir: &Path) -> Result<D::Lock, OpenError> {
     }
 }
 
+/// Makes the salvage directory's entries durable, if it exists, before
+/// anything syncs the store's directory. An earlier open may have moved a
+/// file into it and failed (or lost power) before syncing it: syncing the
+/// store's directory first would make the file's departure durable while
+/// its arrival was not, and a crash would lose it altogether.
+fn settle_salvage<D: Disk>(disk: &mut D, dir: &Path) -> Result<(), OpenError> {
+    let aside = dir.join(crate::journal::recover::SALVAGE_DIR);
+    if disk.exists(&aside).map_err(io(format!("looking for {}", aside.display())))? {
+        disk.sync_dir(&aside).map_err(io(format!("syncing {}", aside.display())))?;
+    }
+    Ok(())
+}
+
 /// Creates a store in `dir`, which holds nothing that could be data: the
 /// keyset (if encrypted), then segment 0, then `META` last, so that a store
 /// with `META` always has both.
@@ -235,6 +248,7 @@ impl<E: Env> Core<E> {
         // and decide again under the lock.
         partial_refusal(dir, layout::classify(disk, dir)?, options.salvage)?;
         let lock = lock_store(disk, dir)?;
+        settle_salvage(env.disk(), dir)?;
         let mut report = RecoveryReport::default();
         match partial_refusal(dir, layout::classify(env.disk(), dir)?, options.salvage)? {
             Layout::Store => {}
@@ -327,7 +341,7 @@ impl<E: Env> Core<E> {
         if let (Some(fence), true) = (fence.as_mut(), options.planted().is(canary!(KeysetAfterFrames))) {
             fence.plant_late_records();
         }
-        let core = Self {
+        let mut core = Self {
             env,
             dir: dir.to_owned(),
             journal,
@@ -337,6 +351,9 @@ impl<E: Env> Core<E> {
             planted: options.planted(),
             _lock: lock,
         };
+        if !recovered.report.keys_lost.is_empty() {
+            core.record_lost_keys(&recovered.report.keys_lost).map_err(OpenError::Io)?;
+        }
         Ok((core, recovered.report))
     }
 }

@@ -1,12 +1,17 @@
 //! Crypto-shredding an entity (the protocol is in `fence.rs`): rewrap the
 //! bucket's other live keys and record the shred in the journal, publish
-//! the keyset without the bucket's old wrapping key, then acknowledge.
+//! the keyset without the bucket's old wrapping key, then acknowledge. And
+//! the journal's other groups of zero events: lost records, written by a
+//! salvage that accepted the loss of keys.
 
 use super::{random_nonce, Core};
 use crate::env::Env;
 use crate::error::{IoError, ShredError};
 use crate::fence::ShredPlan;
-use crate::journal::record::{encode_begin, encode_commit, encode_key, encode_shred, Begin, Commit, ShredRecord};
+use crate::journal::record::{
+    encode_begin, encode_commit, encode_key, encode_lost, encode_shred, Begin, Commit, GenerationRecord,
+};
+use crate::limits::FRAME_HEADER_LEN;
 use crate::model::ShredReceipt;
 
 impl<E: Env> Core<E> {
@@ -81,6 +86,39 @@ impl<E: Env> Core<E> {
     /// Writes and syncs one group of zero events: the rewrapped keys, then
     /// the shred record.
     fn write_shred_group(&mut self, entity: &str, plan: &ShredPlan) -> Result<(), IoError> {
+        self.write_zero_event_group(128 + plan.rewrapped.len() * 128, |buf| {
+            let mut headers: Vec<_> = plan.rewrapped.iter().map(|w| encode_key(buf, &w.record())).collect();
+            headers.push(encode_shred(buf, &GenerationRecord { entity, generation: plan.generation }));
+            headers
+        })
+    }
+
+    /// Records in the journal that a salvage accepted the loss of `lost`
+    /// keys (entity, generation), so that later opens read their events as
+    /// lost instead of refusing the store as damaged; then marks them lost
+    /// in memory.
+    pub(super) fn record_lost_keys(&mut self, lost: &[(String, u32)]) -> Result<(), IoError> {
+        self.write_zero_event_group(64 + lost.len() * 64, |buf| {
+            lost.iter()
+                .map(|(entity, generation)| encode_lost(buf, &GenerationRecord { entity, generation: *generation }))
+                .collect()
+        })?;
+        let mut state = self.state.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(keys) = state.keys_mut() else { unreachable!("only an encrypted store loses keys") };
+        for (entity, generation) in lost {
+            keys.read_lost(entity, *generation);
+        }
+        Ok(())
+    }
+
+    /// Writes and syncs one group of zero events holding the frames
+    /// `encode` appends to the buffer (it returns their headers, which the
+    /// group checksum covers).
+    fn write_zero_event_group(
+        &mut self,
+        capacity: usize,
+        encode: impl FnOnce(&mut Vec<u8>) -> Vec<[u8; FRAME_HEADER_LEN]>,
+    ) -> Result<(), IoError> {
         self.journal.ready(self.env.disk())?;
         let first_global = self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner).last_global() + 1;
         let group_id = self.journal.next_group;
@@ -93,13 +131,11 @@ impl<E: Env> Core<E> {
             event_count: 0,
             first_global,
         };
-        let mut buf = Vec::with_capacity(128 + plan.rewrapped.len() * 128);
+        let mut buf = Vec::with_capacity(capacity);
         let mut group_crc = crc32c::crc32c(&encode_begin(&mut buf, &begin));
-        for wrapped in &plan.rewrapped {
-            group_crc = crc32c::crc32c_append(group_crc, &encode_key(&mut buf, &wrapped.record()));
+        for header in encode(&mut buf) {
+            group_crc = crc32c::crc32c_append(group_crc, &header);
         }
-        let shred = ShredRecord { entity, generation: plan.generation };
-        group_crc = crc32c::crc32c_append(group_crc, &encode_shred(&mut buf, &shred));
         encode_commit(&mut buf, &Commit { group_id, event_count: 0, group_crc });
         self.journal.write_flush(self.env.disk(), &buf)?;
         self.journal.next_group += 1;

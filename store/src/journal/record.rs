@@ -17,6 +17,7 @@ pub const TAG_IDEMPOTENCY: u8 = 3;
 pub const TAG_COMMIT: u8 = 4;
 pub const TAG_SHRED: u8 = 5;
 pub const TAG_KEY: u8 = 6;
+pub const TAG_LOST: u8 = 7;
 
 pub const BEGIN_BODY_LEN: usize = 41;
 pub const COMMIT_BODY_LEN: usize = 17;
@@ -71,10 +72,14 @@ pub struct IdempotencyRecord<'a> {
     pub fingerprint: [u8; 16],
 }
 
-/// Marks a shred: the keyset no longer holds `entity`'s key of this
-/// generation. It sits alone in a group of zero events.
+/// Names one generation of an entity's key. As a shred record it marks a
+/// shred (the keyset no longer holds the key; alone in a group of zero
+/// events); as a lost record, a salvage's acceptance that no record of the
+/// key opens any more (in a group of zero events holding only such
+/// records), so that later opens read its events as lost, not as damage
+/// they must refuse.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ShredRecord<'a> {
+pub struct GenerationRecord<'a> {
     pub entity: &'a str,
     pub generation: u32,
 }
@@ -104,8 +109,9 @@ pub enum Record<'a> {
     Begin(Begin),
     Event(EventRecord<'a>),
     Idempotency(IdempotencyRecord<'a>),
-    Shred(ShredRecord<'a>),
+    Shred(GenerationRecord<'a>),
     Key(KeyRecord<'a>),
+    Lost(GenerationRecord<'a>),
     Commit(Commit),
 }
 
@@ -228,8 +234,12 @@ pub fn encode_event(buf: &mut Vec<u8>, event: &EventRecord<'_>) -> ([u8; FRAME_H
     (header, payload)
 }
 
-pub fn encode_shred(buf: &mut Vec<u8>, record: &ShredRecord<'_>) -> [u8; FRAME_HEADER_LEN] {
+pub fn encode_shred(buf: &mut Vec<u8>, record: &GenerationRecord<'_>) -> [u8; FRAME_HEADER_LEN] {
     push_frame(buf, |b| push_postcard(b, TAG_SHRED, record))
+}
+
+pub fn encode_lost(buf: &mut Vec<u8>, record: &GenerationRecord<'_>) -> [u8; FRAME_HEADER_LEN] {
+    push_frame(buf, |b| push_postcard(b, TAG_LOST, record))
 }
 
 pub fn encode_key(buf: &mut Vec<u8>, record: &KeyRecord<'_>) -> [u8; FRAME_HEADER_LEN] {
@@ -298,6 +308,10 @@ pub fn decode_body(body: &[u8]) -> Result<Record<'_>, FrameError> {
             _ => Err(FrameError::BadBody),
         },
         Some(&TAG_SHRED) => postcard::from_bytes(&body[1..]).map(Record::Shred).map_err(|_| FrameError::BadBody),
+        Some(&TAG_LOST) => match postcard::from_bytes::<GenerationRecord<'_>>(&body[1..]) {
+            Ok(lost) if lost.generation > 0 => Ok(Record::Lost(lost)),
+            _ => Err(FrameError::BadBody),
+        },
         Some(&TAG_KEY) => match postcard::from_bytes::<KeyRecord<'_>>(&body[1..]) {
             Ok(key) if key.wrapped().is_some() && key.generation > 0 => Ok(Record::Key(key)),
             _ => Err(FrameError::BadBody),
@@ -359,6 +373,10 @@ mod tests {
         let wrapped = [8u8; crate::crypto::WRAPPED_KEY_LEN];
         let key = KeyRecord { entity: "account-1", generation: 2, wrap_generation: 5, wrapped: &wrapped };
         encode_key(&mut buf, &key);
+        let shred = GenerationRecord { entity: "account-2", generation: 3 };
+        encode_shred(&mut buf, &shred);
+        let lost = GenerationRecord { entity: "account-3", generation: 1 };
+        encode_lost(&mut buf, &lost);
         let commit = Commit { group_id: 4, event_count: 1, group_crc: 77 };
         encode_commit(&mut buf, &commit);
 
@@ -376,6 +394,8 @@ mod tests {
                 Record::Event(event),
                 Record::Idempotency(idem),
                 Record::Key(key),
+                Record::Shred(shred),
+                Record::Lost(lost),
                 Record::Commit(commit)
             ]
         );

@@ -9,7 +9,9 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use super::record::{decode_body, read_frame, Begin, EventRecord, IdempotencyRecord, KeyRecord, Record, ShredRecord};
+use super::record::{
+    decode_body, read_frame, Begin, EventRecord, GenerationRecord, IdempotencyRecord, KeyRecord, Record,
+};
 use crate::limits::{FRAME_HEADER_LEN, SEGMENT_HEADER_LEN};
 use crate::model::Payload;
 use crate::state::{IdempotencyEntry, State};
@@ -72,7 +74,8 @@ struct ParsedGroup<'a> {
     begin: Begin,
     idempotency: Option<IdempotencyRecord<'a>>,
     keys: Vec<KeyRecord<'a>>,
-    shred: Option<ShredRecord<'a>>,
+    shred: Option<GenerationRecord<'a>>,
+    lost: Vec<GenerationRecord<'a>>,
     events: Vec<(EventRecord<'a>, Range<usize>)>,
     end: usize,
 }
@@ -137,7 +140,7 @@ pub fn scan_segment(
 
 /// Applies a whole group, or nothing of it if an event does not follow on.
 fn apply_group(buf: &Arc<Vec<u8>>, group: &ParsedGroup<'_>, state: &mut State) -> Result<(), String> {
-    if state.keys().is_none() && (!group.keys.is_empty() || group.shred.is_some()) {
+    if state.keys().is_none() && (!group.keys.is_empty() || group.shred.is_some() || !group.lost.is_empty()) {
         return Err("key records in a plaintext store".into());
     }
     apply_events(buf, &group.events, state, group.begin.epoch)?;
@@ -148,6 +151,9 @@ fn apply_group(buf: &Arc<Vec<u8>>, group: &ParsedGroup<'_>, state: &mut State) -
         }
         if let Some(shred) = &group.shred {
             keys.read_shred(shred.entity, shred.generation);
+        }
+        for lost in &group.lost {
+            keys.read_lost(lost.entity, lost.generation);
         }
     }
     if let Some(idem) = &group.idempotency {
@@ -238,7 +244,15 @@ fn parse_group<'a>(
     }
     let mut group_crc = crc32c::crc32c(&header);
     let mut at = body.end;
-    let mut group = ParsedGroup { begin, idempotency: None, keys: Vec::new(), shred: None, events: Vec::new(), end: 0 };
+    let mut group = ParsedGroup {
+        begin,
+        idempotency: None,
+        keys: Vec::new(),
+        shred: None,
+        lost: Vec::new(),
+        events: Vec::new(),
+        end: 0,
+    };
     loop {
         let (header, record, body) = next_record(bytes, at)?;
         match record {
@@ -247,11 +261,19 @@ fn parse_group<'a>(
             {
                 group.idempotency = Some(idem);
             }
-            Record::Key(key) if group.events.is_empty() && group.shred.is_none() => {
+            Record::Key(key) if group.events.is_empty() && group.shred.is_none() && group.lost.is_empty() => {
                 group.keys.push(key);
             }
-            Record::Shred(shred) if begin.event_count == 0 && group.shred.is_none() => {
+            Record::Shred(shred) if begin.event_count == 0 && group.shred.is_none() && group.lost.is_empty() => {
                 group.shred = Some(shred);
+            }
+            Record::Lost(lost)
+                if begin.event_count == 0
+                    && group.keys.is_empty()
+                    && group.shred.is_none()
+                    && group.idempotency.is_none() =>
+            {
+                group.lost.push(lost);
             }
             Record::Event(event) if group.events.len() < begin.event_count as usize => {
                 let payload = body.end - event.payload.len()..body.end;
