@@ -33,6 +33,9 @@ const CASES: &[(&str, u64)] = &[
     // A creation interrupted after a misdirected header write left
     // leftovers no open could get past.
     ("creation-leftovers.toml", 0xca),
+    // An interrupted salvage copied a segment's rest aside under a lying
+    // fsync, then cut the segment: the lie's loss was called unreported.
+    ("salvage-copy-lost-to-a-lie.toml", 0x1249),
 ];
 
 #[test]

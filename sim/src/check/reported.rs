@@ -35,14 +35,17 @@ struct Aside<'a> {
 
 /// What the report says was set aside; after an interrupted recovery, also
 /// every salvage file that appeared since, by what its name says it holds
-/// (that recovery's report was never seen).
+/// (that recovery's report was never seen): from the offset its name gives
+/// to the end of the file it came from, as far as anyone can tell. Its
+/// bytes must then be intact, or damage must have touched them (a lying
+/// sync of the copy, say).
 fn asides<'a>(view: &'a RecoveryView, dir: &Path) -> Vec<Aside<'a>> {
     let reported =
         view.report.set_aside.iter().map(|a| Aside { from: a.from.clone(), offset: a.offset, len: a.len, to: &a.to });
     let new = |to: &&PathBuf| view.interrupted && !view.excuses.salvaged_before(to);
-    let found = view.salvaged.iter().filter(|(to, _)| new(to)).filter_map(|(to, file)| {
+    let found = view.salvaged.iter().filter(|(to, _)| new(to)).filter_map(|(to, _)| {
         let (name, offset) = set_aside_origin(&to.file_name()?.to_string_lossy())?;
-        Some(Aside { from: dir.join(name), offset, len: file.len, to })
+        Some(Aside { from: dir.join(name), offset, len: u64::MAX - offset, to })
     });
     reported.chain(found).collect()
 }
