@@ -80,13 +80,14 @@ fn repro(path: &Path, seed: u64) -> String {
 
 fn print_outcome(report: &RunReport, path: &Path) {
     let stats = format!(
-        "steps={} sim_time={:.3}s crashes={} recoveries={} acked_batches={} events={} trace={}",
+        "steps={} sim_time={:.3}s crashes={} recoveries={} acked_batches={} events={} segments={} trace={}",
         report.steps,
         report.sim_ns as f64 / 1e9,
         report.crashes,
         report.recoveries,
         report.acked_batches,
         report.events_at_end,
+        report.segments_at_end,
         report.trace_hash
     );
     match &report.outcome {

@@ -41,11 +41,29 @@ pub fn tagged_scope(base: &str, uid: u64, item: u32) -> String {
 
 /// The (uid, item) an event claims through its scope.
 pub fn tag_of(event: &Event) -> Option<(u64, u32)> {
-    let mut parts = event.coordinate.scope().rsplitn(3, '/');
-    let item = parts.next()?.parse().ok()?;
-    let uid = parts.next()?.parse().ok()?;
-    parts.next()?;
-    Some((uid, item))
+    scope_tag(event.coordinate.scope())
+}
+
+/// The (uid, item) a scope made by [`tagged_scope`] names.
+fn scope_tag(scope: &str) -> Option<(u64, u32)> {
+    // Checkers ask this of every event they see: read the two numbers off
+    // the end by hand rather than splitting and parsing.
+    let bytes = scope.as_bytes();
+    let (item, rest) = trailing_number(bytes)?;
+    let (uid, rest) = trailing_number(rest)?;
+    (!rest.is_empty()).then_some((uid, u32::try_from(item).ok()?))
+}
+
+/// The decimal number after the last '/' of `bytes`, and what precedes
+/// that '/'.
+fn trailing_number(bytes: &[u8]) -> Option<(u64, &[u8])> {
+    let slash = bytes.iter().rposition(|&b| b == b'/')?;
+    let digits = &bytes[slash + 1..];
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n = digits.iter().try_fold(0u64, |n, d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))?;
+    Some((n, &bytes[..slash]))
 }
 
 /// A visible event whose key was shredded: its payload is gone, and with
@@ -148,6 +166,52 @@ impl ModelBatch {
     }
 }
 
+/// The (entity, key generation) of every visible, unshredded sealed
+/// event, and those of them the durable image was not yet shown to open
+/// since the last crash or the last shred of their bucket (P2 checks each
+/// pending one once).
+#[derive(Debug, Default)]
+pub struct KeyChecks {
+    needs: std::collections::BTreeSet<(String, u32)>,
+    pending: std::collections::BTreeSet<(String, u32)>,
+}
+
+impl KeyChecks {
+    fn need(&mut self, key: (String, u32)) {
+        if self.needs.insert(key.clone()) {
+            self.pending.insert(key);
+        }
+    }
+
+    /// The durable image was shown to open `keys`.
+    pub fn verified(&mut self, keys: impl IntoIterator<Item = (String, u32)>) {
+        for key in keys {
+            self.pending.remove(&key);
+        }
+    }
+
+    /// `entity`'s generations up to `through` were shredded.
+    fn drop_shredded(&mut self, entity: &str, through: u32) {
+        let covered = |(e, g): &(String, u32)| e == entity && *g <= through;
+        self.needs.retain(|k| !covered(k));
+        self.pending.retain(|k| !covered(k));
+    }
+
+    /// Every needed key of an entity `which` picks is checked again.
+    fn recheck(&mut self, which: impl Fn(&str) -> bool) {
+        self.pending.extend(self.needs.iter().filter(|(e, _)| which(e)).cloned());
+    }
+}
+
+/// The shreds of one entity a client asked for.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Shreds {
+    /// The highest generation an acknowledged shred covers.
+    pub acked: Option<u32>,
+    /// A shred since the last acknowledged one has an unknown outcome.
+    pub unknown: bool,
+}
+
 #[derive(Debug, Default)]
 pub struct Model {
     pub batches: BTreeMap<u64, ModelBatch>,
@@ -161,22 +225,15 @@ pub struct Model {
     /// seen: it tells the acknowledged copy from an earlier attempt that
     /// may land at the same position.
     pub copy_hash: BTreeMap<u64, [u8; 32]>,
-    /// Shreds asked for: `Some(generation)` once acknowledged, `None` while
-    /// the outcome is unknown.
-    pub shreds: Vec<(String, Option<u32>)>,
-    /// Keys the durable image opened at some point, by (entity,
-    /// generation): P5 searches every file for those shredded since.
-    pub known_keys: BTreeMap<(String, u32), [u8; 32]>,
-    /// (entity, key generation) pairs the durable image was shown to open
-    /// since the last crash or shred (P2 checks each new one once).
-    pub verified_keys: std::collections::BTreeSet<(String, u32)>,
+    /// Shreds asked for, by entity.
+    pub shreds: BTreeMap<String, Shreds>,
     /// Keys a recovery read as lost to damage (and passed the checks): a
     /// salvage records the loss, so later opens read them as lost too.
     pub lost_keys: std::collections::BTreeSet<(String, u32)>,
     /// The master key that seals the keyset, if the run uses one.
     pub master_key: Option<shale_store::MasterKey>,
-    /// (entity, key generation) of every visible, unshredded sealed event.
-    pub key_needs: std::collections::BTreeSet<(String, u32)>,
+    /// The keys of visible sealed events, and which P2 has yet to check.
+    pub key_checks: KeyChecks,
     /// Balances per entity over `view`, for P7; kept only in gated runs.
     pub balances: BTreeMap<String, i64>,
     /// The run registers the simulator's gates (P7 is checked).
@@ -248,7 +305,7 @@ impl Model {
                 *self.balances.entry(event.coordinate.entity().to_owned()).or_default() += delta;
             }
             if event.key_gen > 0 && !event.shredded && !event.key_lost {
-                self.key_needs.insert((event.coordinate.entity().to_owned(), event.key_gen));
+                self.key_checks.need((event.coordinate.entity().to_owned(), event.key_gen));
             }
             self.view.push(event);
         }
@@ -260,8 +317,8 @@ impl Model {
     pub fn unverified_keys(&self, events: &[Event]) -> Vec<(String, u32)> {
         let fresh = events.iter().filter(|e| e.key_gen > 0 && !e.shredded && !e.key_lost);
         let fresh = fresh.map(|e| (e.coordinate.entity().to_owned(), e.key_gen));
-        let mut needed: Vec<(String, u32)> =
-            self.key_needs.iter().cloned().chain(fresh).filter(|k| !self.verified_keys.contains(k)).collect();
+        let fresh = fresh.filter(|k| !self.key_checks.needs.contains(k) || self.key_checks.pending.contains(k));
+        let mut needed: Vec<(String, u32)> = self.key_checks.pending.iter().cloned().chain(fresh).collect();
         needed.sort();
         needed.dedup();
         needed
@@ -273,8 +330,7 @@ impl Model {
         self.present.clear();
         self.keys.clear();
         self.versions.clear();
-        self.key_needs.clear();
-        self.verified_keys.clear();
+        self.key_checks = KeyChecks::default();
         self.balances.clear();
     }
 
@@ -293,29 +349,48 @@ impl Model {
 
     /// The highest generation of `entity` an acknowledged shred covers.
     pub fn acked_shred(&self, entity: &str) -> Option<u32> {
-        self.shreds.iter().filter(|(e, _)| e == entity).filter_map(|(_, g)| *g).max()
+        self.shreds.get(entity)?.acked
+    }
+
+    /// Every entity with an acknowledged shred, and the highest generation
+    /// one covers.
+    pub fn acked_shreds(&self) -> impl Iterator<Item = (&str, u32)> {
+        self.shreds.iter().filter_map(|(e, s)| Some((e.as_str(), s.acked?)))
     }
 
     /// Whether an event of `entity` sealed under `key_gen` may read as
     /// shredded: an acknowledged shred covers it, or a shred of the entity
     /// has an unknown outcome.
     pub fn may_be_shredded(&self, entity: &str, key_gen: u32) -> bool {
-        self.shreds.iter().any(|(e, g)| e == entity && g.is_none_or(|g| g >= key_gen))
+        self.shreds.get(entity).is_some_and(|s| s.unknown || s.acked.is_some_and(|g| g >= key_gen))
+    }
+
+    /// A shred of `entity` whose outcome is unknown (until one is
+    /// acknowledged).
+    pub fn shred_unknown(&mut self, entity: &str) {
+        self.shreds.entry(entity.to_owned()).or_default().unknown = true;
     }
 
     /// An acknowledged shred of `entity` up to `generation`: the view's
     /// events it covers read as shredded from now on.
     pub fn shredded(&mut self, entity: &str, generation: u32) {
-        self.shreds.retain(|(e, g)| !(e == entity && g.is_none()));
-        self.shreds.push((entity.to_owned(), Some(generation)));
+        let shreds = self.shreds.entry(entity.to_owned()).or_default();
+        shreds.unknown = false;
+        shreds.acked = Some(shreds.acked.map_or(generation, |g| g.max(generation)));
         for event in &mut self.view {
             if event.coordinate.entity() == entity && event.key_gen > 0 && event.key_gen <= generation {
                 forget_payload(&mut self.balances, self.gated, event);
             }
         }
-        self.key_needs.retain(|(e, g)| !(e == entity && *g <= generation));
-        // A shred rewraps its bucket's keys: every key is checked again.
-        self.verified_keys.clear();
+        self.key_checks.drop_shredded(entity, generation);
+        self.recheck_bucket_of(entity);
+    }
+
+    /// A shred of `entity` rewraps its bucket's keys (if it got that far):
+    /// P2 checks each of them again.
+    pub fn recheck_bucket_of(&mut self, entity: &str) {
+        let bucket = shale_store::keyset::bucket_of(entity);
+        self.key_checks.recheck(|e| shale_store::keyset::bucket_of(e) == bucket);
     }
 
     /// A shred of `entity` whose outcome is unknown: the store may show its
@@ -332,7 +407,7 @@ impl Model {
             }
             forget_payload(&mut self.balances, self.gated, seen);
             let generation = seen.key_gen;
-            self.key_needs.remove(&(entity.to_owned(), generation));
+            self.key_checks.drop_shredded(entity, generation);
         }
         Ok(())
     }
@@ -362,5 +437,21 @@ impl Model {
 
     pub fn version(&self, entity: &str) -> u64 {
         self.versions.get(entity).copied().unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tagged_scope_names_its_batch_and_item() {
+        assert_eq!(scope_tag(&tagged_scope("main", 123, 4)), Some((123, 4)));
+        assert_eq!(scope_tag(&tagged_scope("a/b", u64::MAX, u32::MAX)), Some((u64::MAX, u32::MAX)));
+        for untagged in
+            ["main", "main/1", "/1/2", "main/x/2", "main/1/", "main/1/99999999999", "main/99999999999999999999/1"]
+        {
+            assert_eq!(scope_tag(untagged), None, "{untagged}");
+        }
     }
 }

@@ -22,6 +22,13 @@ pub struct SeedPlan {
 }
 
 impl SeedPlan {
+    /// The plan for a scenario that runs `share` of the seeds (at least
+    /// one): the first of them.
+    pub fn scaled(&self, share: f64) -> SeedPlan {
+        let count = ((self.count as f64 * share).ceil() as u64).clamp(1, self.count.max(1));
+        SeedPlan { count, ..*self }
+    }
+
     pub fn seeds(&self) -> Vec<u64> {
         (0..self.count).filter(|i| i % self.shards == self.shard - 1).map(|i| self.first.wrapping_add(i)).collect()
     }
@@ -44,7 +51,7 @@ pub struct ScenarioSummary {
 
 /// Runs `plan` over one scenario on `jobs` threads.
 pub fn sweep_scenario(path: PathBuf, scenario: &Scenario, plan: SeedPlan, jobs: usize) -> ScenarioSummary {
-    let seeds = plan.seeds();
+    let seeds = plan.scaled(scenario.sweep_share).seeds();
     let canary = scenario.expect == Expect::MustFail;
     let next = AtomicUsize::new(0);
     let caught = std::sync::atomic::AtomicBool::new(false);

@@ -1,8 +1,19 @@
-//! The key material of a durable disk image, read as recovery would read
+//! The key material of the durable disk image, read as recovery would read
 //! it: the newest valid copy of the keyset, and the key records of the
 //! committed groups in the journal's segments. The checkers ask it whether
 //! the durable image alone opens an entity's key (P2: it must, for every
-//! visible sealed event) or no longer may (P5: after a shred).
+//! visible sealed event) or no longer may (P5: after a shred), and whether
+//! any durable file holds an entity key in the clear (P5: none may).
+//!
+//! It is kept up to date incrementally, so that a run's checking cost
+//! grows with its length, not with its square: each segment is parsed once,
+//! from where the last parse stopped, unless the disk reports its durable
+//! bytes changed below that point (then it is parsed again from the
+//! start); each durable file is searched for keys in the clear once, as its
+//! bytes become durable, for every key known by then. Keys are learned from
+//! the key records they travel in, in the same refresh as the flush that
+//! made those durable: a key written in the clear no earlier than its own
+//! record is found.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -13,6 +24,8 @@ use shale_store::journal::segment::{parse_segment_name, SegmentHeader};
 use shale_store::keyset::{bucket_of, Keyset, KEYS_COPY_NAME, KEYS_NAME};
 use shale_store::limits::{FRAME_HEADER_LEN, SEGMENT_HEADER_LEN};
 
+use crate::disk::SimDisk;
+
 /// A key record of a committed group.
 #[derive(Clone, Debug)]
 pub struct DurableRecord {
@@ -22,22 +35,72 @@ pub struct DurableRecord {
     pub wrapped: [u8; WRAPPED_KEY_LEN],
 }
 
-pub struct DurableKeys {
-    store_id: u64,
-    /// The newest valid copy of the keyset, or why there is none.
-    pub keyset: Result<Keyset, String>,
-    pub records: Vec<DurableRecord>,
+/// An entity key found in the clear in a durable file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClearKey {
+    pub entity: String,
+    pub generation: u32,
+    pub path: PathBuf,
+    pub offset: u64,
 }
 
-/// The key records of the committed groups of one segment's bytes up to
-/// `limit` (where its successor says it ends), in order; reading stops at
-/// the first frame that is not whole and valid.
-fn segment_records(bytes: &[u8], limit: usize, out: &mut Vec<DurableRecord>) {
-    let bytes = &bytes[..limit.min(bytes.len())];
-    let mut at = SEGMENT_HEADER_LEN;
+/// What is known of one durable segment.
+struct Segment {
+    /// The disk's durable mark when it was last brought up to date.
+    mark: u64,
+    /// Bytes parsed: the end of the last whole committed group.
+    parsed_to: usize,
+    /// Where the next segment's header says this one ends.
+    limit: u64,
+    /// Key records of committed groups, each with the end of its group.
+    records: Vec<(DurableRecord, u64)>,
+}
+
+/// A durable copy of the keyset (or its temporary file, or a salvaged one).
+struct KeysetFile {
+    path: PathBuf,
+    mark: u64,
+    decoded: Result<Keyset, String>,
+}
+
+/// Bits of a key's first three bytes: a filter that turns away almost every
+/// window of a file before the full comparison.
+const FILTER_BITS: usize = 1 << 24;
+
+fn filter_slot(bytes: &[u8]) -> usize {
+    usize::from(bytes[0]) | usize::from(bytes[1]) << 8 | usize::from(bytes[2]) << 16
+}
+
+pub struct DurableKeys {
+    dir: PathBuf,
+    store_id: u64,
+    master: Option<MasterKey>,
+    /// By inode.
+    segments: BTreeMap<u64, Segment>,
+    /// (entity, generation) -> (segment inode, record index).
+    index: BTreeMap<(String, u32), Vec<(u64, usize)>>,
+    /// By inode.
+    keyset_files: BTreeMap<u64, KeysetFile>,
+    /// The newest valid copy of the keyset, or why there is none.
+    pub keyset: Result<Keyset, String>,
+    /// Every key a durable record was seen to open, and whose it is.
+    known: BTreeMap<[u8; 32], (String, u32)>,
+    filter: Vec<u64>,
+    /// How far each durable file was searched: inode -> (mark, length).
+    searched: BTreeMap<u64, (u64, usize)>,
+    clear: Vec<ClearKey>,
+}
+
+/// Parses the committed groups of `bytes` from `from` (a group boundary, or
+/// 0 for the header), appending their key records; returns where the last
+/// whole group ends. Reading stops at the first frame that is not whole and
+/// valid.
+fn parse_segment(bytes: &[u8], from: usize, out: &mut Vec<(DurableRecord, u64)>) -> usize {
+    let mut at = from.max(SEGMENT_HEADER_LEN);
+    let mut parsed_to = at;
     let mut group: Vec<DurableRecord> = Vec::new();
     while let Some(rest) = bytes.get(at..) {
-        let Ok((_, body)) = read_frame(rest) else { return };
+        let Ok((_, body)) = read_frame(rest) else { break };
         at += FRAME_HEADER_LEN + body.len();
         match decode_body(body) {
             Ok(Record::Begin(_)) => group.clear(),
@@ -51,56 +114,214 @@ fn segment_records(bytes: &[u8], limit: usize, out: &mut Vec<DurableRecord>) {
                     });
                 }
             }
-            Ok(Record::Commit(_)) => out.append(&mut group),
+            Ok(Record::Commit(_)) => {
+                out.extend(group.drain(..).map(|r| (r, at as u64)));
+                parsed_to = at;
+            }
             Ok(_) => {}
-            Err(_) => return,
+            Err(_) => break,
         }
     }
-}
-
-/// Every keyset a durable file holds (both copies and their temporary
-/// files, in the store and in salvage), each as far as it decodes.
-pub fn keysets_in<'a>(
-    image: &'a BTreeMap<PathBuf, Vec<u8>>,
-    store_id: u64,
-    master: Option<&MasterKey>,
-) -> Vec<(&'a Path, Keyset)> {
-    image
-        .iter()
-        .filter(|(path, _)| path.file_name().is_some_and(|n| n.to_string_lossy().starts_with(KEYS_NAME)))
-        .filter_map(|(path, bytes)| Some((path.as_path(), Keyset::decode(bytes, store_id, master).ok()?)))
-        .collect()
+    parsed_to
 }
 
 impl DurableKeys {
-    /// Reads the key material of the store in `dir` from `image`.
-    pub fn read(image: &BTreeMap<PathBuf, Vec<u8>>, dir: &Path, store_id: u64, master: Option<&MasterKey>) -> Self {
-        let copy = |name: &str| match image.get(&dir.join(name)) {
-            Some(bytes) => Keyset::decode(bytes, store_id, master).map_err(|e| e.to_string()),
-            None => Err(format!("there is no durable {name}")),
-        };
-        let keyset = match (copy(KEYS_NAME), copy(KEYS_COPY_NAME)) {
-            (Ok(a), Ok(b)) => Ok(if a.sequence >= b.sequence { a } else { b }),
-            (Ok(k), Err(_)) | (Err(_), Ok(k)) => Ok(k),
-            (Err(a), Err(b)) => Err(format!("{a}; {b}")),
-        };
-        let mut records = Vec::new();
-        let segments = image
-            .iter()
-            .filter(|(path, _)| path.parent() == Some(dir))
-            .filter_map(|(path, bytes)| Some((parse_segment_name(&path.file_name()?.to_string_lossy())?, bytes)));
-        let mut segments: Vec<_> = segments.collect();
-        segments.sort_by_key(|(number, _)| *number);
-        for (i, (_, bytes)) in segments.iter().enumerate() {
-            let next = segments.get(i + 1).and_then(|(_, next)| SegmentHeader::decode(next));
-            let limit = next.map_or(bytes.len(), |h| usize::try_from(h.prev_end).unwrap_or(usize::MAX));
-            segment_records(bytes, limit, &mut records);
+    /// Nothing read yet of the store in `dir`.
+    pub fn new(dir: &Path, store_id: u64, master: Option<MasterKey>) -> Self {
+        Self {
+            dir: dir.to_owned(),
+            store_id,
+            master,
+            segments: BTreeMap::new(),
+            index: BTreeMap::new(),
+            keyset_files: BTreeMap::new(),
+            keyset: Err("not read yet".into()),
+            known: BTreeMap::new(),
+            filter: vec![0; FILTER_BITS / 64],
+            searched: BTreeMap::new(),
+            clear: Vec::new(),
         }
-        Self { store_id, keyset, records }
     }
 
     pub fn store_id(&self) -> u64 {
         self.store_id
+    }
+
+    /// Brings everything up to date with `disk`'s durable image. A store
+    /// with another id (a rebuilt META) is read afresh.
+    pub fn refresh(&mut self, disk: &SimDisk, store_id: u64) {
+        if store_id != self.store_id {
+            *self = Self::new(&self.dir.clone(), store_id, self.master.clone());
+        }
+        let mark = disk.durable_mark();
+        let files = disk.durable_files();
+        let fresh = self.refresh_segments(disk, mark, &files);
+        self.refresh_keysets(disk, mark, &files);
+        self.learn(&fresh);
+        self.search(disk, mark, &files);
+    }
+
+    /// Parses what is new in every durable segment; returns the records
+    /// parsed now.
+    fn refresh_segments(&mut self, disk: &SimDisk, mark: u64, files: &[(PathBuf, u64)]) -> Vec<(u64, usize)> {
+        let mut order: Vec<(u64, u64)> = files
+            .iter()
+            .filter(|(path, _)| path.parent() == Some(self.dir.as_path()))
+            .filter_map(|(path, inode)| Some((parse_segment_name(&path.file_name()?.to_string_lossy())?, *inode)))
+            .collect();
+        order.sort();
+        let gone: Vec<u64> = self.segments.keys().filter(|i| !order.iter().any(|(_, o)| o == *i)).copied().collect();
+        for inode in gone {
+            self.forget_segment(inode);
+        }
+        let mut fresh = Vec::new();
+        for &(_, inode) in &order {
+            let known = self.segments.get(&inode).map(|s| (s.mark, s.parsed_to));
+            let from = match known {
+                None => 0,
+                Some((seen, parsed_to)) => match disk.durable_changed_since(inode, seen) {
+                    None => continue,
+                    Some(low) if low < parsed_to as u64 => {
+                        self.forget_segment(inode);
+                        0
+                    }
+                    Some(_) => parsed_to,
+                },
+            };
+            let segment = self.segments.entry(inode).or_insert_with(|| Segment {
+                mark,
+                parsed_to: 0,
+                limit: u64::MAX,
+                records: Vec::new(),
+            });
+            let first = segment.records.len();
+            let parsed = disk.with_durable(inode, |bytes| parse_segment(bytes, from, &mut segment.records));
+            segment.parsed_to = parsed.unwrap_or(from);
+            segment.mark = mark;
+            for (n, (record, _)) in segment.records.iter().enumerate().skip(first) {
+                self.index.entry((record.entity.clone(), record.generation)).or_default().push((inode, n));
+                fresh.push((inode, n));
+            }
+        }
+        // Each segment ends where its successor's header says it does.
+        for pair in order.windows(2) {
+            let header = disk.with_durable(pair[1].1, SegmentHeader::decode).flatten();
+            if let Some(segment) = self.segments.get_mut(&pair[0].1) {
+                segment.limit = header.map_or(u64::MAX, |h| h.prev_end);
+            }
+        }
+        if let Some(segment) = order.last().and_then(|(_, inode)| self.segments.get_mut(inode)) {
+            segment.limit = u64::MAX;
+        }
+        fresh
+    }
+
+    fn forget_segment(&mut self, inode: u64) {
+        if self.segments.remove(&inode).is_some() {
+            self.index.retain(|_, places| {
+                places.retain(|(i, _)| *i != inode);
+                !places.is_empty()
+            });
+        }
+    }
+
+    /// Decodes every durable keyset file that is new or changed (both
+    /// copies and their temporary files, in the store and in salvage).
+    fn refresh_keysets(&mut self, disk: &SimDisk, mark: u64, files: &[(PathBuf, u64)]) {
+        let is_keyset = |path: &Path| path.file_name().is_some_and(|n| n.to_string_lossy().starts_with(KEYS_NAME));
+        let keysets: Vec<&(PathBuf, u64)> = files.iter().filter(|(path, _)| is_keyset(path)).collect();
+        self.keyset_files.retain(|inode, _| keysets.iter().any(|(_, i)| i == inode));
+        for (path, inode) in keysets {
+            let stale = match self.keyset_files.get(inode) {
+                Some(file) => disk.durable_changed_since(*inode, file.mark).is_some() || file.path != *path,
+                None => true,
+            };
+            if stale {
+                let decoded = disk
+                    .with_durable(*inode, |bytes| Keyset::decode(bytes, self.store_id, self.master.as_ref()))
+                    .map_or_else(|| Err("gone".to_owned()), |d| d.map_err(|e| e.to_string()));
+                self.keyset_files.insert(*inode, KeysetFile { path: path.clone(), mark, decoded });
+            }
+        }
+        let copy = |name: &str| {
+            let path = self.dir.join(name);
+            match self.keyset_files.values().find(|f| f.path == path) {
+                Some(file) => file.decoded.clone(),
+                None => Err(format!("there is no durable {name}")),
+            }
+        };
+        self.keyset = match (copy(KEYS_NAME), copy(KEYS_COPY_NAME)) {
+            (Ok(a), Ok(b)) => Ok(if a.sequence >= b.sequence { a } else { b }),
+            (Ok(k), Err(_)) | (Err(_), Ok(k)) => Ok(k),
+            (Err(a), Err(b)) => Err(format!("{a}; {b}")),
+        };
+    }
+
+    /// Learns the key of every fresh record that a durable keyset opens.
+    fn learn(&mut self, fresh: &[(u64, usize)]) {
+        for &(inode, n) in fresh {
+            let record = &self.segments[&inode].records[n].0;
+            let key = self.keysets().find_map(|(_, ks)| self.open_with(ks, record));
+            if let Some(key) = key {
+                let bytes = *key.expose_secret();
+                let slot = filter_slot(&bytes);
+                self.filter[slot / 64] |= 1 << (slot % 64);
+                let who = (record.entity.clone(), record.generation);
+                self.known.entry(bytes).or_insert(who);
+            }
+        }
+    }
+
+    /// Searches the durable bytes not searched yet for every known key.
+    fn search(&mut self, disk: &SimDisk, mark: u64, files: &[(PathBuf, u64)]) {
+        self.searched.retain(|inode, _| files.iter().any(|(_, i)| i == inode));
+        for (path, inode) in files {
+            let from = match self.searched.get(inode) {
+                None => 0,
+                Some(&(seen, len)) => match disk.durable_changed_since(*inode, seen) {
+                    None => continue,
+                    Some(low) => (low as usize).min(len),
+                },
+            };
+            let (filter, known) = (&self.filter, &self.known);
+            let found = disk.with_durable(*inode, |bytes| {
+                let start = from.saturating_sub(31);
+                let mut hits = Vec::new();
+                for (at, window) in bytes.get(start..).unwrap_or_default().windows(32).enumerate() {
+                    let slot = filter_slot(window);
+                    if filter[slot / 64] & (1 << (slot % 64)) == 0 {
+                        continue;
+                    }
+                    if let Some((entity, generation)) = window.try_into().ok().and_then(|k: [u8; 32]| known.get(&k)) {
+                        let offset = (start + at) as u64;
+                        hits.push(ClearKey {
+                            entity: entity.clone(),
+                            generation: *generation,
+                            path: path.clone(),
+                            offset,
+                        });
+                    }
+                }
+                (hits, bytes.len())
+            });
+            let Some((hits, len)) = found else { continue };
+            for hit in hits {
+                if !self.clear.contains(&hit) {
+                    self.clear.push(hit);
+                }
+            }
+            self.searched.insert(*inode, (mark, len));
+        }
+    }
+
+    /// Every durable keyset file that decodes, with its path.
+    pub fn keysets(&self) -> impl Iterator<Item = (&Path, &Keyset)> {
+        self.keyset_files.values().filter_map(|f| Some((f.path.as_path(), f.decoded.as_ref().ok()?)))
+    }
+
+    /// Entity keys found in the clear in durable files.
+    pub fn clear(&self) -> &[ClearKey] {
+        &self.clear
     }
 
     /// The key `record` wraps, if `keyset` holds its wrapping key.
@@ -110,21 +331,27 @@ impl DurableKeys {
         unwrap(wrapping, &aad, &record.wrapped).ok()
     }
 
+    /// The records of `entity`'s generations up to `through` that recovery
+    /// would read (within their segment's end).
+    pub fn records_of<'a>(&'a self, entity: &str, through: u32) -> impl Iterator<Item = &'a DurableRecord> + 'a {
+        let range = (entity.to_owned(), 0)..=(entity.to_owned(), through);
+        self.index.range(range).flat_map(|(_, places)| places.iter()).filter_map(|&(inode, n)| {
+            let segment = self.segments.get(&inode)?;
+            let (record, end) = segment.records.get(n)?;
+            (*end <= segment.limit).then_some(record)
+        })
+    }
+
+    /// Every key record recovery would read (within its segment's end).
+    pub fn records(&self) -> impl Iterator<Item = &DurableRecord> {
+        self.segments.values().flat_map(|s| s.records.iter().filter(|(_, end)| *end <= s.limit).map(|(r, _)| r))
+    }
+
     /// The key of `(entity, generation)` as the durable image opens it.
     pub fn open(&self, entity: &str, generation: u32) -> Option<Key> {
         let keyset = self.keyset.as_ref().ok()?;
-        self.records
-            .iter()
-            .filter(|r| r.entity == entity && r.generation == generation)
+        self.records_of(entity, generation)
+            .filter(|r| r.generation == generation)
             .find_map(|r| self.open_with(keyset, r))
-    }
-
-    /// Every key the durable image opens, by (entity, generation).
-    pub fn opened(&self) -> BTreeMap<(String, u32), [u8; 32]> {
-        let Ok(keyset) = &self.keyset else { return BTreeMap::new() };
-        self.records
-            .iter()
-            .filter_map(|r| Some(((r.entity.clone(), r.generation), *self.open_with(keyset, r)?.expose_secret())))
-            .collect()
     }
 }

@@ -120,13 +120,13 @@ pub struct RecoveryView {
 
 /// What would survive a crash right now, as far as the checkers need it.
 #[derive(Default)]
-pub struct Durable {
-    /// The durable key material, when a check needs it (a plaintext store
-    /// never does).
-    pub keys: Option<DurableKeys>,
-    /// Every durable file, when a check searches them (after a shred or a
+pub struct Durable<'a> {
+    /// The durable key material, up to date, when a check needs it (a
+    /// plaintext store never does).
+    pub keys: Option<&'a DurableKeys>,
+    /// Whether P5 looks at every durable keyset now (after a shred or a
     /// recovery).
-    pub files: Option<BTreeMap<PathBuf, Vec<u8>>>,
+    pub search: bool,
     /// Bytes acknowledged durable that the medium does not (or may not)
     /// hold: lossy damage, and writes a lying fsync acknowledged that are
     /// still pending. (inode, range)
@@ -140,7 +140,7 @@ pub struct Snapshot<'a> {
     /// recovery: all events, the view having been reset).
     pub events: &'a [Event],
     pub reader: &'a Reader,
-    pub durable: &'a Durable,
+    pub durable: &'a Durable<'a>,
     /// Where every copy of every batch was written.
     pub map: &'a JournalMap,
 }

@@ -42,6 +42,9 @@ pub(super) struct Inode {
     pub bad_sectors: BTreeSet<u64>,
     /// The last writes that reached the medium, for stale frames.
     pub history: VecDeque<(u64, Arc<[u8]>)>,
+    /// Every change to the durable bytes: (change number, lowest offset
+    /// changed), for incremental readers of the durable image.
+    pub changes: Vec<(u64, u64)>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -80,6 +83,8 @@ pub(super) struct Medium {
     pub damage_log: Vec<Damage>,
     /// Every write issued, for the harness to map what lives where.
     pub writes: Vec<WriteRecord>,
+    /// Changes to durable bytes so far (see `Inode::changes`).
+    pub durable_changes: u64,
 }
 
 pub(super) fn err(kind: io::ErrorKind, what: &str) -> io::Error {
@@ -124,6 +129,7 @@ impl Medium {
             damage: Vec::new(),
             damage_log: Vec::new(),
             writes: Vec::new(),
+            durable_changes: 0,
         }
     }
 
@@ -184,6 +190,22 @@ impl Medium {
         }
     }
 
+    /// Durable bytes of `inode` from `low` on may have changed.
+    fn changed(&mut self, inode: u64, low: u64) {
+        self.durable_changes += 1;
+        let n = self.durable_changes;
+        if let Some(i) = self.inodes.get_mut(&inode) {
+            i.changes.push((n, low));
+        }
+    }
+
+    /// The lowest offset of `inode`'s durable bytes changed after change
+    /// number `mark`, if any.
+    pub fn changed_since(&self, inode: u64, mark: u64) -> Option<u64> {
+        let changes = &self.inodes.get(&inode)?.changes;
+        changes.iter().rev().take_while(|(n, _)| *n > mark).map(|(_, low)| *low).min()
+    }
+
     /// Durable bytes rewritten (or cut off) heal the damage there.
     fn heal(&mut self, inode: u64, range: Range<u64>) {
         let mut kept = Vec::with_capacity(self.damage.len());
@@ -208,6 +230,7 @@ impl Medium {
     fn persist(&mut self, inode: u64, bytes: &mut Vec<u8>, op: &Op) {
         match op {
             Op::SetLen(len) => {
+                self.changed(inode, (*len).min(bytes.len() as u64));
                 bytes.resize(*len as usize, 0);
                 self.heal(inode, *len..u64::MAX);
             }
@@ -218,6 +241,7 @@ impl Medium {
                     let shift = self.rng.between(1, 8) * sector;
                     let landed = if self.rng.chance(0.5) { offset + shift } else { offset.saturating_sub(shift) };
                     splice(bytes, landed, data);
+                    self.changed(inode, landed);
                     self.damaged(inode, intended, FaultClass::MisdirectedWrite);
                     self.damaged(inode, landed..landed + data.len() as u64, FaultClass::MisdirectedWrite);
                     return;
@@ -229,11 +253,13 @@ impl Medium {
                         unreachable!("picked within the history")
                     };
                     splice(bytes, *offset, &old);
+                    self.changed(inode, *offset);
                     let end = intended.end.max(offset + old.len() as u64);
                     self.damaged(inode, *offset..end, FaultClass::StaleFrame);
                     return;
                 }
                 splice(bytes, *offset, data);
+                self.changed(inode, *offset);
                 self.heal(inode, intended);
                 if let Some(i) = self.inodes.get_mut(&inode) {
                     if i.history.len() == HISTORY_LEN {
@@ -246,7 +272,8 @@ impl Medium {
     }
 
     /// A pending write that reaches the medium only in part.
-    fn persist_torn(&mut self, bytes: &mut Vec<u8>, offset: u64, data: &[u8]) {
+    fn persist_torn(&mut self, inode: u64, bytes: &mut Vec<u8>, offset: u64, data: &[u8]) {
+        self.changed(inode, offset);
         let sector = self.options.sector_size;
         let mut at = offset;
         let end = offset + data.len() as u64;
@@ -293,7 +320,7 @@ impl Medium {
                 match &p.op {
                     Op::Write { offset, data } if torn => {
                         self.stats.add(FaultClass::TornWrite);
-                        self.persist_torn(&mut durable, *offset, data);
+                        self.persist_torn(id, &mut durable, *offset, data);
                     }
                     _ => self.stats.add(FaultClass::UnsyncedLost),
                 }
@@ -452,6 +479,7 @@ impl Medium {
             file.current[at as usize] ^= bit;
             if (at as usize) < file.durable.len() {
                 file.durable[at as usize] ^= bit;
+                self.changed(inode, at);
                 self.damaged(inode, at..at + 1, FaultClass::SectorError);
             }
         }

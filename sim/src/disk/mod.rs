@@ -279,6 +279,34 @@ impl SimDisk {
         s.inodes.get(inode).map(|i| i.durable.clone())
     }
 
+    /// Every file a durable name reaches, by path, with its inode.
+    pub fn durable_files(&self) -> Vec<(PathBuf, u64)> {
+        let s = self.state();
+        let mut files = Vec::new();
+        for (dir, d) in &s.dirs {
+            files.extend(d.durable.iter().filter(|(_, i)| s.inodes.contains_key(i)).map(|(n, &i)| (dir.join(n), i)));
+        }
+        files
+    }
+
+    /// Calls `f` with the durable bytes of `inode`, without copying them.
+    pub fn with_durable<R>(&self, inode: u64, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
+        self.state().inodes.get(&inode).map(|i| f(&i.durable))
+    }
+
+    /// A mark of the durable bytes as they are now, for
+    /// [`Self::durable_changed_since`].
+    pub fn durable_mark(&self) -> u64 {
+        self.state().durable_changes
+    }
+
+    /// The lowest offset of `inode`'s durable bytes that changed since
+    /// `mark` (an append changes them from the old end on); `None` if none
+    /// did. Incremental readers of the durable image re-read from there.
+    pub fn durable_changed_since(&self, inode: u64, mark: u64) -> Option<u64> {
+        self.state().changed_since(inode, mark)
+    }
+
     /// What would survive a crash right now if every pending operation were
     /// lost: every file a durable name reaches, with its durable bytes.
     pub fn durable_image(&self) -> BTreeMap<PathBuf, Vec<u8>> {

@@ -107,6 +107,8 @@ pub struct RunReport {
     pub recoveries: u64,
     pub acked_batches: u64,
     pub events_at_end: u64,
+    /// Journal segments in the store's directory at the end.
+    pub segments_at_end: u64,
     /// Acknowledged batches whose loss a lossy fault excused, by why.
     pub excused: std::collections::BTreeMap<String, u64>,
     pub faults: FaultStats,
@@ -176,6 +178,8 @@ pub struct Sim {
     latencies: Vec<u64>,
     canary: Canary,
     master_key: Option<MasterKey>,
+    /// The durable key material, read incrementally (encrypted runs).
+    durable_keys: Option<DurableKeys>,
 }
 
 impl Sim {
@@ -234,6 +238,7 @@ impl Sim {
             latencies: Vec::new(),
             canary,
             master_key,
+            durable_keys: None,
         }
     }
 
@@ -294,12 +299,19 @@ impl Sim {
             recoveries: self.recoveries,
             acked_batches: self.model.acked().count() as u64,
             events_at_end: self.model.view.len() as u64,
+            segments_at_end: self.segments_at_end(),
             excused: std::mem::take(&mut self.excused),
             faults: self.disk.stats(),
             commit_latencies_ns: std::mem::take(&mut self.latencies),
             tail: self.trace.tail(),
             trace: self.trace.take_full(),
         }
+    }
+
+    fn segments_at_end(&self) -> u64 {
+        let names = self.disk.names_in(Path::new(STORE_DIR));
+        names.iter().filter(|(name, _)| shale_store::journal::segment::parse_segment_name(name).is_some()).count()
+            as u64
     }
 
     fn drive(&mut self) -> Result<(), Stop> {

@@ -4,36 +4,33 @@
 use super::*;
 
 impl Sim {
-    /// What would survive a crash now, as the checkers need it: the key
-    /// material when a key needs checking (`events` are about to become
-    /// visible), and with `files` every durable file (to search them after a
-    /// shred or a recovery).
-    pub(super) fn durable(&self, store_id: u64, files: bool, events: &[shale_store::Event]) -> Durable {
+    /// Brings the durable key material up to date when a check needs it:
+    /// a key needs checking (`events` are about to become visible), or
+    /// `search` asks P5 to look at every keyset (after a shred or a
+    /// recovery). Returns whether it did.
+    pub(super) fn refresh_durable(&mut self, store_id: u64, search: bool, events: &[shale_store::Event]) -> bool {
         let encrypted = self.scenario.run.encryption;
-        let need_keys = encrypted && (files || !self.model.unverified_keys(events).is_empty());
-        let image = (need_keys || files).then(|| self.disk.durable_image());
-        let keys = match (&image, need_keys) {
-            (Some(image), true) => {
-                Some(DurableKeys::read(image, Path::new(STORE_DIR), store_id, self.master_key.as_ref()))
-            }
-            _ => None,
-        };
-        let shaky = match need_keys {
+        if !encrypted || (!search && self.model.unverified_keys(events).is_empty()) {
+            return false;
+        }
+        let keys = self
+            .durable_keys
+            .get_or_insert_with(|| DurableKeys::new(Path::new(STORE_DIR), store_id, self.master_key.clone()));
+        keys.refresh(&self.disk, store_id);
+        true
+    }
+
+    /// What would survive a crash now, as the checkers need it (`fresh`:
+    /// the key material was just brought up to date).
+    pub(super) fn durable(&self, fresh: bool, search: bool) -> Durable<'_> {
+        let shaky = match fresh {
             true => {
                 let damage = self.disk.damage().into_iter().map(|d| (d.inode, d.range));
                 damage.chain(self.disk.tainted()).collect()
             }
             false => Vec::new(),
         };
-        Durable { keys, files: image.filter(|_| files), shaky }
-    }
-
-    /// Remembers every key the durable image opens, so that P5 can look for
-    /// them after a shred.
-    pub(super) fn learn_keys(&mut self, durable: &Durable) {
-        if let Some(keys) = &durable.keys {
-            self.model.known_keys.extend(keys.opened());
-        }
+        Durable { keys: self.durable_keys.as_ref().filter(|_| fresh), search, shaky }
     }
 
     pub(super) fn read_violation(&self, e: &ReadError) -> Stop {
@@ -44,7 +41,7 @@ impl Sim {
     }
 
     /// Reads what became visible since the last observation and checks it.
-    pub(super) fn observe_step(&mut self, search_files: bool) -> Result<(), Stop> {
+    pub(super) fn observe_step(&mut self, search: bool) -> Result<(), Stop> {
         self.map.absorb(&self.disk.take_writes());
         let Some(core) = &self.core else { return Ok(()) };
         let reader = core.reader();
@@ -57,15 +54,15 @@ impl Sim {
             }
             events.extend(chunk);
         }
-        let durable = self.durable(reader.store_id(), search_files, &events);
+        let fresh = self.refresh_durable(reader.store_id(), search, &events);
+        let durable = self.durable(fresh, search);
         let snapshot =
             Snapshot { phase: Phase::Step, events: &events, reader: &reader, durable: &durable, map: &self.map };
         check_all(&self.checkers, &self.model, &snapshot)
             .map_err(|v| Stop(Outcome::Violation { violation: v, step: self.step }))?;
-        self.learn_keys(&durable);
-        if durable.keys.is_some() {
+        if fresh {
             let verified = self.model.unverified_keys(&events);
-            self.model.verified_keys.extend(verified);
+            self.model.key_checks.verified(verified);
         }
         self.model.absorb(events);
         Ok(())

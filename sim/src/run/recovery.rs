@@ -217,8 +217,11 @@ impl Sim {
             }
             events.extend(chunk);
         }
-        let search = self.scenario.run.encryption && self.model.shreds.iter().any(|(_, g)| g.is_some());
-        let durable = self.durable(reader.store_id(), search, &events);
+        let search = self.scenario.run.encryption && self.model.acked_shreds().next().is_some();
+        // P2 needs no look at the durable keys here: every sealed event was
+        // just read back, and opened, from the disk as the crash left it.
+        let fresh = self.refresh_durable(reader.store_id(), search, &[]);
+        let durable = self.durable(fresh, search);
         let snapshot =
             Snapshot { phase: Phase::Recovery(view), events: &events, reader, durable: &durable, map: &self.map };
         check_all(&self.checkers, &self.model, &snapshot)
@@ -234,14 +237,11 @@ impl Sim {
             self.note(format!("batch {uid} lost: {reason}"));
             *self.excused.entry(reason).or_default() += 1;
         }
-        self.learn_keys(&durable);
-        if durable.keys.is_some() {
-            let verified = self.model.unverified_keys(&events);
-            self.model.verified_keys.extend(verified);
-        }
         let lost = events.iter().filter(|e| e.key_lost).map(|e| (e.coordinate.entity().to_owned(), e.key_gen));
         self.model.lost_keys.extend(lost);
         self.model.absorb(events);
+        let opened = self.model.unverified_keys(&[]);
+        self.model.key_checks.verified(opened);
         self.model.settle_after_recovery();
         Ok(())
     }

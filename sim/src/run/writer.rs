@@ -66,7 +66,7 @@ impl Sim {
             catching(|| core.shred(&entity)).map_err(|panic| Stop(Outcome::Panic { panic, step: self.step }))?;
         if !self.disk.powered() {
             self.note("power lost during shred".into());
-            self.model.shreds.push((entity, None));
+            self.model.shred_unknown(&entity);
             self.clients[c as usize].waiting = None;
             self.crash(Vec::new());
             let at = self.time.now() + self.scenario.run.restart_delay_ns;
@@ -83,7 +83,8 @@ impl Sim {
             }
             Err(ShredError::OutcomeUnknown(e)) => {
                 self.note(format!("client {c} shred of {entity} outcome unknown: {e}"));
-                self.model.shreds.push((entity.clone(), None));
+                self.model.shred_unknown(&entity);
+                self.model.recheck_bucket_of(&entity);
                 let Some(core) = &self.core else { unreachable!("the store is up") };
                 let now =
                     core.reader().query(&shale_store::Region::entity(&entity)).map_err(|e| self.read_violation(&e))?;

@@ -30,6 +30,9 @@ pub struct Scenario {
     pub expect: Expect,
     /// The planted bug to switch on (`ack_before_fsync`, ...).
     pub canary: Option<String>,
+    /// The share of a sweep's seeds this scenario runs (at least one), for
+    /// scenarios whose seeds cost far more than most (`long`).
+    pub sweep_share: f64,
     pub run: RunSpec,
     pub workload: WorkloadSpec,
     pub faults: FaultSpec,
@@ -196,6 +199,7 @@ impl Default for Scenario {
             description: String::new(),
             expect: Expect::Pass,
             canary: None,
+            sweep_share: 1.0,
             run: RunSpec::default(),
             workload: WorkloadSpec::default(),
             faults: FaultSpec::default(),

@@ -53,6 +53,9 @@ impl Scenario {
     /// Checks every knob a run depends on; the error names the first one
     /// out of range.
     pub fn validate(&self) -> Result<(), String> {
+        if !(self.sweep_share > 0.0 && self.sweep_share <= 1.0) {
+            return Err(format!("sweep_share = {} is outside (0, 1]", self.sweep_share));
+        }
         let r = &self.run;
         if r.clients == 0 || r.clients > CLIENTS_MAX {
             return Err(format!("run.clients = {} is outside 1..={CLIENTS_MAX}", r.clients));
