@@ -113,8 +113,10 @@ fn the_incremental_key_reader_agrees_with_a_fresh_one() {
     let store_id = core.reader().store_id();
     let mut incremental = DurableKeys::new(Path::new(DIR), store_id, None);
     let summary = |keys: &DurableKeys| {
-        let mut all: Vec<(String, u32, bool)> =
-            keys.records().map(|r| (r.entity.clone(), r.generation, keys.open(&r.entity, r.generation).is_some())).collect();
+        let mut all: Vec<(String, u32, bool)> = keys
+            .records()
+            .map(|r| (r.entity.clone(), r.generation, keys.open(&r.entity, r.generation).is_some()))
+            .collect();
         all.sort();
         all
     };
