@@ -3,8 +3,9 @@
 //! own account: each write to a segment is parsed into its groups, and each
 //! group is remembered by the hash of its first event (unique to that copy:
 //! it chains over everything before it) with the file, the byte range and
-//! the moment it was written. The excuses for lost data and the checks of
-//! what a salvage set aside are computed against this map.
+//! the moment it was written; and each key record, by the key it holds.
+//! The excuses for lost data and the checks of what a salvage set aside are
+//! computed against this map.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -32,10 +33,19 @@ pub struct Location {
     pub bytes: Vec<u8>,
 }
 
+/// Where a key record was written: (inode, the bytes from the record to
+/// the end of its group).
+pub type KeyRecordAt = (u64, Range<u64>);
+
 #[derive(Debug, Default)]
 pub struct JournalMap {
     /// Copies of groups with events, by the hash of their first event.
     copies: BTreeMap<[u8; 32], Location>,
+    /// Every key record of a whole group written, by (entity, generation):
+    /// (inode, the bytes from the record to the end of its group, all of
+    /// which a reader needs whole to accept it). A key is first written
+    /// with the events it seals, then again by each shred in its bucket.
+    key_records: BTreeMap<(String, u32), Vec<KeyRecordAt>>,
 }
 
 /// The segment number a written path names (its temporary name included).
@@ -51,16 +61,25 @@ impl JournalMap {
             let Some(segment) = segment_of(&write.path) else { continue };
             let mut at = 0usize;
             let mut group: Option<(usize, u64, Option<[u8; 32]>)> = None;
+            let mut keys: Vec<((String, u32), Range<u64>)> = Vec::new();
             while let Ok((_, body)) = read_frame(&write.data[at..]) {
                 let end = at + FRAME_HEADER_LEN + body.len();
+                let range = write.offset + at as u64..write.offset + end as u64;
                 match decode_body(body) {
-                    Ok(Record::Begin(begin)) => group = Some((at, begin.flush, None)),
+                    Ok(Record::Begin(begin)) => {
+                        group = Some((at, begin.flush, None));
+                        keys.clear();
+                    }
+                    Ok(Record::Key(key)) => keys.push(((key.entity.to_owned(), key.generation), range)),
                     Ok(Record::Event(event)) => {
                         if let Some((_, _, first @ None)) = &mut group {
                             *first = Some(event.hash);
                         }
                     }
                     Ok(Record::Commit(_)) => {
+                        for (key, record) in keys.drain(..) {
+                            self.key_records.entry(key).or_default().push((write.inode, record.start..range.end));
+                        }
                         if let Some((start, flush, Some(hash))) = group.take() {
                             let range = write.offset + start as u64..write.offset + end as u64;
                             let bytes = write.data[start..end].to_vec();
@@ -74,6 +93,12 @@ impl JournalMap {
                 at = end;
             }
         }
+    }
+
+    /// Where every key record of `(entity, generation)` was written, to the
+    /// end of its group.
+    pub fn key_records(&self, entity: &str, generation: u32) -> &[KeyRecordAt] {
+        self.key_records.get(&(entity.to_owned(), generation)).map_or(&[], Vec::as_slice)
     }
 
     /// Where the copy of a batch whose first event has `hash` was written.

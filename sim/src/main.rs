@@ -220,6 +220,9 @@ fn cmd_sweep(paths: &[PathBuf], plan: SeedPlan, jobs: usize, json: Option<&Path>
             println!("     first failure, seed {:#018x}: {what}", failure.seed);
             println!("     reproduce: {}", repro(&file, failure.seed));
         }
+        if scenario.faults.swarm {
+            print_coverage(&summary);
+        }
         all_met &= summary.met_expectation;
         summaries.push(summary);
     }
@@ -238,6 +241,23 @@ fn cmd_sweep(paths: &[PathBuf], plan: SeedPlan, jobs: usize, json: Option<&Path>
     }
     println!("{}", if all_met { "sweep: every scenario met its expectation" } else { "sweep: FAILED" });
     Ok(if all_met { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// The share of a swarm's seeds that injected each fault class and
+/// exercised each feature, flagging any under the 20 % a swarm aims for.
+fn print_coverage(summary: &shale_sim::sweep::ScenarioSummary) {
+    println!("     coverage over {} seeds (share of seeds; ! under 20 %):", summary.seeds_run);
+    let cells: Vec<String> = summary
+        .coverage
+        .iter()
+        .map(|(name, seeds)| {
+            let share = *seeds as f64 / summary.seeds_run.max(1) as f64;
+            format!("{}{name} {:.0}%", if share < 0.2 { "!" } else { " " }, share * 100.0)
+        })
+        .collect();
+    for row in cells.chunks(4) {
+        println!("      {}", row.iter().map(|c| format!("{c:<24}")).collect::<String>().trim_end());
+    }
 }
 
 fn main() -> ExitCode {

@@ -210,6 +210,16 @@ pub struct Shreds {
     pub acked: Option<u32>,
     /// A shred since the last acknowledged one has an unknown outcome.
     pub unknown: bool,
+    /// Key records of the generations the acknowledged shreds cover were
+    /// written under a keyset that salvage has since replaced: no keyset
+    /// of the store opens them, and a record of such a generation now is
+    /// of a key minted since (generations start again with a fresh
+    /// keyset). Cleared by the next acknowledged shred.
+    pub before_fresh_keyset: bool,
+    /// Batches of a lower uid were made before the last acknowledged
+    /// shred; later ones hold new payloads no shred so far covered (even
+    /// if a store that lost its keyset minted their generation again).
+    pub acked_before_uid: u64,
 }
 
 #[derive(Debug, Default)]
@@ -353,9 +363,38 @@ impl Model {
     }
 
     /// Every entity with an acknowledged shred, and the highest generation
-    /// one covers.
+    /// one covers (unless salvage replaced the keyset since: see
+    /// `before_fresh_keyset`).
     pub fn acked_shreds(&self) -> impl Iterator<Item = (&str, u32)> {
-        self.shreds.iter().filter_map(|(e, s)| Some((e.as_str(), s.acked?)))
+        self.shreds.iter().filter(|(_, s)| !s.before_fresh_keyset).filter_map(|(e, s)| Some((e.as_str(), s.acked?)))
+    }
+
+    /// Salvage set the keyset aside and started a fresh one: no key record
+    /// written before opens with it, and generations are minted from 1
+    /// again, so the generations shreds covered no longer name the keys
+    /// they shredded. (The keyset set aside is the operator's.)
+    pub fn keyset_replaced(&mut self) {
+        for shreds in self.shreds.values_mut() {
+            shreds.before_fresh_keyset = true;
+        }
+    }
+
+    /// Lossy damage hit the keyset: every acknowledged shred may have been
+    /// undone (an older copy came back), and is in doubt until the next
+    /// one of its entity is acknowledged.
+    pub fn shreds_in_doubt(&mut self) {
+        for shreds in self.shreds.values_mut() {
+            shreds.unknown |= shreds.acked.take().is_some();
+        }
+    }
+
+    /// The generation through which an acknowledged shred covers `event`
+    /// (sealed under a generation it covers, in a batch made before it).
+    pub fn shred_covering(&self, event: &Event) -> Option<u32> {
+        let shreds = self.shreds.get(event.coordinate.entity())?;
+        let through = shreds.acked.filter(|g| event.key_gen <= *g)?;
+        let made_before = tag_of(event).is_none_or(|(uid, _)| uid < shreds.acked_before_uid);
+        made_before.then_some(through)
     }
 
     /// Whether an event of `entity` sealed under `key_gen` may read as
@@ -374,11 +413,17 @@ impl Model {
     /// An acknowledged shred of `entity` up to `generation`: the view's
     /// events it covers read as shredded from now on.
     pub fn shredded(&mut self, entity: &str, generation: u32) {
+        let next_uid = self.batches.keys().next_back().map_or(0, |uid| uid + 1);
         let shreds = self.shreds.entry(entity.to_owned()).or_default();
         shreds.unknown = false;
+        shreds.acked_before_uid = next_uid;
+        shreds.before_fresh_keyset = false;
         shreds.acked = Some(shreds.acked.map_or(generation, |g| g.max(generation)));
         for event in &mut self.view {
-            if event.coordinate.entity() == entity && event.key_gen > 0 && event.key_gen <= generation {
+            // An event whose key was lost to damage stays lost: that is the
+            // truer reason its payload is gone.
+            let covered = event.key_gen > 0 && event.key_gen <= generation && !event.key_lost;
+            if covered && event.coordinate.entity() == entity {
                 forget_payload(&mut self.balances, self.gated, event);
             }
         }

@@ -2,13 +2,15 @@
 //! shardable across machines. A canary scenario (`expect = "must_fail"`)
 //! meets its expectation as soon as one seed is caught.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use serde::Serialize;
 
-use crate::run::{run, RunReport};
+use crate::faults::FaultClass;
+use crate::run::{run, RunReport, FEATURES};
 use crate::scenario::{Expect, Scenario};
 
 /// Which seeds a sweep runs: `first..first + count`, keeping those whose
@@ -42,6 +44,12 @@ pub struct ScenarioSummary {
     pub seeds_run: u64,
     pub passed: u64,
     pub failed: u64,
+    /// How many seeds injected each fault class, or exercised each
+    /// feature (`run::FEATURES`), by name.
+    pub coverage: BTreeMap<String, u64>,
+    /// Wall time the scenario's seeds took (the only figure here that
+    /// depends on the machine).
+    pub wall_s: f64,
     /// The first failing run, with its seed.
     pub first_failure: Option<RunReport>,
     pub met_expectation: bool,
@@ -51,6 +59,7 @@ pub struct ScenarioSummary {
 
 /// Runs `plan` over one scenario on `jobs` threads.
 pub fn sweep_scenario(path: PathBuf, scenario: &Scenario, plan: SeedPlan, jobs: usize) -> ScenarioSummary {
+    let start = std::time::Instant::now();
     let seeds = plan.scaled(scenario.sweep_share).seeds();
     let canary = scenario.expect == Expect::MustFail;
     let next = AtomicUsize::new(0);
@@ -88,5 +97,22 @@ pub fn sweep_scenario(path: PathBuf, scenario: &Scenario, plan: SeedPlan, jobs: 
         first_failure,
         sim_ns: results.iter().map(|r| r.sim_ns).sum(),
         steps: results.iter().map(|r| r.steps).sum(),
+        coverage: coverage(&results),
+        wall_s: start.elapsed().as_secs_f64(),
     }
+}
+
+/// How many of `results` injected each fault class or exercised each
+/// feature; every class and feature is listed, zeros included.
+fn coverage(results: &[RunReport]) -> BTreeMap<String, u64> {
+    let mut coverage = BTreeMap::new();
+    for class in FaultClass::ALL {
+        let seeds = results.iter().filter(|r| r.faults.count(class) > 0).count() as u64;
+        coverage.insert(format!("{class:?}"), seeds);
+    }
+    for feature in FEATURES {
+        let seeds = results.iter().filter(|r| r.features.get(feature).is_some_and(|n| *n > 0)).count() as u64;
+        coverage.insert(feature.to_owned(), seeds);
+    }
+    coverage
 }

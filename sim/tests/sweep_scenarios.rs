@@ -9,6 +9,10 @@ use shale_sim::sweep::{sweep_scenario, SeedPlan};
 
 const SEEDS: u64 = 200;
 
+/// The least share of swarm seeds, in percent, that must exercise each
+/// fault class and store feature.
+const SWARM_SHARE_MIN_PERCENT: u64 = 4;
+
 #[test]
 fn every_scenario_passes_a_bounded_sweep() {
     let scenarios = common::scenarios(Expect::Pass);
@@ -23,6 +27,16 @@ fn every_scenario_passes_a_bounded_sweep() {
         }
         let plan = SeedPlan { first: 1, count: SEEDS, shard: 1, shards: 1 };
         let summary = sweep_scenario(path.clone(), scenario, plan, jobs);
+        if scenario.faults.swarm {
+            // Swarm draws everything: each fault class and feature shows up
+            // in a fair share of seeds (crash-time reordering is the rarest:
+            // it needs two writes pending at once).
+            for (name, seeds) in &summary.coverage {
+                if *seeds * 100 < SEEDS * SWARM_SHARE_MIN_PERCENT {
+                    failures.push(format!("{}: {name} in only {seeds} of {SEEDS} seeds", path.display()));
+                }
+            }
+        }
         if let Some(failure) = summary.first_failure {
             let what = failure.outcome.summary();
             failures.push(format!(

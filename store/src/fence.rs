@@ -183,12 +183,26 @@ impl KeyFence {
     }
 
     /// What shredding `entity` writes and publishes; `None` if the entity
-    /// has no key to shred (never written, or already shredded).
+    /// has no key to shred (never written, or already shredded) and no
+    /// shred of it is left unfinished.
     pub fn plan_shred(&self, state: &State, entity: &str, entropy: &mut impl Entropy) -> Option<ShredPlan> {
         let keys = state.keys()?;
-        let generation = self.minted.get(entity).map(|(g, _)| *g).or_else(|| keys.live(entity).map(|(g, _)| g))?;
         let bucket = bucket_of(entity);
-        let keyset = keys.keyset().rotated(bucket, random_key(entropy));
+        // With no key to shred, a shred of a generation the bucket's
+        // wrapping key has not moved past (its keyset publish was lost to a
+        // crash) is finished now: until the rotation is durable, a store
+        // that lost its journal could mint that generation again.
+        let unfinished = || {
+            let through = keys.shredded_through(entity);
+            (through > 0 && keys.keyset().bucket(bucket).generation <= through).then_some(through)
+        };
+        let generation = self
+            .minted
+            .get(entity)
+            .map(|(g, _)| *g)
+            .or_else(|| keys.live(entity).map(|(g, _)| g))
+            .or_else(unfinished)?;
+        let keyset = keys.keyset().rotated(bucket, random_key(entropy), generation);
         let rewrapped = keys
             .live_in_bucket(bucket)
             .into_iter()

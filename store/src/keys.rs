@@ -82,10 +82,11 @@ impl StoreKeys {
     }
 
     /// The generation a new key for `entity` gets: past every generation
-    /// the store knows of (lost ones included), and at least its bucket's wrapping generation.
-    /// Every shred rotates the bucket's wrapping key before it is
-    /// acknowledged, so the wrapping generation is past every generation a
-    /// shred ever covered in the bucket: a generation number is never
+    /// the store knows of (lost ones included), and at least its bucket's
+    /// wrapping generation. Every shred rotates the bucket's wrapping key
+    /// past the generation it shreds before it is acknowledged, so the
+    /// wrapping generation is past every generation a shred ever covered in
+    /// the bucket: a generation number is never
     /// minted twice, even after salvage set aside the journal that recorded
     /// it, as long as the keyset survives.
     pub fn next_generation(&self, entity: &str) -> u32 {
@@ -201,7 +202,7 @@ mod tests {
 
         // A record whose wrapping key is gone does not open: missing
         // unless a shred covers it.
-        let mut after = StoreKeys::new(7, ks.rotated(bucket, Key::from_bytes([60; KEY_LEN])));
+        let mut after = StoreKeys::new(7, ks.rotated(bucket, Key::from_bytes([60; KEY_LEN]), 0));
         after.read_record("a", 1, w.generation, &wrapped);
         assert_eq!(after.status("a", 1), KeyStatus::Missing);
         after.read_shred("a", 1);
@@ -215,12 +216,16 @@ mod tests {
         // "a" of generation 1 was shredded: the bucket's wrapping key was
         // rotated. A store that forgot the journal (salvage set it aside)
         // knows nothing of "a", yet mints past the shredded generation.
-        let rotated = ks.rotated(bucket, Key::from_bytes([60; KEY_LEN]));
+        let rotated = ks.rotated(bucket, Key::from_bytes([60; KEY_LEN]), 0);
         let forgetful = StoreKeys::new(7, rotated.clone());
         assert_eq!(forgetful.next_generation("a"), 2);
         // Shreds of other entities of the bucket only move it further on.
-        let twice = rotated.rotated(bucket, Key::from_bytes([61; KEY_LEN]));
+        let twice = rotated.rotated(bucket, Key::from_bytes([61; KEY_LEN]), 0);
         assert_eq!(StoreKeys::new(7, twice).next_generation("a"), 3);
+        // A shred of a generation past the bucket's wrapping generation
+        // (keys minted after lost ones, say) moves the bucket past it.
+        let past = ks.rotated(bucket, Key::from_bytes([62; KEY_LEN]), 9);
+        assert_eq!(StoreKeys::new(7, past).next_generation("a"), 10);
         assert_eq!(StoreKeys::new(7, ks).next_generation("a"), 1, "a fresh keyset starts at 1");
     }
 

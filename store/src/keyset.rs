@@ -108,10 +108,14 @@ impl Keyset {
     }
 
     /// The keyset after a shred in `bucket`: `fresh` replaces its wrapping
-    /// key (one generation on), and the old one is gone.
-    pub fn rotated(&self, bucket: usize, fresh: Key) -> Self {
+    /// key, and the old one is gone. Its generation is one on, and past
+    /// `past` (the generation of the key being shredded): key generations
+    /// are minted at or past the bucket's wrapping generation, so none the
+    /// shred covered is minted again even if the journal that recorded the
+    /// shred is later set aside.
+    pub fn rotated(&self, bucket: usize, fresh: Key, past: u32) -> Self {
         let mut next = self.clone();
-        let generation = next.buckets[bucket].generation + 1;
+        let generation = (next.buckets[bucket].generation + 1).max(past + 1);
         next.buckets[bucket] = WrapKey { generation, key: fresh };
         next.sequence += 1;
         next
@@ -207,6 +211,10 @@ pub struct KeysetRead {
     /// A copy that could not be used, or was behind the other: (file, why).
     /// Open republishes both copies when this is not empty.
     pub problems: Vec<(PathBuf, String)>,
+    /// A copy that names another store while the other copy is this
+    /// store's (a stale or misplaced write, or a file copied in): only a
+    /// salvage may set it aside and write it again.
+    pub foreign: Option<PathBuf>,
 }
 
 fn read_copy<D: Disk>(
@@ -246,6 +254,20 @@ pub fn read_keyset<D: Disk>(
     let copy = dir.join(KEYS_COPY_NAME);
     let a = read_copy(disk, &primary, store_id, master);
     let b = read_copy(disk, &copy, store_id, master);
+    // One copy of another store beside a usable one of this store.
+    let foreign = match (&a, &b) {
+        (Err(KeysetError::Foreign(reason)), Ok(_)) => Some((primary.clone(), reason.clone())),
+        (Ok(_), Err(KeysetError::Foreign(reason))) => Some((copy.clone(), reason.clone())),
+        _ => None,
+    };
+    if let Some((path, reason)) = foreign {
+        let keyset = match (a, b) {
+            (Ok(k), _) | (_, Ok(k)) => k,
+            _ => unreachable!("one copy is usable"),
+        };
+        let problems = vec![(path.clone(), format!("it belongs to another store: {reason}"))];
+        return Ok(KeysetRead { keyset, problems, foreign: Some(path) });
+    }
     for result in [&a, &b] {
         match result {
             Err(KeysetError::Foreign(reason)) => return Err(KeysetError::Foreign(reason.clone())),
@@ -263,10 +285,10 @@ pub fn read_keyset<D: Disk>(
                 let (behind, path) = if a.sequence >= b.sequence { (&b, &copy) } else { (&a, &primary) };
                 problems.push((path.clone(), format!("sequence {} is behind {}", behind.sequence, keyset.sequence)));
             }
-            Ok(KeysetRead { keyset, problems })
+            Ok(KeysetRead { keyset, problems, foreign: None })
         }
-        (Ok(keyset), Err(e)) => Ok(KeysetRead { keyset, problems: vec![(copy, e.to_string())] }),
-        (Err(e), Ok(keyset)) => Ok(KeysetRead { keyset, problems: vec![(primary, e.to_string())] }),
+        (Ok(keyset), Err(e)) => Ok(KeysetRead { keyset, problems: vec![(copy, e.to_string())], foreign: None }),
+        (Err(e), Ok(keyset)) => Ok(KeysetRead { keyset, problems: vec![(primary, e.to_string())], foreign: None }),
         (Err(e), Err(_)) => Err(e),
     }
 }
@@ -326,7 +348,7 @@ mod tests {
     fn a_rotation_forgets_the_wrapping_key() {
         let k = sample();
         let old = k.bucket(5).clone();
-        let rotated = k.rotated(5, Key::from_bytes([99; KEY_LEN]));
+        let rotated = k.rotated(5, Key::from_bytes([99; KEY_LEN]), 0);
         assert_eq!(rotated.sequence, k.sequence + 1);
         assert_eq!(rotated.bucket(5).generation, old.generation + 1);
         assert_eq!(rotated.wrap_key(5, old.generation), None, "the old wrapping key is gone");

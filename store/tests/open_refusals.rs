@@ -89,11 +89,35 @@ fn meta_or_a_keyset_of_another_store_is_a_mismatch() {
     std::fs::copy(b.path().join("META"), a.path().join("META")).unwrap();
     refused_untouched(a.path(), encrypted(), |e| matches!(e, OpenError::Mismatch { .. }));
 
+    // Both keyset copies of another store: salvage cannot help either.
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    store_with_events(a.path(), encrypted());
+    store_with_events(b.path(), encrypted());
+    for name in ["KEYS", "KEYS.copy"] {
+        std::fs::copy(b.path().join(name), a.path().join(name)).unwrap();
+    }
+    refused_untouched(a.path(), encrypted(), |e| matches!(e, OpenError::Mismatch { .. }));
+}
+
+#[test]
+fn one_keyset_copy_of_another_store_is_set_aside_by_salvage_only() {
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     store_with_events(a.path(), encrypted());
     store_with_events(b.path(), encrypted());
     std::fs::copy(b.path().join("KEYS"), a.path().join("KEYS")).unwrap();
-    refused_untouched(a.path(), encrypted(), |e| matches!(e, OpenError::Mismatch { .. }));
+    let foreign = std::fs::read(a.path().join("KEYS")).unwrap();
+    refused(a.path(), encrypted(), &[false], |e| matches!(e, OpenError::Mismatch { .. }));
+    let store = Store::open(a.path(), Options { salvage: true, ..encrypted() }).unwrap();
+    let report = store.recovery_report();
+    let aside = report.set_aside.iter().find(|s| s.from == a.path().join("KEYS")).expect("KEYS set aside");
+    assert_eq!(std::fs::read(&aside.to).unwrap(), foreign, "the foreign copy is kept as it was");
+    assert_eq!(store.version("a"), 5, "nothing lost");
+    let events = store.read_from(1, 10).unwrap();
+    assert!(events.iter().all(|e| !e.key_lost && !e.shredded && !e.payload.is_empty()), "every payload opens");
+    store.close().unwrap();
+    let store = Store::open(a.path(), encrypted()).unwrap();
+    assert_eq!(store.version("a"), 5);
+    assert_ne!(std::fs::read(a.path().join("KEYS")).unwrap(), foreign, "KEYS is this store's again");
 }
 
 #[test]

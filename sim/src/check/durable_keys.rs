@@ -319,6 +319,12 @@ impl DurableKeys {
         self.keyset_files.values().filter_map(|f| Some((f.path.as_path(), f.decoded.as_ref().ok()?)))
     }
 
+    /// Whether `inode` is a durable keyset file of the store (a copy or its
+    /// temporary file, not one set aside in salvage).
+    pub fn is_store_keyset(&self, inode: u64) -> bool {
+        self.keyset_files.get(&inode).is_some_and(|f| f.path.parent() == Some(self.dir.as_path()))
+    }
+
     /// Entity keys found in the clear in durable files.
     pub fn clear(&self) -> &[ClearKey] {
         &self.clear

@@ -17,6 +17,50 @@ pub fn matches(region: &Region, event: &Event) -> bool {
         && region.entity_seq.as_ref().is_none_or(|r| r.contains(&event.entity_seq))
 }
 
+/// What differs between an event read and the model's, field by field.
+fn difference(got: &Event, expected: &Event) -> String {
+    let mut fields = Vec::new();
+    let mut differs = |name: &str, a: String, b: String| {
+        if a != b {
+            fields.push(format!("{name} {a} (model: {b})"));
+        }
+    };
+    differs("id", got.id.to_string(), expected.id.to_string());
+    differs("coordinate", format!("{:?}", got.coordinate), format!("{:?}", expected.coordinate));
+    differs("kind", got.kind.to_string(), expected.kind.to_string());
+    differs("entity_seq", got.entity_seq.to_string(), expected.entity_seq.to_string());
+    differs("causation", format!("{:?}", got.causation), format!("{:?}", expected.causation));
+    differs("correlation", got.correlation.to_string(), expected.correlation.to_string());
+    differs("timestamp", got.timestamp_ns.to_string(), expected.timestamp_ns.to_string());
+    differs("payload", format!("{:?}", &*got.payload), format!("{:?}", &*expected.payload));
+    differs("key_gen", got.key_gen.to_string(), expected.key_gen.to_string());
+    differs("shredded", got.shredded.to_string(), expected.shredded.to_string());
+    differs("key_lost", got.key_lost.to_string(), expected.key_lost.to_string());
+    differs("hash", format!("{:02x?}", &got.hash[..4]), format!("{:02x?}", &expected.hash[..4]));
+    format!(
+        "event {} of {} (key generation {}): {}",
+        got.global_seq,
+        got.coordinate.entity(),
+        got.key_gen,
+        fields.join(", ")
+    )
+}
+
+/// The first pair of `got` and `expected` that differ, described; or how
+/// the lists differ in length.
+fn first_difference<'a>(got: &[Event], expected: impl IntoIterator<Item = &'a Event>) -> String {
+    let expected: Vec<&Event> = expected.into_iter().collect();
+    let pairs = got.iter().zip(&expected);
+    match pairs.clone().find(|(g, e)| g.global_seq == e.global_seq && *g != **e) {
+        Some((g, e)) => difference(g, e),
+        None => {
+            let got: Vec<u64> = got.iter().map(|e| e.global_seq).collect();
+            let expected: Vec<u64> = expected.iter().map(|e| e.global_seq).collect();
+            format!("returned {got:?}, the model has {expected:?}")
+        }
+    }
+}
+
 pub fn check_get(model: &Model, id: EventId, got: Result<Option<Event>, ReadError>) -> Result<(), String> {
     let expected = model.view.get(id.global_seq().wrapping_sub(1) as usize).filter(|e| e.id == id);
     let got = match (got, expected) {
@@ -28,13 +72,8 @@ pub fn check_get(model: &Model, id: EventId, got: Result<Option<Event>, ReadErro
         }
         (Ok(got), _) => got,
     };
-    let got = got.as_ref();
-    if got != expected {
-        return Err(format!(
-            "get({id}) returned {:?}, the model has {:?}",
-            got.map(|e| e.global_seq),
-            expected.map(|e| e.global_seq)
-        ));
+    if got.as_ref() != expected {
+        return Err(format!("get({id}) {}", first_difference(got.as_slice(), expected)));
     }
     Ok(())
 }
@@ -42,9 +81,7 @@ pub fn check_get(model: &Model, id: EventId, got: Result<Option<Event>, ReadErro
 pub fn check_query(model: &Model, region: &Region, got: &[Event]) -> Result<(), String> {
     let expected: Vec<&Event> = model.view.iter().filter(|e| matches(region, e)).collect();
     if got.len() != expected.len() || got.iter().zip(&expected).any(|(g, e)| g != *e) {
-        let got: Vec<u64> = got.iter().map(|e| e.global_seq).collect();
-        let expected: Vec<u64> = expected.iter().map(|e| e.global_seq).collect();
-        return Err(format!("query {region:?} returned {got:?}, the model has {expected:?}"));
+        return Err(format!("query {region:?}: {}", first_difference(got, expected)));
     }
     Ok(())
 }
@@ -53,13 +90,7 @@ pub fn check_read_from(model: &Model, from: u64, limit: usize, got: &[Event]) ->
     let start = (from.max(1) - 1) as usize;
     let expected = model.view.get(start..).map_or(&[][..], |rest| &rest[..rest.len().min(limit)]);
     if got != expected {
-        return Err(format!(
-            "read_from({from}, {limit}) returned {} events from {:?}, the model has {} from {:?}",
-            got.len(),
-            got.first().map(|e| e.global_seq),
-            expected.len(),
-            expected.first().map(|e| e.global_seq)
-        ));
+        return Err(format!("read_from({from}, {limit}): {}", first_difference(got, expected)));
     }
     Ok(())
 }

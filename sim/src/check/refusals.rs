@@ -54,6 +54,9 @@ pub enum Predicted {
 #[derive(Debug)]
 pub struct Flush {
     versions: BTreeMap<String, u64>,
+    /// Balances are kept only in gated runs, where amounts are small; an
+    /// ungated run's payload bytes are arbitrary and mean no amount.
+    gated: bool,
     balances: BTreeMap<String, i64>,
     /// Keys planned in this flush: (uid, first global sequence).
     keys: BTreeMap<String, (u64, u64)>,
@@ -77,7 +80,13 @@ impl Flush {
     /// A flush starting on the model's view.
     pub fn new(model: &Model) -> Self {
         let next_global = model.view.len() as u64 + 1;
-        Self { versions: BTreeMap::new(), balances: BTreeMap::new(), keys: BTreeMap::new(), next_global }
+        Self {
+            versions: BTreeMap::new(),
+            gated: model.gated,
+            balances: BTreeMap::new(),
+            keys: BTreeMap::new(),
+            next_global,
+        }
     }
 
     fn version(&self, model: &Model, entity: &str) -> u64 {
@@ -142,7 +151,9 @@ impl Flush {
     fn accept(&mut self, batch: &ModelBatch) {
         for item in &batch.items {
             *self.versions.entry(item.entity.clone()).or_default() += 1;
-            *self.balances.entry(item.entity.clone()).or_default() += delta(item);
+            if self.gated {
+                *self.balances.entry(item.entity.clone()).or_default() += delta(item);
+            }
         }
         if let Some(key) = &batch.key {
             self.keys.insert(key.clone(), (batch.uid, self.next_global));

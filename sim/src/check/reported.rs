@@ -19,6 +19,7 @@
 use std::path::{Path, PathBuf};
 
 use shale_store::journal::recover::set_aside_origin;
+use shale_store::limits::UNREADABLE_GRANULE;
 
 use super::durability::lost;
 use super::{Checker, Phase, Promise, RecoveryView, Snapshot};
@@ -48,6 +49,15 @@ fn asides<'a>(view: &'a RecoveryView, dir: &Path) -> Vec<Aside<'a>> {
         Some(Aside { from: dir.join(name), offset, len: u64::MAX - offset, to })
     });
     reported.chain(found).collect()
+}
+
+/// Whether byte `at` of the journal file `path` (inode `inode`) may read
+/// back as zeros in a copy set aside: the report calls it unreadable, and a
+/// sector error lies in its granule (the store cannot read any finer).
+fn unreadable_here(view: &RecoveryView, path: &Path, inode: u64, at: u64) -> bool {
+    let reported = view.report.unreadable.iter().any(|(p, r)| p == path && r.contains(&at));
+    let granule = at / UNREADABLE_GRANULE * UNREADABLE_GRANULE;
+    reported && view.excuses.sector_error_in(inode, granule..granule + UNREADABLE_GRANULE)
 }
 
 pub struct LossIsReported;
@@ -123,7 +133,11 @@ impl Checker for LossIsReported {
                 let copy = view.salvaged.get(a.to);
                 let kept = copy.and_then(|f| f.durable.get(from..from + location.bytes.len()));
                 let range = from as u64..(from + location.bytes.len()) as u64;
-                kept == Some(location.bytes.as_slice()) || copy.is_some_and(|f| view.excuses.touched(f.inode, range))
+                let same = kept.is_some_and(|kept| {
+                    let unreadable = |i: usize| unreadable_here(view, &file.path, location.inode, start + i as u64);
+                    kept.iter().zip(&location.bytes).enumerate().all(|(i, (k, b))| k == b || unreadable(i))
+                });
+                same || copy.is_some_and(|f| view.excuses.touched(f.inode, range))
             };
             let claims = |a: &&Aside<'_>| a.from == file.path && a.offset <= start && end <= a.offset + a.len;
             if !asides.iter().filter(claims).any(|a| intact(&a)) {

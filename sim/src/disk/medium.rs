@@ -17,6 +17,10 @@ use crate::rng::SimRng;
 /// Earlier writes an inode remembers, for stale frames.
 const HISTORY_LEN: usize = 8;
 
+/// The smallest unit a read fails in: a block device's logical block is at
+/// least 512 bytes, whatever finer unit its writes tear in.
+const LOGICAL_BLOCK_MIN: u64 = 512;
+
 #[derive(Clone, Debug)]
 pub(super) enum Op {
     Write { offset: u64, data: Arc<[u8]> },
@@ -467,9 +471,13 @@ impl Medium {
             return Err(err(io::ErrorKind::Other, "latent sector error"));
         }
         if self.fault_with(|o| o.read_latent_error, FaultClass::SectorError) {
-            let bad = self.rng.between(first, last);
-            self.inode_at(inode, generation)?.bad_sectors.insert(bad);
-            self.damaged(inode, bad * sector..(bad + 1) * sector, FaultClass::SectorError);
+            // A read fails for a whole logical block, never less than
+            // `LOGICAL_BLOCK_MIN` bytes, even where writes tear finer.
+            let block = sector.max(LOGICAL_BLOCK_MIN);
+            let bad = self.rng.between(offset, offset + n as u64 - 1) / block * block;
+            let file = self.inode_at(inode, generation)?;
+            file.bad_sectors.extend(bad / sector..(bad + block) / sector);
+            self.damaged(inode, bad..bad + block, FaultClass::SectorError);
             return Err(err(io::ErrorKind::Other, "latent sector error"));
         }
         if self.fault_with(|o| o.read_bit_rot, FaultClass::SectorError) {

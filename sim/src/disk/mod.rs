@@ -41,8 +41,8 @@
 //!    next `sync` succeeds without them; the page cache keeps the bytes;
 //! 6. lying fsync: `sync` returns success and persists nothing (the writes
 //!    stay pending, and a crash may lose them);
-//! 7. latent sector errors (a read fails, stickily, until the sector is
-//!    rewritten) and bit rot (a bit of a stored sector flips, stickily);
+//! 7. latent sector errors (reads of a logical block, at least 512 bytes,
+//!    fail stickily until it is rewritten) and bit rot (a bit of a stored sector flips, stickily);
 //! 8. misdirected writes: a write reaches the durable bytes at another
 //!    sector-aligned offset;
 //! 9. disk full: writes and creates past the capacity fail with

@@ -121,6 +121,9 @@ impl Sim {
             };
             return Err(self.violation(promise, message));
         }
+        if let Predicted::Exploded { .. } = predicted {
+            self.exercised("gate panicked");
+        }
         let has_key = batch.key.is_some();
         let was_acked = matches!(batch.fate, Fate::Acked(_));
         let retry = match &result {

@@ -109,6 +109,9 @@ pub struct RunReport {
     pub events_at_end: u64,
     /// Journal segments in the store's directory at the end.
     pub segments_at_end: u64,
+    /// How often each feature of the store was exercised (see
+    /// [`Sim::features`]).
+    pub features: std::collections::BTreeMap<&'static str, u64>,
     /// Acknowledged batches whose loss a lossy fault excused, by why.
     pub excused: std::collections::BTreeMap<String, u64>,
     pub faults: FaultStats,
@@ -138,6 +141,19 @@ struct Client {
 }
 
 struct Stop(Outcome);
+
+/// Every feature a run can report exercising (besides fault classes).
+pub const FEATURES: [&str; 9] = [
+    "encrypted",
+    "master key",
+    "shred acked",
+    "gated",
+    "gate panicked",
+    "small segments",
+    "many clients",
+    "big groups",
+    "large payloads",
+];
 
 /// A request waiting for the writer: a client's batch (by uid) or shred.
 type Req = shale_store::work::Request<(u32, u64), (u32, String)>;
@@ -180,6 +196,7 @@ pub struct Sim {
     master_key: Option<MasterKey>,
     /// The durable key material, read incrementally (encrypted runs).
     durable_keys: Option<DurableKeys>,
+    features: std::collections::BTreeMap<&'static str, u64>,
 }
 
 impl Sim {
@@ -239,6 +256,7 @@ impl Sim {
             canary,
             master_key,
             durable_keys: None,
+            features: std::collections::BTreeMap::new(),
         }
     }
 
@@ -300,12 +318,40 @@ impl Sim {
             acked_batches: self.model.acked().count() as u64,
             events_at_end: self.model.view.len() as u64,
             segments_at_end: self.segments_at_end(),
+            features: self.features(),
             excused: std::mem::take(&mut self.excused),
             faults: self.disk.stats(),
             commit_latencies_ns: std::mem::take(&mut self.latencies),
             tail: self.trace.tail(),
             trace: self.trace.take_full(),
         }
+    }
+
+    fn exercised(&mut self, feature: &'static str) {
+        debug_assert!(FEATURES.contains(&feature), "{feature} is not in FEATURES");
+        *self.features.entry(feature).or_default() += 1;
+    }
+
+    /// What the run exercised besides fault classes: the store's optional
+    /// features and the run's shape, for swarm coverage.
+    fn features(&self) -> std::collections::BTreeMap<&'static str, u64> {
+        let mut features = self.features.clone();
+        let (r, w) = (&self.scenario.run, &self.scenario.workload);
+        let shape = [
+            ("encrypted", r.encryption),
+            ("master key", r.master_key),
+            ("gated", r.gates),
+            ("small segments", r.segment_size <= 8192),
+            ("many clients", r.clients >= 6),
+            ("big groups", r.group_max >= 32),
+            ("large payloads", w.payload_max >= 256),
+        ];
+        for (feature, on) in shape {
+            if on {
+                features.insert(feature, 1);
+            }
+        }
+        features
     }
 
     fn segments_at_end(&self) -> u64 {

@@ -143,10 +143,10 @@ impl Sim {
         match opened {
             Ok((core, report)) => {
                 self.note(format!(
-                    "recovered {} events, truncated {:?}, set aside {}",
+                    "recovered {} events, truncated {:?}, set aside {:?}",
                     report.events,
                     report.truncated.iter().map(|t| t.len).collect::<Vec<_>>(),
-                    report.set_aside.len()
+                    report.set_aside.iter().filter_map(|a| a.to.file_name()).collect::<Vec<_>>()
                 ));
                 self.salvage_next = false;
                 self.failed_opens = 0;
@@ -239,6 +239,20 @@ impl Sim {
         }
         let lost = events.iter().filter(|e| e.key_lost).map(|e| (e.coordinate.entity().to_owned(), e.key_gen));
         self.model.lost_keys.extend(lost);
+        let keys_name = shale_store::keyset::KEYS_NAME;
+        let keyset_aside = view.salvaged.keys().any(|path| {
+            let keyset = path.file_name().is_some_and(|n| n.to_string_lossy().starts_with(keys_name));
+            keyset && !view.excuses.salvaged_before(path)
+        });
+        if view.excuses.keyset_damaged() {
+            // An older keyset copy may have come back without the rotation
+            // of a shred acknowledged since: those shreds may be undone.
+            self.model.shreds_in_doubt();
+        }
+        if keyset_aside {
+            self.note("the keyset was set aside and replaced: key generations start again".into());
+            self.model.keyset_replaced();
+        }
         self.model.absorb(events);
         let opened = self.model.unverified_keys(&[]);
         self.model.key_checks.verified(opened);
@@ -281,6 +295,7 @@ impl Sim {
             | OpenError::Unreadable { .. }
             | OpenError::Format { .. }
             | OpenError::NotAStore { .. }
+            | OpenError::Mismatch { .. }
             | OpenError::Keyset(KeysetError::Damaged(_) | KeysetError::Missing)
                 if damaged =>
             {

@@ -76,6 +76,7 @@ impl Sim {
         let searched = match result {
             Ok(receipt) => {
                 self.note(format!("client {c} shred of {entity} acked at generation {}", receipt.generation));
+                self.exercised("shred acked");
                 if receipt.generation > 0 {
                     self.model.shredded(&entity, receipt.generation);
                 }

@@ -15,7 +15,7 @@ use crate::journal::recover::{analyze, copy_aside, move_aside, salvage_dir, Reco
 use crate::journal::segment::{parse_segment_name, SegmentHeader};
 use crate::journal::writer::JournalWriter;
 use crate::keys::StoreKeys;
-use crate::keyset::{publish_keyset, read_keyset, Keyset, KeysetError, KEYS_COPY_NAME, KEYS_NAME};
+use crate::keyset::{publish_keyset, read_keyset, Keyset, KeysetError, KeysetRead, KEYS_COPY_NAME, KEYS_NAME};
 use crate::limits::{SEGMENT_HEADER_LEN, SEGMENT_SIZE_MIN};
 use crate::meta::{read_meta, write_meta, Meta, FLAG_ENCRYPTED, FLAG_SEALED, META_LEN, META_NAME};
 use crate::state::State;
@@ -197,6 +197,9 @@ struct OpenedKeyset {
     /// Salvage only: both copies were unusable; they are set aside and a
     /// fresh keyset replaces them (the keys they wrapped are lost).
     replaced: bool,
+    /// Salvage only: a copy of another store, set aside before the usable
+    /// one is written over it.
+    foreign: Option<std::path::PathBuf>,
 }
 
 /// Reads the keyset. Both copies unusable is a typed error, unless
@@ -204,7 +207,13 @@ struct OpenedKeyset {
 /// store or sealed under another key is refused either way.
 fn open_keyset<E: Env>(env: &mut E, dir: &Path, store_id: u64, options: &Options) -> Result<OpenedKeyset, OpenError> {
     match read_keyset(env.disk(), dir, store_id, options.encryption.master_key()) {
-        Ok(read) => Ok(OpenedKeyset { keyset: read.keyset, republish: read.problems, replaced: false }),
+        Ok(KeysetRead { foreign: Some(path), problems, .. }) if !options.salvage => {
+            let reason = problems.into_iter().map(|(_, why)| why).collect::<Vec<_>>().join("; ");
+            Err(OpenError::Mismatch { path, reason })
+        }
+        Ok(read) => {
+            Ok(OpenedKeyset { keyset: read.keyset, republish: read.problems, replaced: false, foreign: read.foreign })
+        }
         Err(KeysetError::Foreign(reason)) => Err(OpenError::Mismatch { path: dir.join(KEYS_NAME), reason }),
         Err(e @ (KeysetError::MasterKeyNeeded | KeysetError::WrongMasterKey | KeysetError::Version(_))) => {
             Err(OpenError::Keyset(e))
@@ -214,6 +223,7 @@ fn open_keyset<E: Env>(env: &mut E, dir: &Path, store_id: u64, options: &Options
             keyset: Keyset::fresh(|| random_key(env.entropy())),
             republish: vec![(dir.join(KEYS_NAME), e.to_string())],
             replaced: true,
+            foreign: None,
         }),
     }
 }
@@ -317,10 +327,14 @@ impl<E: Env> Core<E> {
         recovered.report.set_aside.splice(0..0, report.set_aside);
         let mut fence = keyset.as_ref().map(|_| KeyFence::new(options.encryption.master_key().cloned()));
         if let (Some(opened), Some(fence)) = (keyset, fence.as_mut()) {
-            if opened.replaced {
+            let aside_names: Vec<std::path::PathBuf> = if opened.replaced {
+                [KEYS_NAME, KEYS_COPY_NAME].iter().map(|name| dir.join(name)).collect()
+            } else {
+                opened.foreign.iter().cloned().collect()
+            };
+            if !aside_names.is_empty() {
                 let aside = salvage_dir(env.disk(), dir)?;
-                for name in [KEYS_NAME, KEYS_COPY_NAME] {
-                    let path = dir.join(name);
+                for path in aside_names {
                     if env.disk().exists(&path).map_err(io(format!("looking for {}", path.display())))? {
                         move_aside(env.disk(), dir, &aside, &path, &mut recovered.report)?;
                     }

@@ -141,6 +141,9 @@ impl<D: Disk> JournalWriter<D> {
         let path = || self.dir.join(segment_name(self.segment));
         if let Err(e) = disk.write_at(file, self.end, bytes) {
             self.broken = !write_behind;
+            if !write_behind {
+                drop_unsynced(disk, file, self.end);
+            }
             return Err(IoError::new(format!("writing {}", path().display()), e));
         }
         if ack_early {
@@ -154,6 +157,7 @@ impl<D: Disk> JournalWriter<D> {
                 self.next_flush += 1;
             } else {
                 self.broken = true;
+                drop_unsynced(disk, file, self.end);
             }
             return Err(IoError::new(format!("syncing {}", path().display()), e));
         }
@@ -169,5 +173,18 @@ impl<D: Disk> JournalWriter<D> {
         if !self.broken && self.end >= self.segment_size && self.start_segment(disk, self.segment + 1).is_err() {
             self.broken = true;
         }
+    }
+}
+
+/// Cuts a segment back to `end`, its durable end, after a flush beyond it
+/// failed. After a failed fsync the page cache still holds the flush's
+/// bytes, marked clean, and may never write them back: a store reopened in
+/// the same process (no crash to empty the cache) would read them as a
+/// valid group and append after them, over a hole the disk may never fill.
+/// Best effort: if the cut fails too, the error already returned stands,
+/// and the writer moves to a new segment before writing again.
+fn drop_unsynced<D: Disk>(disk: &mut D, file: &mut D::File, end: u64) {
+    if disk.set_len(file, end).is_ok() {
+        let _ = disk.sync(file);
     }
 }
