@@ -30,10 +30,18 @@ pub enum Canary {
     PoisonedWriter,
     /// Recovery panics where it should cut a torn tail.
     PanicOnTornTail,
+    /// Each event's hash is chained onto the genesis link instead of its
+    /// entity's previous hash.
+    UnchainedHash,
+    /// A query leaves out the last event that matches.
+    QueryDropsLast,
+    /// Recovery cuts a torn or damaged tail without listing the cut in its
+    /// report.
+    SilentCut,
 }
 
 impl Canary {
-    pub const ALL: [Canary; 9] = [
+    pub const ALL: [Canary; 12] = [
         Canary::AckBeforeFsync,
         Canary::WriteBehindFailedSync,
         Canary::KeepUncommittedGroup,
@@ -43,6 +51,9 @@ impl Canary {
         Canary::MisresolvedCause,
         Canary::PoisonedWriter,
         Canary::PanicOnTornTail,
+        Canary::UnchainedHash,
+        Canary::QueryDropsLast,
+        Canary::SilentCut,
     ];
 
     pub fn name(self) -> &'static str {
@@ -57,6 +68,9 @@ impl Canary {
             Canary::MisresolvedCause => "misresolved_cause",
             Canary::PoisonedWriter => "poisoned_writer",
             Canary::PanicOnTornTail => "panic_on_torn_tail",
+            Canary::UnchainedHash => "unchained_hash",
+            Canary::QueryDropsLast => "query_drops_last",
+            Canary::SilentCut => "silent_cut",
         }
     }
 

@@ -134,7 +134,7 @@ impl<E: Env> Core<E> {
     }
 
     pub fn reader(&self) -> Reader {
-        Reader::new(self.state.clone())
+        Reader::new(self.state.clone(), self.planted)
     }
 
     /// The segment the writer appends to.
@@ -155,13 +155,14 @@ impl<E: Env> Core<E> {
         let state = shared.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         let stale_gates = self.planted.is(canary!(StaleGateSnapshot));
         let misresolve_causes = self.planted.is(canary!(MisresolvedCause));
+        let unchained_hash = self.planted.is(canary!(UnchainedHash));
         let gates = &self.gates;
         let epoch = self.journal.epoch;
         let plan = match self.fence.as_mut() {
             None => plan(
                 &state,
                 batches,
-                &mut Context { now_ns, epoch, sealer: None, gates, stale_gates, misresolve_causes },
+                &mut Context { now_ns, epoch, sealer: None, gates, stale_gates, misresolve_causes, unchained_hash },
             ),
             Some(fence) => {
                 fence.mint_for(&state, batches, self.env.entropy());
@@ -170,7 +171,8 @@ impl<E: Env> Core<E> {
                 let entropy = self.env.entropy();
                 let mut nonce = || random_nonce(entropy);
                 let sealer = Some(&mut Sealer { key_of: &key_of, nonce: &mut nonce });
-                plan(&state, batches, &mut Context { now_ns, epoch, sealer, gates, stale_gates, misresolve_causes })
+                let context = Context { now_ns, epoch, sealer, gates, stale_gates, misresolve_causes, unchained_hash };
+                plan(&state, batches, &mut { context })
             }
         };
         drop(state);

@@ -152,6 +152,8 @@ pub struct Context<'c, 's> {
     pub stale_gates: bool,
     /// Planted bug: a named cause is recorded as another event.
     pub misresolve_causes: bool,
+    /// Planted bug: hashes chain onto the genesis link.
+    pub unchained_hash: bool,
 }
 
 /// Entity events accepted so far in this commit, as gates see them.
@@ -268,7 +270,8 @@ fn plan_group<'b>(
             record.payload = std::borrow::Cow::Owned(seal(&key, (sealer.nonce)(), &aad, &item.payload));
             record.key_gen = generation;
         }
-        record.hash = chain_hash(&head, &record, ctx.epoch);
+        let link = if ctx.unchained_hash { crate::hash::GENESIS } else { head };
+        record.hash = chain_hash(&link, &record, ctx.epoch);
         local.insert(entity, (version + 1, record.hash));
         if ctx.gates.is_empty() {
             records.push(record);

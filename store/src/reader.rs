@@ -7,17 +7,19 @@ use crate::graph::Walk;
 use crate::limits::READ_LIMIT_MAX;
 use crate::model::{Event, EventId, Region};
 use crate::state::State;
+use crate::Planted;
 
 /// A handle on the committed state. Cheap to clone; every read sees a
 /// consistent state that holds whole batches only.
 #[derive(Clone, Debug)]
 pub struct Reader {
     state: Arc<RwLock<State>>,
+    planted: Planted,
 }
 
 impl Reader {
-    pub(crate) fn new(state: Arc<RwLock<State>>) -> Self {
-        Self { state }
+    pub(crate) fn new(state: Arc<RwLock<State>>, planted: Planted) -> Self {
+        Self { state, planted }
     }
 
     fn state(&self) -> RwLockReadGuard<'_, State> {
@@ -31,7 +33,11 @@ impl Reader {
 
     /// Every event in `region`, in global order.
     pub fn query(&self, region: &Region) -> Result<Vec<Event>, ReadError> {
-        self.state().query(region)
+        let mut events = self.state().query(region)?;
+        if self.planted.is(canary!(QueryDropsLast)) {
+            events.pop();
+        }
+        Ok(events)
     }
 
     /// Up to `limit` events from global sequence `from` on, gap-free: a

@@ -171,6 +171,8 @@ pub struct Analysis {
     leftovers: Vec<PathBuf>,
     next_group: u64,
     next_flush: u64,
+    /// Planted bug: cuts are made but left out of the report.
+    silent_cut: bool,
 }
 
 fn io(context: String) -> impl FnOnce(std::io::Error) -> OpenError {
@@ -186,6 +188,7 @@ fn corrupt(path: &Path, offset: u64, reason: impl Into<String>) -> Corruption {
 struct Planted {
     keep_uncommitted: bool,
     panic_on_torn_tail: bool,
+    silent_cut: bool,
 }
 
 impl From<&crate::core::Options> for Planted {
@@ -194,6 +197,7 @@ impl From<&crate::core::Options> for Planted {
         Self {
             keep_uncommitted: planted.is(canary!(KeepUncommittedGroup)),
             panic_on_torn_tail: planted.is(canary!(PanicOnTornTail)),
+            silent_cut: planted.is(canary!(SilentCut)),
         }
     }
 }
@@ -252,6 +256,7 @@ pub fn analyze<D: Disk>(
         leftovers,
         next_group: 1,
         next_flush: 1,
+        silent_cut: planted.silent_cut,
     };
     if numbers.is_empty() {
         let first = dir.join(segment_name(0));
@@ -456,7 +461,9 @@ impl Analysis {
             let context = format!("truncating {} to {} bytes", cut.file.display(), cut.offset);
             let mut file = disk.open(&cut.file).map_err(io(context.clone()))?;
             truncate(disk, &mut file, &cut.file, cut.offset)?;
-            self.report.truncated.push(cut);
+            if !self.silent_cut {
+                self.report.truncated.push(cut);
+            }
         }
         if let Some(damage) = self.damage.take() {
             let aside = salvage_dir(disk, dir)?;
