@@ -39,6 +39,10 @@ const CASES: &[(&str, u64)] = &[
     // The refusal planner summed the arbitrary payload bytes of an ungated
     // run as balances and overflowed (found by the fuzz smoke in CI).
     ("ungated-amounts-overflow.toml", 0x6e69_616d_3b03_0201),
+    // After a creation whose META fsync failed and lying fsyncs, META named
+    // another store id than the segments: salvage refused forever (found
+    // by the scenario fuzz target). Salvage now rebuilds such a META.
+    ("meta-of-an-aborted-creation.toml", 0xcf07_ddee_6655_5bcf),
 ];
 
 #[test]

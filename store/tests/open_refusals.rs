@@ -87,7 +87,17 @@ fn meta_or_a_keyset_of_another_store_is_a_mismatch() {
     store_with_events(a.path(), encrypted());
     store_with_events(b.path(), encrypted());
     std::fs::copy(b.path().join("META"), a.path().join("META")).unwrap();
-    refused_untouched(a.path(), encrypted(), |e| matches!(e, OpenError::Mismatch { .. }));
+    let foreign = std::fs::read(a.path().join("META")).unwrap();
+    refused(a.path(), encrypted(), &[false], |e| matches!(e, OpenError::Mismatch { .. }));
+    // The segments and the keyset agree on the store: salvage sets the
+    // foreign META aside and rebuilds it from them, losing nothing.
+    let store = Store::open(a.path(), Options { salvage: true, ..encrypted() }).unwrap();
+    assert!(store.recovery_report().meta_rebuilt.is_some());
+    let aside = store.recovery_report().set_aside.iter().find(|s| s.from == a.path().join("META")).unwrap().to.clone();
+    assert_eq!(std::fs::read(aside).unwrap(), foreign, "the foreign META is kept as it was");
+    assert_eq!(store.version("a"), 5, "nothing lost");
+    store.close().unwrap();
+    assert_eq!(Store::open(a.path(), encrypted()).unwrap().version("a"), 5);
 
     // Both keyset copies of another store: salvage cannot help either.
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());

@@ -136,6 +136,19 @@ fn store_id_from_segments<D: Disk>(disk: &mut D, dir: &Path) -> Result<Option<u6
 fn open_meta<E: Env>(env: &mut E, dir: &Path, options: &Options) -> Result<(Meta, Option<String>), OpenError> {
     let disk = env.disk();
     let unusable = match read_meta(disk, dir) {
+        // Salvage rebuilds a META whose store id the segments contradict
+        // (a stale or misplaced write, a file copied in), unless the keyset
+        // sides with META: then which store this is stays unclear.
+        Ok(Some(meta)) if options.salvage => {
+            let segments = store_id_from_segments(disk, dir)?;
+            let keyset = keyset_header(disk, dir).map(|(id, _)| id);
+            match segments {
+                Some(id) if id != meta.store_id && keyset.is_none_or(|k| k == id) => {
+                    format!("META names store {:016x}, the segments {id:016x}", meta.store_id)
+                }
+                _ => return Ok((meta, None)),
+            }
+        }
         Ok(Some(meta)) => return Ok((meta, None)),
         Ok(None) if options.salvage => "META is missing".to_owned(),
         Ok(None) => unreachable!("a store without META is opened only to salvage it"),
