@@ -89,6 +89,33 @@ pub enum KeysetError {
     WrongMasterKey,
 }
 
+/// A keyset file's bytes before its checksum, if the checksum holds.
+fn checked_content(bytes: &[u8]) -> Result<&[u8], KeysetError> {
+    let damaged = |why: &str| KeysetError::Damaged(why.to_owned());
+    if bytes.len() < HEADER_LEN + 4 {
+        return Err(damaged("too short"));
+    }
+    let (content, crc) = bytes.split_at(bytes.len() - 4);
+    if crc32c::crc32c(content) != u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]) {
+        return Err(damaged("checksum mismatch"));
+    }
+    Ok(content)
+}
+
+/// The store id and sealing a whole keyset copy's header names (its
+/// checksum holds; nothing is decrypted), whatever store it belongs to.
+pub fn header_of(bytes: &[u8]) -> Option<(u64, bool)> {
+    let content = checked_content(bytes).ok()?;
+    let id = u64::from_le_bytes(content[16..24].try_into().ok()?);
+    let flags = u32::from_le_bytes(content[12..16].try_into().ok()?);
+    (content[0..8] == KEYS_MAGIC && id != 0).then_some((id, flags & FLAG_SEALED != 0))
+}
+
+/// The header of the first whole keyset copy in `dir`.
+pub fn read_header<D: Disk>(disk: &mut D, dir: &Path) -> Option<(u64, bool)> {
+    [KEYS_NAME, KEYS_COPY_NAME].into_iter().find_map(|name| header_of(&read_copy_bytes(disk, &dir.join(name)).ok()?))
+}
+
 impl Keyset {
     /// A keyset with fresh wrapping keys in every bucket.
     pub fn fresh(mut random_key: impl FnMut() -> Key) -> Self {
@@ -154,13 +181,7 @@ impl Keyset {
 
     pub fn decode(bytes: &[u8], store_id: u64, master: Option<&MasterKey>) -> Result<Self, KeysetError> {
         let damaged = |why: &str| KeysetError::Damaged(why.to_owned());
-        if bytes.len() < HEADER_LEN + 4 {
-            return Err(damaged("too short"));
-        }
-        let (content, crc) = bytes.split_at(bytes.len() - 4);
-        if crc32c::crc32c(content) != u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]) {
-            return Err(damaged("checksum mismatch"));
-        }
+        let content = checked_content(bytes)?;
         let u32_at = |at: usize| u32::from_le_bytes([content[at], content[at + 1], content[at + 2], content[at + 3]]);
         let u64_at = |at: usize| {
             let mut b = [0u8; 8];
@@ -223,21 +244,25 @@ fn read_copy<D: Disk>(
     store_id: u64,
     master: Option<&MasterKey>,
 ) -> Result<Keyset, KeysetError> {
+    Keyset::decode(&read_copy_bytes(disk, path)?, store_id, master)
+}
+
+/// A keyset copy's bytes. A read that fails is tried again before the
+/// copy counts as unusable.
+fn read_copy_bytes<D: Disk>(disk: &mut D, path: &Path) -> Result<Zeroizing<Vec<u8>>, KeysetError> {
     let io = |e| KeysetError::Io(IoError::new(format!("reading {}", path.display()), e));
     if !disk.exists(path).map_err(io)? {
         return Err(KeysetError::Missing);
     }
-    // A read that fails is tried again before the copy counts as unusable.
     let mut attempt = 1;
-    let bytes = loop {
+    loop {
         match read_small_file(disk, path, KEYS_LEN_MAX) {
-            Ok(bytes) => break Zeroizing::new(bytes),
+            Ok(bytes) => return Ok(Zeroizing::new(bytes)),
             Err(e) if e.kind() == std::io::ErrorKind::InvalidData => return Err(KeysetError::Damaged(e.to_string())),
             Err(e) if attempt == crate::limits::READ_ATTEMPTS => return Err(io(e)),
             Err(_) => attempt += 1,
         }
-    };
-    Keyset::decode(&bytes, store_id, master)
+    }
 }
 
 /// Reads both copies of the keyset in `dir` (opened read-only) and takes the

@@ -41,3 +41,40 @@ fn a_damaged_meta_is_refused_then_rebuilt_by_salvage() {
         assert_eq!(Store::open(dir.path(), options).unwrap().version("a"), 5, "it opens normally afterwards");
     }
 }
+
+/// With META and every segment header damaged, salvage takes the store id
+/// from the keyset, but only from a copy whose checksum holds: a flipped
+/// bit in one copy's header must not name the rebuilt META (the other,
+/// whole copy would then belong to "another store" and the store would
+/// never open again). Salvage sets the whole journal aside here, yet leaves
+/// a segment 0 behind, so the store opens normally afterwards.
+#[test]
+fn a_rebuilt_meta_never_takes_its_id_from_a_damaged_keyset_copy() {
+    let options = Options { encryption: Encryption::PerEntity { master_key: None }, ..Options::default() };
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), options.clone()).unwrap();
+    store.append(event("a", "tick", b"0")).unwrap();
+    store.close().unwrap();
+    let meta = dir.path().join("META");
+    let mut bytes = std::fs::read(&meta).unwrap();
+    bytes[14] ^= 0xff;
+    std::fs::write(&meta, &bytes).unwrap();
+    for segment in common::segments(dir.path()) {
+        let mut bytes = std::fs::read(&segment).unwrap();
+        bytes[21] ^= 0x08; // the store id in the header: its checksum fails
+        std::fs::write(&segment, &bytes).unwrap();
+    }
+    let keys = dir.path().join("KEYS");
+    let mut bytes = std::fs::read(&keys).unwrap();
+    bytes[17] ^= 0x08; // the store id in KEYS's header: its checksum fails
+    std::fs::write(&keys, &bytes).unwrap();
+    let copy_id = u64::from_le_bytes(std::fs::read(dir.path().join("KEYS.copy")).unwrap()[16..24].try_into().unwrap());
+
+    let store = Store::open(dir.path(), Options { salvage: true, ..options.clone() }).unwrap();
+    let why = store.recovery_report().meta_rebuilt.clone();
+    assert!(why.as_deref().is_some_and(|why| why.contains("keyset")), "{why:?}");
+    store.close().unwrap();
+    let meta = std::fs::read(&meta).unwrap();
+    assert_eq!(u64::from_le_bytes(meta[12..20].try_into().unwrap()), copy_id, "META names the whole copy's store");
+    Store::open(dir.path(), options).unwrap();
+}

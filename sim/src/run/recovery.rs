@@ -148,6 +148,9 @@ impl Sim {
                     report.truncated.iter().map(|t| t.len).collect::<Vec<_>>(),
                     report.set_aside.iter().filter_map(|a| a.to.file_name()).collect::<Vec<_>>()
                 ));
+                if let Some(why) = &report.meta_rebuilt {
+                    self.note(why.clone());
+                }
                 self.salvage_next = false;
                 self.failed_opens = 0;
                 let reader = core.reader();

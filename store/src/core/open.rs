@@ -141,7 +141,7 @@ fn open_meta<E: Env>(env: &mut E, dir: &Path, options: &Options) -> Result<(Meta
         // sides with META: then which store this is stays unclear.
         Ok(Some(meta)) if options.salvage => {
             let segments = store_id_from_segments(disk, dir)?;
-            let keyset = keyset_header(disk, dir).map(|(id, _)| id);
+            let keyset = crate::keyset::read_header(disk, dir).map(|(id, _)| id);
             match segments {
                 Some(id) if id != meta.store_id && keyset.is_none_or(|k| k == id) => {
                     format!("META names store {:016x}, the segments {id:016x}", meta.store_id)
@@ -155,7 +155,7 @@ fn open_meta<E: Env>(env: &mut E, dir: &Path, options: &Options) -> Result<(Meta
         Err(e @ (OpenError::Format { .. } | OpenError::Io(_))) if options.salvage => e.to_string(),
         Err(e) => return Err(e),
     };
-    let keyset = keyset_header(disk, dir);
+    let keyset = crate::keyset::read_header(disk, dir);
     let found = match (store_id_from_segments(disk, dir)?, displaced_meta(disk, dir), keyset) {
         (Some(id), _, _) => Some((id, "the segment headers")),
         (None, Some(meta), _) => Some((meta.store_id, "a whole record inside the damaged META")),
@@ -171,17 +171,6 @@ fn open_meta<E: Env>(env: &mut E, dir: &Path, options: &Options) -> Result<(Meta
         _ => options.encryption.flags(),
     };
     Ok((Meta { store_id, flags }, Some(format!("META was unusable ({unusable}); rebuilt from {source}"))))
-}
-
-/// The store id and sealing a keyset copy's header names, if one is whole
-/// enough to name them.
-fn keyset_header<D: Disk>(disk: &mut D, dir: &Path) -> Option<(u64, bool)> {
-    [KEYS_NAME, KEYS_COPY_NAME].into_iter().find_map(|name| {
-        let file = disk.open_read(&dir.join(name)).ok()?;
-        let head = read_retrying(&file, 0, 24).ok()?;
-        let id = u64::from_le_bytes(head[16..24].try_into().ok()?);
-        (head[..8] == *b"SHALEKEY" && id != 0).then_some((id, head[12] & 1 != 0))
-    })
 }
 
 /// A whole META record anywhere in the damaged `META` file.
@@ -360,11 +349,17 @@ impl<E: Env> Core<E> {
             }
         }
         let epoch = fresh_epoch(env.entropy(), &recovered.state);
+        let journal_empty = recovered.tail.is_none();
         let mut journal = match recovered.tail {
             Some(tail) => JournalWriter::resume(dir, meta.store_id, options.segment_size, epoch, tail),
             None => JournalWriter::empty(dir, meta.store_id, options.segment_size, epoch),
         };
         journal.plant(options.planted());
+        if journal_empty {
+            // Salvage set the whole journal aside: start segment 0 now, so
+            // that the next open finds a store, written to or not.
+            journal.ready(env.disk()).map_err(OpenError::Io)?;
+        }
         if let (Some(fence), true) = (fence.as_mut(), options.planted().is(canary!(KeysetAfterFrames))) {
             fence.plant_late_records();
         }
