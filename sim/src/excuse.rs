@@ -141,17 +141,6 @@ impl Excuses {
         self.damage.iter().any(|d| overlaps(d.inode, &d.range)) || self.tainted.iter().any(|(i, r)| overlaps(*i, r))
     }
 
-    /// Whether an unreadable sector (or a flipped bit) lies in `range` of
-    /// `inode`.
-    pub fn sector_error_in(&self, inode: u64, range: std::ops::Range<u64>) -> bool {
-        self.damage.iter().any(|d| {
-            d.inode == inode
-                && d.class == FaultClass::SectorError
-                && d.range.start < range.end
-                && range.start < d.range.end
-        })
-    }
-
     /// The journal file `inode` was before the recovery.
     pub fn file(&self, inode: u64) -> Option<&JournalFile> {
         self.journal.get(&inode)

@@ -252,7 +252,8 @@ pub struct Model {
     pub acked_unseen: std::collections::BTreeSet<u64>,
     /// Idempotency keys of the batches in `view`: (uid, first global).
     keys: BTreeMap<String, (u64, u64)>,
-    next_uid: u64,
+    /// The last batch uid issued (uids start at 1).
+    last_uid: u64,
 }
 
 impl Model {
@@ -263,8 +264,8 @@ impl Model {
     }
 
     pub fn new_uid(&mut self) -> u64 {
-        self.next_uid += 1;
-        self.next_uid
+        self.last_uid += 1;
+        self.last_uid
     }
 
     pub fn add(&mut self, batch: ModelBatch) {
@@ -413,10 +414,9 @@ impl Model {
     /// An acknowledged shred of `entity` up to `generation`: the view's
     /// events it covers read as shredded from now on.
     pub fn shredded(&mut self, entity: &str, generation: u32) {
-        let next_uid = self.batches.keys().next_back().map_or(0, |uid| uid + 1);
         let shreds = self.shreds.entry(entity.to_owned()).or_default();
         shreds.unknown = false;
-        shreds.acked_before_uid = next_uid;
+        shreds.acked_before_uid = self.last_uid + 1; // past the last uid issued
         shreds.before_fresh_keyset = false;
         shreds.acked = Some(shreds.acked.map_or(generation, |g| g.max(generation)));
         for event in &mut self.view {

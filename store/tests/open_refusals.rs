@@ -25,6 +25,14 @@ fn store_with_events(dir: &Path, options: Options) {
     store.close().unwrap();
 }
 
+/// Two encrypted stores with events, in their own directories.
+fn two_encrypted_stores() -> (tempfile::TempDir, tempfile::TempDir) {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    store_with_events(a.path(), encrypted());
+    store_with_events(b.path(), encrypted());
+    (a, b)
+}
+
 /// Opens `dir` with and without salvage; each must fail as `check` says
 /// and leave every file as it was.
 fn refused_untouched(dir: &Path, options: Options, check: impl Fn(&OpenError) -> bool) {
@@ -83,9 +91,7 @@ fn a_directory_of_other_files_is_refused_without_a_lock_file() {
 
 #[test]
 fn meta_or_a_keyset_of_another_store_is_a_mismatch() {
-    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    store_with_events(a.path(), encrypted());
-    store_with_events(b.path(), encrypted());
+    let (a, b) = two_encrypted_stores();
     std::fs::copy(b.path().join("META"), a.path().join("META")).unwrap();
     let foreign = std::fs::read(a.path().join("META")).unwrap();
     refused(a.path(), encrypted(), &[false], |e| matches!(e, OpenError::Mismatch { .. }));
@@ -100,9 +106,7 @@ fn meta_or_a_keyset_of_another_store_is_a_mismatch() {
     assert_eq!(Store::open(a.path(), encrypted()).unwrap().version("a"), 5);
 
     // Both keyset copies of another store: salvage cannot help either.
-    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    store_with_events(a.path(), encrypted());
-    store_with_events(b.path(), encrypted());
+    let (a, b) = two_encrypted_stores();
     for name in ["KEYS", "KEYS.copy"] {
         std::fs::copy(b.path().join(name), a.path().join(name)).unwrap();
     }
@@ -111,9 +115,7 @@ fn meta_or_a_keyset_of_another_store_is_a_mismatch() {
 
 #[test]
 fn one_keyset_copy_of_another_store_is_set_aside_by_salvage_only() {
-    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    store_with_events(a.path(), encrypted());
-    store_with_events(b.path(), encrypted());
+    let (a, b) = two_encrypted_stores();
     std::fs::copy(b.path().join("KEYS"), a.path().join("KEYS")).unwrap();
     let foreign = std::fs::read(a.path().join("KEYS")).unwrap();
     refused(a.path(), encrypted(), &[false], |e| matches!(e, OpenError::Mismatch { .. }));

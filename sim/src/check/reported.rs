@@ -19,7 +19,6 @@
 use std::path::{Path, PathBuf};
 
 use shale_store::journal::recover::set_aside_origin;
-use shale_store::limits::UNREADABLE_GRANULE;
 
 use super::durability::lost;
 use super::{Checker, Phase, Promise, RecoveryView, Snapshot};
@@ -51,15 +50,6 @@ fn asides<'a>(view: &'a RecoveryView, dir: &Path) -> Vec<Aside<'a>> {
     reported.chain(found).collect()
 }
 
-/// Whether byte `at` of the journal file `path` (inode `inode`) may read
-/// back as zeros in a copy set aside: the report calls it unreadable, and a
-/// sector error lies in its granule (the store cannot read any finer).
-fn unreadable_here(view: &RecoveryView, path: &Path, inode: u64, at: u64) -> bool {
-    let reported = view.report.unreadable.iter().any(|(p, r)| p == path && r.contains(&at));
-    let granule = at / UNREADABLE_GRANULE * UNREADABLE_GRANULE;
-    reported && view.excuses.sector_error_in(inode, granule..granule + UNREADABLE_GRANULE)
-}
-
 pub struct LossIsReported;
 
 impl Checker for LossIsReported {
@@ -82,7 +72,7 @@ impl Checker for LossIsReported {
                 .map(|l| l.flush)
                 .min()
         };
-        for lost in lost(model, snapshot) {
+        for lost in &all_lost {
             let Some(location) = lost.location else { continue };
             let Some(file) = view.excuses.file(location.inode) else { continue };
             if location.range.start >= file.durable_len {
@@ -93,7 +83,8 @@ impl Checker for LossIsReported {
             // Only the bytes that were on the medium can be reported.
             let end = location.range.end.min(file.durable_len);
             let cut = report.truncated.iter().any(|t| t.file == file.path && t.offset <= start);
-            let aside = asides.iter().find(|a| a.from == file.path && a.offset <= start && end <= a.offset + a.len);
+            let claims = |a: &Aside<'_>| a.from == file.path && a.offset <= start && end <= a.offset + a.len;
+            let aside = asides.iter().find(|a| claims(a));
             let destroyed = matches!(view.excuses.of(location), Some(Excuse::Destroyed(_)));
             if view.interrupted && destroyed && !cut && aside.is_none() {
                 // Cut by an attempt that never finished (its report was
@@ -128,19 +119,14 @@ impl Checker for LossIsReported {
             };
             // Any file that claims its bytes will do (an interrupted
             // attempt may have left an incomplete copy beside a whole one).
-            let intact = |a: &&Aside<'_>| {
+            let intact = |a: &Aside<'_>| {
                 let from = (start - a.offset) as usize;
                 let copy = view.salvaged.get(a.to);
                 let kept = copy.and_then(|f| f.durable.get(from..from + location.bytes.len()));
                 let range = from as u64..(from + location.bytes.len()) as u64;
-                let same = kept.is_some_and(|kept| {
-                    let unreadable = |i: usize| unreadable_here(view, &file.path, location.inode, start + i as u64);
-                    kept.iter().zip(&location.bytes).enumerate().all(|(i, (k, b))| k == b || unreadable(i))
-                });
-                same || copy.is_some_and(|f| view.excuses.touched(f.inode, range))
+                kept == Some(location.bytes.as_slice()) || copy.is_some_and(|f| view.excuses.touched(f.inode, range))
             };
-            let claims = |a: &&Aside<'_>| a.from == file.path && a.offset <= start && end <= a.offset + a.len;
-            if !asides.iter().filter(claims).any(|a| intact(&a)) {
+            if !asides.iter().filter(|a| claims(a)).any(intact) {
                 return Err(format!("batch {}'s bytes are not intact in {}", lost.uid, aside.to.display()));
             }
         }
