@@ -254,6 +254,20 @@ pub struct Model {
     keys: BTreeMap<String, (u64, u64)>,
     /// The last batch uid issued (uids start at 1).
     last_uid: u64,
+    /// What was visible when the machine last crashed, until a recovery
+    /// has been checked against it.
+    before_crash: Option<SeenView>,
+}
+
+/// The view and everything derived from it, as a crash left them.
+#[derive(Debug, Default)]
+struct SeenView {
+    view: Vec<Event>,
+    present: BTreeMap<u64, u64>,
+    versions: BTreeMap<String, u64>,
+    keys: BTreeMap<String, (u64, u64)>,
+    key_checks: KeyChecks,
+    balances: BTreeMap<String, i64>,
 }
 
 impl Model {
@@ -336,13 +350,46 @@ impl Model {
     }
 
     /// Forgets the view (a crash): the next observation rebuilds it.
-    pub fn reset_view(&mut self) {
-        self.view.clear();
-        self.present.clear();
-        self.keys.clear();
-        self.versions.clear();
-        self.key_checks = KeyChecks::default();
-        self.balances.clear();
+    /// The machine crashed: nothing is visible until a recovery, and what
+    /// was is kept for that recovery (see `restore_view`). After a failed
+    /// open nothing became visible, and the view from before stays kept.
+    pub fn crash_view(&mut self) {
+        let seen = SeenView {
+            view: std::mem::take(&mut self.view),
+            present: std::mem::take(&mut self.present),
+            versions: std::mem::take(&mut self.versions),
+            keys: std::mem::take(&mut self.keys),
+            key_checks: std::mem::take(&mut self.key_checks),
+            balances: std::mem::take(&mut self.balances),
+        };
+        match &self.before_crash {
+            None => self.before_crash = Some(seen),
+            Some(_) => assert!(seen.view.is_empty(), "events became visible with no recovery since the crash"),
+        }
+    }
+
+    /// The events visible when the machine last crashed.
+    pub fn seen_before_crash(&self) -> &[Event] {
+        self.before_crash.as_ref().map_or(&[], |seen| &seen.view)
+    }
+
+    /// A recovery brought back the first `keep` events seen before the
+    /// crash unchanged (whole batches): the view is those events again,
+    /// with all that was derived from them.
+    pub fn restore_view(&mut self, keep: usize) {
+        let Some(mut seen) = self.before_crash.take() else { return };
+        assert!(self.view.is_empty(), "the view is restored only after a crash");
+        if keep == seen.view.len() {
+            self.view = seen.view;
+            self.present = seen.present;
+            self.versions = seen.versions;
+            self.keys = seen.keys;
+            self.key_checks = seen.key_checks;
+            self.balances = seen.balances;
+        } else {
+            seen.view.truncate(keep);
+            self.absorb(seen.view);
+        }
     }
 
     /// The visible batch committed with idempotency key `key`: (uid, first
@@ -368,6 +415,12 @@ impl Model {
     /// `before_fresh_keyset`).
     pub fn acked_shreds(&self) -> impl Iterator<Item = (&str, u32)> {
         self.shreds.iter().filter(|(_, s)| !s.before_fresh_keyset).filter_map(|(e, s)| Some((e.as_str(), s.acked?)))
+    }
+
+    /// The highest generation of `entity` an acknowledged shred covers,
+    /// unless salvage replaced the keyset since (as `acked_shreds`).
+    pub fn shred_through(&self, entity: &str) -> Option<u32> {
+        self.shreds.get(entity).filter(|s| !s.before_fresh_keyset)?.acked
     }
 
     /// Salvage set the keyset aside and started a fresh one: no key record

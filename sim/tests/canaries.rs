@@ -46,6 +46,7 @@ const PROMISE_OF: &[(&str, &[&str])] = &[
     ("unchained_hash", &["P8"]),
     ("query_drops_last", &["P9"]),
     ("silent_cut", &["P12"]),
+    ("replay_past_recorded_end", &["P4"]),
 ];
 
 #[test]

@@ -38,10 +38,15 @@ pub enum Canary {
     /// Recovery cuts a torn or damaged tail without listing the cut in its
     /// report.
     SilentCut,
+    /// Recovery reads every segment to its end, past the end its successor
+    /// records (the bytes of a flush whose fsync failed), and skips the
+    /// groups of the next segment whose ids it has already applied, as if
+    /// they were duplicates.
+    ReplayPastRecordedEnd,
 }
 
 impl Canary {
-    pub const ALL: [Canary; 12] = [
+    pub const ALL: [Canary; 13] = [
         Canary::AckBeforeFsync,
         Canary::WriteBehindFailedSync,
         Canary::KeepUncommittedGroup,
@@ -54,6 +59,7 @@ impl Canary {
         Canary::UnchainedHash,
         Canary::QueryDropsLast,
         Canary::SilentCut,
+        Canary::ReplayPastRecordedEnd,
     ];
 
     pub fn name(self) -> &'static str {
@@ -71,6 +77,7 @@ impl Canary {
             Canary::UnchainedHash => "unchained_hash",
             Canary::QueryDropsLast => "query_drops_last",
             Canary::SilentCut => "silent_cut",
+            Canary::ReplayPastRecordedEnd => "replay_past_recorded_end",
         }
     }
 

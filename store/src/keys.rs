@@ -11,10 +11,12 @@
 //! salvage that finds a key missing writes a lost record for it; the
 //! generation is then lost, and later opens read its events as such.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use crate::crypto::{unwrap, wrap_aad, Key, WRAPPED_KEY_LEN};
-use crate::keyset::{bucket_of, Keyset};
+use crate::keyset::{bucket_of, Keyset, KEY_BUCKETS};
+use crate::state::FixedHasher;
 
 /// What the store knows of the key of `(entity, generation)`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,12 +45,27 @@ struct EntityKey {
 pub struct StoreKeys {
     store_id: u64,
     wraps: Keyset,
-    entities: BTreeMap<Box<str>, EntityKey>,
+    /// Point lookups only, never iterated.
+    entities: HashMap<Arc<str>, EntityKey, FixedHasher>,
+    /// The entities of each bucket, in order (a shred rewraps a bucket's
+    /// keys in this order).
+    members: Vec<BTreeSet<Arc<str>>>,
 }
 
 impl StoreKeys {
     pub fn new(store_id: u64, wraps: Keyset) -> Self {
-        Self { store_id, wraps, entities: BTreeMap::new() }
+        Self { store_id, wraps, entities: HashMap::default(), members: vec![BTreeSet::new(); KEY_BUCKETS] }
+    }
+
+    /// The entity's keys, made empty if it has none yet.
+    fn entry(&mut self, entity: &str) -> &mut EntityKey {
+        if !self.entities.contains_key(entity) {
+            let name: Arc<str> = entity.into();
+            self.members[bucket_of(entity)].insert(name.clone());
+            self.entities.insert(name, EntityKey::default());
+        }
+        let Some(e) = self.entities.get_mut(entity) else { unreachable!("inserted above") };
+        e
     }
 
     /// The wrapping keys as last published (or being published).
@@ -118,7 +135,7 @@ impl StoreKeys {
 
     fn record(&mut self, entity: &str, generation: u32, key: Option<Key>) {
         assert!(generation > 0, "key generations start at 1");
-        let e = self.entities.entry(entity.into()).or_default();
+        let e = self.entry(entity);
         if generation > e.generation {
             e.generation = generation;
             e.key = key;
@@ -129,7 +146,7 @@ impl StoreKeys {
 
     /// A shred of `entity` up to `generation` (acknowledged, or read back).
     pub fn shred(&mut self, entity: &str, generation: u32) {
-        let e = self.entities.entry(entity.into()).or_default();
+        let e = self.entry(entity);
         e.shredded_through = e.shredded_through.max(generation);
         if e.generation <= generation {
             e.key = None;
@@ -150,7 +167,7 @@ impl StoreKeys {
     /// A salvage accepted that `entity`'s key of `generation` is lost (it
     /// wrote a lost record, or read one back). A key that opens stays live.
     pub fn read_lost(&mut self, entity: &str, generation: u32) {
-        let e = self.entities.entry(entity.into()).or_default();
+        let e = self.entry(entity);
         if !e.lost.contains(&generation) {
             e.lost.push(generation);
         }
@@ -158,10 +175,12 @@ impl StoreKeys {
 
     /// The live keys of the entities of `bucket`, in entity order.
     pub fn live_in_bucket(&self, bucket: usize) -> Vec<(&str, u32, &Key)> {
-        self.entities
+        self.members[bucket]
             .iter()
-            .filter(|(entity, _)| bucket_of(entity) == bucket)
-            .filter_map(|(entity, e)| e.key.as_ref().map(|k| (&**entity, e.generation, k)))
+            .filter_map(|entity| {
+                let e = self.entities.get(entity)?;
+                e.key.as_ref().map(|k| (&**entity, e.generation, k))
+            })
             .collect()
     }
 }

@@ -311,6 +311,37 @@ pub struct Event {
     pub hash: [u8; 32],
 }
 
+/// An event's identity and hash-chain link, without its payload: what a
+/// replica or an auditor compares to tell whether two stores hold the same
+/// history (equal hashes at equal ids mean equal events, payloads
+/// included, once [`Reader::verify_chains`](crate::Reader::verify_chains)
+/// holds).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventDigest {
+    pub id: EventId,
+    /// The entity's hash chain link through this event.
+    pub hash: [u8; 32],
+    /// The key generation the payload was sealed under; 0 if plaintext.
+    pub key_gen: u32,
+    /// As [`Event::shredded`].
+    pub shredded: bool,
+    /// As [`Event::key_lost`].
+    pub key_lost: bool,
+}
+
+impl EventDigest {
+    /// The digest of an event read in full.
+    pub fn of(event: &Event) -> Self {
+        Self {
+            id: event.id,
+            hash: event.hash,
+            key_gen: event.key_gen,
+            shredded: event.shredded,
+            key_lost: event.key_lost,
+        }
+    }
+}
+
 impl Event {
     /// Decodes a payload written by [`NewEvent::encode`].
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T, InvalidInput> {

@@ -5,7 +5,7 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 use crate::error::{InvalidInput, ReadError};
 use crate::graph::Walk;
 use crate::limits::READ_LIMIT_MAX;
-use crate::model::{Event, EventId, Region};
+use crate::model::{Event, EventDigest, EventId, Region};
 use crate::state::State;
 use crate::Planted;
 
@@ -47,6 +47,16 @@ impl Reader {
             return Err(InvalidInput::ReadLimit { limit, max: READ_LIMIT_MAX }.into());
         }
         self.state().read_from(from, limit)
+    }
+
+    /// The digests of up to `limit` events from global sequence `from` on,
+    /// gap-free, as [`read_from`](Self::read_from) would list them but
+    /// without reading or opening a payload.
+    pub fn digests_from(&self, from: u64, limit: usize) -> Result<Vec<EventDigest>, ReadError> {
+        if limit == 0 || limit > READ_LIMIT_MAX {
+            return Err(InvalidInput::ReadLimit { limit, max: READ_LIMIT_MAX }.into());
+        }
+        Ok(self.state().digests_from(from, limit))
     }
 
     /// The causes of `id` up to its root (its direct cause first), at most

@@ -2,7 +2,7 @@
 //! version, and the idempotency table. Only the writer mutates it, and only
 //! with bytes that are already durable; readers share it behind a lock.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::hash::{BuildHasherDefault, DefaultHasher};
 use std::sync::Arc;
 
@@ -12,7 +12,7 @@ use crate::error::ReadError;
 use crate::hash::{chain_hash, GENESIS};
 use crate::journal::record::EventRecord;
 use crate::keys::{KeyStatus, StoreKeys};
-use crate::model::{Coordinate, Event, EventId, Payload, Region};
+use crate::model::{Coordinate, Event, EventDigest, EventId, Payload, Region};
 
 /// SipHash with fixed keys: the same hashes in every run and process, so
 /// nothing about a lookup depends on a random seed.
@@ -67,7 +67,8 @@ pub struct State {
     entities: HashMap<Arc<str>, EntityState, FixedHasher>,
     /// The entity names in order, for prefix queries.
     entity_names: BTreeSet<Arc<str>>,
-    names: BTreeSet<Arc<str>>,
+    /// Every scope and kind, interned: point lookups only.
+    names: HashSet<Arc<str>, FixedHasher>,
     /// The last scope and kind interned: most events repeat them.
     recent: [Option<Arc<str>>; 2],
     idempotency: BTreeMap<Box<str>, IdempotencyEntry>,
@@ -88,7 +89,7 @@ impl State {
             events: ChunkedVec::default(),
             entities: HashMap::default(),
             entity_names: BTreeSet::new(),
-            names: BTreeSet::new(),
+            names: HashSet::default(),
             recent: [None, None],
             idempotency: BTreeMap::new(),
             keys: None,
@@ -325,6 +326,32 @@ impl State {
         assert!(previous.is_none(), "idempotency key {key:?} committed twice");
     }
 
+    /// What the key of `stored` lets a reader see of its payload.
+    fn key_status(&self, stored: &StoredEvent) -> Option<KeyStatus<'_>> {
+        match (stored.key_gen, &self.keys) {
+            (generation, Some(keys)) if generation > 0 => Some(keys.status(&stored.entity, generation)),
+            _ => None,
+        }
+    }
+
+    /// Up to `limit` digests from global sequence `from` on, with no gaps.
+    pub fn digests_from(&self, from: u64, limit: usize) -> Vec<EventDigest> {
+        let start = from.max(1);
+        let end = start.saturating_add(limit as u64).min(self.last_global() + 1);
+        let digest = |global: u64| {
+            let stored = self.stored(global)?;
+            let status = self.key_status(stored);
+            Some(EventDigest {
+                id: self.id_of(global),
+                hash: stored.hash,
+                key_gen: stored.key_gen,
+                shredded: status == Some(KeyStatus::Shredded),
+                key_lost: matches!(status, Some(KeyStatus::Missing | KeyStatus::Lost)),
+            })
+        };
+        (start..end).filter_map(digest).collect()
+    }
+
     /// The public view of the event at `global`: its payload opened with
     /// the entity's key, or marked shredded (with no payload) if the key was
     /// shredded, or marked `key_lost` (with no payload) if a salvage found
@@ -491,28 +518,34 @@ impl State {
     /// Recomputes every entity's hash chain; the first event whose stored
     /// hash differs is returned.
     pub fn verify_chains(&self) -> Result<(), u64> {
-        let mut heads: BTreeMap<&str, [u8; 32]> = BTreeMap::new();
-        for (i, stored) in self.events.iter().enumerate() {
-            let global = i as u64 + 1;
-            let prev = heads.get(&*stored.entity).copied().unwrap_or(GENESIS);
-            let record = EventRecord {
-                global_seq: global,
-                entity_seq: stored.entity_seq,
-                timestamp_ns: stored.timestamp_ns,
-                causation: stored.causation,
-                correlation: stored.correlation,
-                kind: &stored.kind,
-                entity: &stored.entity,
-                scope: &stored.scope,
-                key_gen: stored.key_gen,
-                hash: stored.hash,
-                payload: std::borrow::Cow::Borrowed(&stored.payload),
-            };
-            if chain_hash(&prev, &record, self.epoch_of(global)) != stored.hash {
-                return Err(global);
+        // Entity by entity (each link needs only the entity's previous
+        // event), keeping the lowest failure, so the answer does not depend
+        // on the order the entities are visited in.
+        let mut first_bad: Option<u64> = None;
+        for state in self.entities.values() {
+            let mut prev = GENESIS;
+            for &global in &state.events {
+                let Some(stored) = self.stored(global) else { unreachable!("indexed events exist") };
+                let record = EventRecord {
+                    global_seq: global,
+                    entity_seq: stored.entity_seq,
+                    timestamp_ns: stored.timestamp_ns,
+                    causation: stored.causation,
+                    correlation: stored.correlation,
+                    kind: &stored.kind,
+                    entity: &stored.entity,
+                    scope: &stored.scope,
+                    key_gen: stored.key_gen,
+                    hash: stored.hash,
+                    payload: std::borrow::Cow::Borrowed(&stored.payload),
+                };
+                if chain_hash(&prev, &record, self.epoch_of(global)) != stored.hash {
+                    first_bad = Some(first_bad.map_or(global, |bad| bad.min(global)));
+                    break;
+                }
+                prev = stored.hash;
             }
-            heads.insert(&stored.entity, stored.hash);
         }
-        Ok(())
+        first_bad.map_or(Ok(()), Err)
     }
 }

@@ -228,3 +228,28 @@ fn a_shred_whose_keyset_publish_fails_takes_effect_and_the_keyset_goes_out_first
         "the dirty keyset went out again, to both copies"
     );
 }
+
+/// Digests list what full reads list, key state included, without opening
+/// a payload; a wrong limit is refused like `read_from`'s.
+#[test]
+fn digests_agree_with_full_reads_before_and_after_a_shred_and_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), encrypted()).unwrap();
+    for n in 0..6 {
+        store.append(event(&format!("user-{}", n % 3), "registered", b"payload")).unwrap();
+    }
+    let agree = |store: &Store| {
+        let full: Vec<_> = store.read_from(1, 100).unwrap().iter().map(shale_store::EventDigest::of).collect();
+        assert_eq!(store.reader().digests_from(1, 100).unwrap(), full);
+        assert_eq!(store.reader().digests_from(3, 2).unwrap(), full[2..4]);
+        full
+    };
+    assert!(agree(&store).iter().all(|d| !d.shredded && d.key_gen == 1));
+    store.shred("user-1").unwrap();
+    let after = agree(&store);
+    assert_eq!(after.iter().filter(|d| d.shredded).count(), 2, "user-1's two events");
+    store.close().unwrap();
+    let store = Store::open(dir.path(), encrypted()).unwrap();
+    assert_eq!(agree(&store), after, "the same digests after a reopen");
+    assert!(store.reader().digests_from(1, 0).is_err());
+}

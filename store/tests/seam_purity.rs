@@ -18,9 +18,9 @@ const RULES: &[(&str, &[&str])] = &[
     ("rand::random", &[]),
     // Hash maps only with fixed-key SipHash and only for lookups, never
     // iterated where order could reach an answer or the disk.
-    ("HashMap", &["state.rs", "plan.rs"]),
+    ("HashMap", &["state.rs", "plan.rs", "keys.rs"]),
     ("RandomState", &[]),
-    ("HashSet", &[]),
+    ("HashSet", &["state.rs"]),
 ];
 
 fn sources(dir: &Path, out: &mut Vec<std::path::PathBuf>) {

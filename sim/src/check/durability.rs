@@ -31,6 +31,8 @@ pub struct Lost<'a> {
 /// whether each came back as the acknowledged copy at that position
 /// (`Ok`), or not (`Err` with where another copy came back, if one did).
 fn recovered(model: &Model, snapshot: &Snapshot<'_>) -> BTreeMap<u64, (u64, Result<(), Option<u64>>)> {
+    // The view holds what came back unchanged (after a recovery); the
+    // snapshot the rest.
     let mut found: BTreeMap<u64, (u64, bool)> = BTreeMap::new();
     for event in snapshot.events {
         if let Some((uid, 0)) = tag_of(event) {
@@ -38,14 +40,15 @@ fn recovered(model: &Model, snapshot: &Snapshot<'_>) -> BTreeMap<u64, (u64, Resu
             found.insert(uid, (event.global_seq, same_copy));
         }
     }
+    let found = |uid: &u64| model.present.get(uid).map(|&at| (at, true)).or_else(|| found.get(uid).copied());
     model
         .acked()
         .filter_map(|b| {
             let Fate::Acked(globals) = &b.fate else { return None };
             let acked_at = *globals.first()?;
-            let outcome = match found.get(&b.uid) {
-                Some(&(at, true)) if at == acked_at => Ok(()),
-                Some(&(at, _)) => Err(Some(at)),
+            let outcome = match found(&b.uid) {
+                Some((at, true)) if at == acked_at => Ok(()),
+                Some((at, _)) => Err(Some(at)),
                 None => Err(None),
             };
             Some((acked_at, (b.uid, outcome)))

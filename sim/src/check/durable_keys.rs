@@ -79,6 +79,8 @@ pub struct DurableKeys {
     segments: BTreeMap<u64, Segment>,
     /// (entity, generation) -> (segment inode, record index).
     index: BTreeMap<(String, u32), Vec<(u64, usize)>>,
+    /// (bucket, wrapping generation) -> (segment inode, record index).
+    by_wrap: BTreeMap<(usize, u32), Vec<(u64, usize)>>,
     /// By inode.
     keyset_files: BTreeMap<u64, KeysetFile>,
     /// The newest valid copy of the keyset, or why there is none.
@@ -134,6 +136,7 @@ impl DurableKeys {
             master,
             segments: BTreeMap::new(),
             index: BTreeMap::new(),
+            by_wrap: BTreeMap::new(),
             keyset_files: BTreeMap::new(),
             keyset: Err("not read yet".into()),
             known: BTreeMap::new(),
@@ -200,6 +203,8 @@ impl DurableKeys {
             segment.mark = mark;
             for (n, (record, _)) in segment.records.iter().enumerate().skip(first) {
                 self.index.entry((record.entity.clone(), record.generation)).or_default().push((inode, n));
+                let wrap = (bucket_of(&record.entity), record.wrap_generation);
+                self.by_wrap.entry(wrap).or_default().push((inode, n));
                 fresh.push((inode, n));
             }
         }
@@ -218,10 +223,12 @@ impl DurableKeys {
 
     fn forget_segment(&mut self, inode: u64) {
         if self.segments.remove(&inode).is_some() {
-            self.index.retain(|_, places| {
+            let keep = |places: &mut Vec<(u64, usize)>| {
                 places.retain(|(i, _)| *i != inode);
                 !places.is_empty()
-            });
+            };
+            self.index.retain(|_, places| keep(places));
+            self.by_wrap.retain(|_, places| keep(places));
         }
     }
 
@@ -337,15 +344,26 @@ impl DurableKeys {
         unwrap(wrapping, &aad, &record.wrapped).ok()
     }
 
+    /// The record at `place` if recovery would read it (it lies within its
+    /// segment's end).
+    fn readable(&self, &(inode, n): &(u64, usize)) -> Option<&DurableRecord> {
+        let segment = self.segments.get(&inode)?;
+        let (record, end) = segment.records.get(n)?;
+        (*end <= segment.limit).then_some(record)
+    }
+
     /// The records of `entity`'s generations up to `through` that recovery
-    /// would read (within their segment's end).
+    /// would read.
     pub fn records_of<'a>(&'a self, entity: &str, through: u32) -> impl Iterator<Item = &'a DurableRecord> + 'a {
         let range = (entity.to_owned(), 0)..=(entity.to_owned(), through);
-        self.index.range(range).flat_map(|(_, places)| places.iter()).filter_map(|&(inode, n)| {
-            let segment = self.segments.get(&inode)?;
-            let (record, end) = segment.records.get(n)?;
-            (*end <= segment.limit).then_some(record)
-        })
+        self.index.range(range).flat_map(|(_, places)| places.iter()).filter_map(|place| self.readable(place))
+    }
+
+    /// The records recovery would read that are wrapped under `bucket`'s
+    /// wrapping key of generation `wrap_generation`.
+    pub fn records_wrapped_under(&self, bucket: usize, wrap_generation: u32) -> impl Iterator<Item = &DurableRecord> {
+        let places = self.by_wrap.get(&(bucket, wrap_generation)).map_or(&[][..], Vec::as_slice);
+        places.iter().filter_map(|place| self.readable(place))
     }
 
     /// Every key record recovery would read (within its segment's end).

@@ -12,6 +12,7 @@
 
 use std::path::Path;
 
+use super::durable_keys::DurableRecord;
 use super::{Checker, Phase, Promise, Snapshot};
 use crate::model::Model;
 
@@ -98,17 +99,18 @@ impl Checker for ShredIsForever {
         if !snapshot.durable.search {
             return Ok(());
         }
+        // A keyset salvage set aside (both copies were unusable, and a
+        // fresh keyset took their place) is the operator's, out of a later
+        // shred's reach, as FORMAT.md says: the store never reads it again.
+        // Entity keys in the clear anywhere, salvage included, are caught
+        // above. Each wrapping key a keyset holds is tried on the records
+        // written under its bucket and generation that a shred covers.
         let salvage = Path::new(crate::run::STORE_DIR).join(shale_store::journal::recover::SALVAGE_DIR);
-        for (entity, through) in model.acked_shreds() {
-            for record in keys.records_of(entity, through) {
-                // A keyset salvage set aside (both copies were unusable, and
-                // a fresh keyset took their place) is the operator's, out of
-                // a later shred's reach, as FORMAT.md says: the store never
-                // reads it again. Entity keys in the clear anywhere, salvage
-                // included, are caught above.
-                let reach = |path: &Path| !path.starts_with(&salvage);
-                let opens = |(path, ks): &(&Path, &_)| reach(path) && keys.open_with(ks, record).is_some();
-                if let Some((path, ks)) = keys.keysets().find(opens) {
+        for (path, ks) in keys.keysets().filter(|(path, _)| !path.starts_with(&salvage)) {
+            for (bucket, wrap) in ks.iter() {
+                let shredded = |r: &&DurableRecord| model.shred_through(&r.entity).is_some_and(|t| r.generation <= t);
+                let records = keys.records_wrapped_under(bucket, wrap.generation).filter(shredded);
+                if let Some(record) = records.into_iter().find(|record| keys.open_with(ks, record).is_some()) {
                     return Err(format!(
                         "{} (sequence {}) still opens {}'s shredded key generation {} (a record wrapped under \
                          wrapping key {})",

@@ -3,9 +3,12 @@
 //!
 //! After every writer step the harness reads the events that became
 //! visible and hands them, with the model, to every checker (`Phase::Step`);
-//! after every crash + recovery it hands them all the recovered events
-//! (`Phase::Recovery`). Only when every checker passes does the model absorb
-//! the events. Client reads are checked against the model's view in
+//! after every crash + recovery it hands them the recovered events that are
+//! not exactly as they were seen before the crash (`Phase::Recovery`): the
+//! events that came back unchanged (by id, hash and key state, with every
+//! hash chain verified again) stay in the model's view, and checkers that
+//! judge the whole history (P3, P4, P12) read them there. Only when every
+//! checker passes does the model absorb the events. Client reads are checked against the model's view in
 //! `reads.rs`. P10 (liveness) and P11 (no panic) are watched by the runner
 //! itself.
 
@@ -137,7 +140,8 @@ pub struct Durable<'a> {
 pub struct Snapshot<'a> {
     pub phase: Phase<'a>,
     /// The events not yet in the model's view, gap-free after it (after a
-    /// recovery: all events, the view having been reset).
+    /// recovery: all but those that came back unchanged, which the view
+    /// keeps).
     pub events: &'a [Event],
     pub reader: &'a Reader,
     pub durable: &'a Durable<'a>,
@@ -152,14 +156,14 @@ pub trait Checker {
 }
 
 /// Every checker, in the order their reports are most telling: data first,
-/// then shape, then completeness.
+/// then shape, then completeness (a hole before a plain loss: it says more).
 pub fn checkers() -> Vec<Box<dyn Checker>> {
     vec![
         Box::new(integrity::Integrity),
         Box::new(atomicity::Atomicity),
         Box::new(equivalence::Equivalence),
-        Box::new(durability::Durability),
         Box::new(durability::Prefix),
+        Box::new(durability::Durability),
         Box::new(reported::LossIsReported),
         Box::new(keys::KeyBeforeCiphertext),
         Box::new(keys::ShredIsForever),

@@ -29,7 +29,7 @@ use std::sync::Arc;
 
 use super::read::{read_range, read_retrying, Unreadable};
 use super::record::begin_at;
-use super::scan::{scan_segment, ScanOutcome};
+use super::scan::{scan_segment, ScanBugs, ScanOutcome};
 use super::segment::{
     header_version, parse_segment_name, segment_name, SegmentHeader, FORMAT_VERSION, SEGMENT_TEMP_SUFFIX,
 };
@@ -186,18 +186,25 @@ fn corrupt(path: &Path, offset: u64, reason: impl Into<String>) -> Corruption {
 /// The planted recovery bugs switched on (simulator canaries only).
 #[derive(Clone, Copy, Default)]
 struct Planted {
-    keep_uncommitted: bool,
+    scan: ScanBugs,
     panic_on_torn_tail: bool,
     silent_cut: bool,
+    /// `ReplayPastRecordedEnd`: every segment is read to its end.
+    replay_past_end: bool,
 }
 
 impl From<&crate::core::Options> for Planted {
     fn from(options: &crate::core::Options) -> Self {
         let planted = options.planted();
+        let replay_past_end = planted.is(canary!(ReplayPastRecordedEnd));
         Self {
-            keep_uncommitted: planted.is(canary!(KeepUncommittedGroup)),
+            scan: ScanBugs {
+                keep_uncommitted: planted.is(canary!(KeepUncommittedGroup)),
+                skip_seen_groups: replay_past_end,
+            },
             panic_on_torn_tail: planted.is(canary!(PanicOnTornTail)),
             silent_cut: planted.is(canary!(SilentCut)),
+            replay_past_end,
         }
     }
 }
@@ -289,6 +296,8 @@ pub fn analyze<D: Disk>(
         if i == 0 {
             a.next_group = header.first_group_id;
             a.next_flush = header.first_flush;
+        } else if planted.replay_past_end && header.first_group_id <= a.next_group {
+            // The planted bug takes any segment that repeats groups.
         } else if header.first_group_id != a.next_group || header.first_flush != a.next_flush {
             let c = corrupt(&path, 0, "segment does not continue where the previous one ended");
             a.damage = Some(Damage { kind: DamageKind::Corrupt, corruption: c, segment: Some((path, 0, len)) });
@@ -302,7 +311,7 @@ pub fn analyze<D: Disk>(
             let next_file = disk.open_read(&next_path).map_err(io(format!("reading {}", next_path.display())))?;
             let next_len = next_file.len().map_err(io(format!("reading {}", next_path.display())))?;
             let next_header = read_header(&next_file, next_len);
-            if let HeaderRead::Valid(h) = &next_header {
+            if let (HeaderRead::Valid(h), false) = (&next_header, planted.replay_past_end) {
                 limit = h.prev_end;
             }
             ahead = Some(next_header);
@@ -366,7 +375,7 @@ fn scan_one(
     let mut bytes = header.encode().to_vec();
     bytes.extend_from_slice(&body);
     let bytes = Arc::new(bytes);
-    let scan = scan_segment(&bytes, bytes.len(), a.next_group, a.next_flush, planted.keep_uncommitted, &mut a.state);
+    let scan = scan_segment(&bytes, bytes.len(), a.next_group, a.next_flush, planted.scan, &mut a.state);
     a.report.segments += 1;
     a.report.groups += scan.groups;
     a.report.events += scan.events;

@@ -60,14 +60,26 @@ struct FlushDue {
     continuing: Option<(u64, u32, u32)>,
     /// The number of the next new flush (its first group has index 0).
     new_flush: u64,
+    /// The planted bug `ReplayPastRecordedEnd`: any flush will do.
+    any: bool,
 }
 
 impl FlushDue {
     fn admits(&self, begin: &Begin) -> bool {
         let continues = self.continuing == Some((begin.flush, begin.flush_index, begin.flush_count));
         let starts = begin.flush == self.new_flush && begin.flush_index == 0 && begin.flush_count >= 1;
-        continues || starts
+        continues || starts || self.any
     }
+}
+
+/// Planted scanner bugs (simulator canaries only).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ScanBugs {
+    /// `KeepUncommittedGroup`: a group with no commit record is applied.
+    pub keep_uncommitted: bool,
+    /// `ReplayPastRecordedEnd`: a group whose id was already applied is
+    /// skipped as a duplicate, and any flush number is taken.
+    pub skip_seen_groups: bool,
 }
 
 struct ParsedGroup<'a> {
@@ -86,7 +98,7 @@ pub fn scan_segment(
     limit: usize,
     first_group: u64,
     first_flush: u64,
-    keep_uncommitted: bool,
+    bugs: ScanBugs,
     state: &mut State,
 ) -> ScanOutcome {
     assert!(limit <= buf.len() && limit >= SEGMENT_HEADER_LEN);
@@ -103,13 +115,20 @@ pub fn scan_segment(
         // The next group continues the last one's flush, or starts the next
         // flush. A flush may end early: recovery cut its torn tail and the
         // writer resumed with a new flush.
+        let any = bugs.skip_seen_groups;
         let due = match outcome.last {
-            None => FlushDue { continuing: None, new_flush: first_flush },
+            None => FlushDue { continuing: None, new_flush: first_flush, any },
             Some(l) if l.index + 1 < l.count => {
-                FlushDue { continuing: Some((l.flush, l.index + 1, l.count)), new_flush: l.flush + 1 }
+                FlushDue { continuing: Some((l.flush, l.index + 1, l.count)), new_flush: l.flush + 1, any }
             }
-            Some(l) => FlushDue { continuing: None, new_flush: l.flush + 1 },
+            Some(l) => FlushDue { continuing: None, new_flush: l.flush + 1, any },
         };
+        if bugs.skip_seen_groups {
+            if let Some(end) = seen_group_end(bytes, outcome.good_end, outcome.next_group) {
+                outcome.good_end = end;
+                continue;
+            }
+        }
         match parse_group(bytes, outcome.good_end, outcome.next_group, due, state) {
             Ok(group) => {
                 if let Err(reason) = apply_group(buf, &group, state) {
@@ -127,7 +146,7 @@ pub fn scan_segment(
                 });
             }
             Err(problem) => {
-                if keep_uncommitted {
+                if bugs.keep_uncommitted {
                     keep_partial_group(buf, outcome.good_end, state);
                 }
                 outcome.problem = Some(problem);
@@ -184,6 +203,23 @@ fn apply_events(
         }
     }
     Ok(())
+}
+
+/// The planted bug `ReplayPastRecordedEnd`: where a whole group with an id
+/// below `next_group` starts at `start`, the end of its commit record.
+fn seen_group_end(bytes: &[u8], start: usize, next_group: u64) -> Option<usize> {
+    let (_, Record::Begin(begin), body) = next_record(bytes, start).ok()? else { return None };
+    if begin.group_id >= next_group {
+        return None;
+    }
+    let mut at = body.end;
+    loop {
+        let (_, record, body) = next_record(bytes, at).ok()?;
+        if let Record::Commit(_) = record {
+            return Some(body.end);
+        }
+        at = body.end;
+    }
 }
 
 /// The planted bug `KeepUncommittedGroup`: apply whatever whole event
