@@ -1,10 +1,15 @@
-//! The production shell: one writer thread runs the core, fed by a channel.
+//! The production shell: the core behind a lock, a writer thread fed by a
+//! channel for group commit, and an inline path for a caller alone.
 //!
-//! Group commit: the writer waits for a request, then takes every request
-//! already queued behind it (up to `GROUP_REQUESTS_MAX`, up to the next
-//! shred: `work.rs`, shared with the simulator), commits them as one flush
-//! (one write, one fsync) and answers them all. The shell holds no
-//! durability logic; that is all in the core.
+//! A caller that finds the core idle and nothing queued commits its own
+//! request on its own thread: no hand-off, no wake-up, so a lone writer
+//! costs what its write and fsync cost, even beside busy neighbours. A
+//! caller that finds the core busy queues its request for the writer
+//! thread, which takes every request queued (up to `GROUP_REQUESTS_MAX`, up
+//! to the next shred: `work.rs`, shared with the simulator), commits them
+//! as one flush (one write, one fsync) and answers them all. The shell
+//! holds no durability logic; that is all in the core, which runs on one
+//! thread at a time.
 //!
 //! Waiting threads never poll for long: the writer and a caller waiting
 //! alone check their channel for a few tens of microseconds, then park, so
@@ -12,6 +17,7 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender};
@@ -46,16 +52,50 @@ impl Queue<(Batch, Reply), (String, ShredReply)> for Inbox {
     }
 }
 
+/// What the writer thread and inline callers share: the core, and the
+/// message of a panic that stopped it (the core is not used after one).
+struct Shared<E: Env> {
+    core: Mutex<Core<E>>,
+    panicked: OnceLock<String>,
+}
+
+impl<E: Env> Shared<E> {
+    /// The core, unless a panic stopped it.
+    fn core(&self) -> Option<MutexGuard<'_, Core<E>>> {
+        let core = self.core.lock().unwrap_or_else(PoisonError::into_inner);
+        self.panicked.get().is_none().then_some(core)
+    }
+
+    /// The core if no one holds it, no panic stopped it, and nothing is
+    /// queued for the writer (which an inline commit would overtake).
+    fn idle_core(&self, queued: &Sender<Request>) -> Option<MutexGuard<'_, Core<E>>> {
+        let core = self.core.try_lock().ok()?;
+        (self.panicked.get().is_none() && queued.is_empty()).then_some(core)
+    }
+
+    /// Runs `f` on the core; a panic stops the store for good (every later
+    /// request is answered `Closed`, and `close` reports the panic).
+    fn run<T>(&self, core: &mut Core<E>, f: impl FnOnce(&mut Core<E>) -> T) -> Option<T> {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(core))) {
+            Ok(value) => Some(value),
+            Err(panic) => {
+                let _ = self.panicked.set(panic_message(&*panic));
+                None
+            }
+        }
+    }
+}
+
 /// An open event store. Appends from any number of threads; each returns
 /// only once its batch is durable.
 pub struct Store<E: Env = RealEnv> {
     requests: Option<Sender<Request>>,
-    /// Callers waiting for an answer right now.
+    shared: Arc<Shared<E>>,
+    /// Callers waiting for the writer's answer right now.
     waiting: AtomicUsize,
     writer: Option<JoinHandle<()>>,
     reader: Reader,
     report: RecoveryReport,
-    _env: std::marker::PhantomData<fn() -> E>,
 }
 
 impl Store<RealEnv> {
@@ -70,18 +110,20 @@ impl<E: Env> Store<E> {
     pub fn open_in(env: E, dir: impl AsRef<Path>, options: Options) -> Result<Self, OpenError> {
         let (core, report) = Core::open(env, dir.as_ref(), &options)?;
         let reader = core.reader();
+        let shared = Arc::new(Shared { core: Mutex::new(core), panicked: OnceLock::new() });
         let (requests, inbox) = crossbeam_channel::unbounded();
+        let for_writer = shared.clone();
         let writer = std::thread::Builder::new()
             .name("shale-writer".into())
-            .spawn(move || run_writer(core, inbox))
+            .spawn(move || run_writer(&for_writer, inbox))
             .map_err(|e| OpenError::Io(crate::error::IoError::new("starting the writer thread", e)))?;
         Ok(Self {
             requests: Some(requests),
+            shared,
             waiting: AtomicUsize::new(0),
             writer: Some(writer),
             reader,
             report,
-            _env: std::marker::PhantomData,
         })
     }
 
@@ -99,6 +141,10 @@ impl<E: Env> Store<E> {
     /// Appends every event of `batch` or none of them.
     pub fn append_batch(&self, batch: Batch) -> Result<Vec<Receipt>, AppendError> {
         let requests = self.requests.as_ref().ok_or(AppendError::Closed)?;
+        if let Some(mut core) = self.shared.idle_core(requests) {
+            let mut results = self.shared.run(&mut core, |core| core.commit(std::slice::from_ref(&batch)));
+            return results.as_mut().and_then(Vec::pop).unwrap_or(Err(AppendError::Closed));
+        }
         let (reply, answer) = crossbeam_channel::bounded(1);
         let _waiting = Waiting::enter(&self.waiting);
         requests.send(Request::Append((batch, reply))).map_err(|_| AppendError::Closed)?;
@@ -110,6 +156,9 @@ impl<E: Env> Store<E> {
     /// shredded, events appended after get a new key.
     pub fn shred(&self, entity: &str) -> Result<ShredReceipt, ShredError> {
         let requests = self.requests.as_ref().ok_or(ShredError::Closed)?;
+        if let Some(mut core) = self.shared.idle_core(requests) {
+            return self.shared.run(&mut core, |core| core.shred(entity)).unwrap_or(Err(ShredError::Closed));
+        }
         let (reply, answer) = crossbeam_channel::bounded(1);
         requests.send(Request::Shred((entity.to_owned(), reply))).map_err(|_| ShredError::Closed)?;
         answer.recv().map_err(|_| ShredError::Closed)?
@@ -158,9 +207,12 @@ impl<E: Env> Store<E> {
 
     fn stop(&mut self) -> Result<(), CloseError> {
         drop(self.requests.take());
-        match self.writer.take().map(JoinHandle::join) {
-            Some(Err(panic)) => Err(CloseError::WriterPanicked(panic_message(&*panic))),
-            _ => Ok(()),
+        if let Some(Err(panic)) = self.writer.take().map(JoinHandle::join) {
+            return Err(CloseError::WriterPanicked(panic_message(&*panic)));
+        }
+        match self.shared.panicked.get() {
+            Some(message) => Err(CloseError::WriterPanicked(message.clone())),
+            None => Ok(()),
         }
     }
 }
@@ -227,17 +279,25 @@ impl Inbox {
     }
 }
 
-fn run_writer<E: Env>(mut core: Core<E>, receiver: Receiver<Request>) {
+fn run_writer<E: Env>(shared: &Shared<E>, receiver: Receiver<Request>) {
     let mut inbox = Inbox { receiver, held: None };
     while inbox.wait() {
+        // A request that finds the store stopped by a panic is answered
+        // `Closed` (its reply is dropped unanswered).
+        let Some(mut core) = shared.core() else {
+            drop(next_work(&mut inbox, GROUP_REQUESTS_MAX));
+            continue;
+        };
         match next_work(&mut inbox, GROUP_REQUESTS_MAX) {
             None => {}
             Some(Work::Shred((entity, reply))) => {
-                let _ = reply.send(core.shred(&entity));
+                if let Some(result) = shared.run(&mut core, |core| core.shred(&entity)) {
+                    let _ = reply.send(result);
+                }
             }
             Some(Work::Commit(appends)) => {
                 let (batches, replies): (Vec<Batch>, Vec<Reply>) = appends.into_iter().unzip();
-                let results = core.commit(&batches);
+                let Some(results) = shared.run(&mut core, |core| core.commit(&batches)) else { continue };
                 assert_eq!(results.len(), replies.len(), "one result per request");
                 for (result, reply) in results.into_iter().zip(replies) {
                     // A caller that gave up waiting is no reason to stop.

@@ -21,6 +21,8 @@ pub struct Faults {
     /// Files whose name ends so cannot be opened for writing.
     pub read_only: Vec<String>,
     pub skip_syncs: bool,
+    /// A sync panics (a stand-in for a bug below the shell).
+    pub panic_on_sync: bool,
     /// Paths opened for writing, in order.
     pub opened_for_writing: Vec<PathBuf>,
 }
@@ -97,6 +99,10 @@ impl Disk for FaultyDisk {
     }
     fn sync(&mut self, f: &mut std::fs::File) -> io::Result<()> {
         let mut faults = self.faults.lock().unwrap();
+        if faults.panic_on_sync {
+            drop(faults);
+            panic!("injected panic in sync");
+        }
         if faults.fail_syncs > 0 {
             faults.fail_syncs -= 1;
             return Err(injected("fsync failure"));
