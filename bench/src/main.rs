@@ -53,6 +53,10 @@ struct Cli {
     /// 0 skips it).
     #[arg(long)]
     rss_events: Option<u64>,
+    /// Run only these workloads (e.g. `W1,W5`; W1 includes its busy
+    /// variant).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -259,19 +263,22 @@ fn main() {
     let base = cli.dir.clone().unwrap_or_else(std::env::temp_dir).join(format!("shale-bench-{}", std::process::id()));
     std::fs::create_dir_all(&base).expect("make the bench directory");
     let mut report = Report::new(cli.quick);
-    let mut run = |name: &str, rows: Vec<Row>| {
-        eprintln!("{name}: done");
-        report.rows.extend(rows);
+    let wanted = |name: &str| cli.only.is_empty() || cli.only.iter().any(|w| w.eq_ignore_ascii_case(name));
+    let mut run = |name: &str, rows: &dyn Fn() -> Vec<Row>| {
+        if wanted(name) {
+            report.rows.extend(rows());
+            eprintln!("{name}: done");
+        }
     };
-    run("W1", commits(&base, "W1 single appends", sizes.single, 1, 1));
-    run("W1 busy", beside_busy_neighbours(|| commits(&base, "W1 beside 2 busy threads", sizes.single, 1, 1)));
-    run("W2", commits(&base, "W2 batches of 100", sizes.batches_100, 100, 1));
-    run("W3", commits(&base, "W3 batches of 1,000", sizes.batches_1000, 1_000, 1));
-    run("W4", commits(&base, "W4 single appends, 4 threads", sizes.per_thread, 1, 4));
-    run("W5", reread(&base, sizes.reread));
-    run("W6", walks(&base, &sizes));
+    run("W1", &|| commits(&base, "W1 single appends", sizes.single, 1, 1));
+    run("W1", &|| beside_busy_neighbours(|| commits(&base, "W1 beside 2 busy threads", sizes.single, 1, 1)));
+    run("W2", &|| commits(&base, "W2 batches of 100", sizes.batches_100, 100, 1));
+    run("W3", &|| commits(&base, "W3 batches of 1,000", sizes.batches_1000, 1_000, 1));
+    run("W4", &|| commits(&base, "W4 single appends, 4 threads", sizes.per_thread, 1, 4));
+    run("W5", &|| reread(&base, sizes.reread));
+    run("W6", &|| walks(&base, &sizes));
     let rss_events = cli.rss_events.unwrap_or(sizes.rss_events);
-    if rss_events > 0 {
+    if rss_events > 0 && wanted("RSS") {
         report.rss = Some(rss::measure(&base.join("rss"), rss_events));
         eprintln!("RSS: done");
     }

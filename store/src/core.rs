@@ -110,13 +110,44 @@ pub struct Core<E: Env> {
     fence: Option<KeyFence>,
     gates: Gates,
     planted: crate::Planted,
+    nonces: Nonces,
     _lock: <E::Disk as Disk>::Lock,
 }
 
+/// One nonce for a rare sealing (a keyset copy, a key rewrapped by a shred).
 fn random_nonce(entropy: &mut impl Entropy) -> [u8; NONCE_LEN] {
     let mut nonce = [0u8; NONCE_LEN];
     entropy.fill(&mut nonce);
     nonce
+}
+
+/// Nonces drawn from the environment's entropy this many at a time: one
+/// draw (a system call, for the real entropy) per 256 sealed events rather
+/// than one each.
+const NONCES_PER_DRAW: usize = 256;
+
+/// Random nonces, drawn from the entropy in bulk.
+struct Nonces {
+    buf: Box<[u8; NONCE_LEN * NONCES_PER_DRAW]>,
+    /// Bytes of `buf` already handed out.
+    used: usize,
+}
+
+impl Nonces {
+    fn new() -> Self {
+        Self { buf: Box::new([0; NONCE_LEN * NONCES_PER_DRAW]), used: NONCE_LEN * NONCES_PER_DRAW }
+    }
+
+    fn next(&mut self, entropy: &mut impl Entropy) -> [u8; NONCE_LEN] {
+        if self.used == self.buf.len() {
+            entropy.fill(&mut self.buf[..]);
+            self.used = 0;
+        }
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce.copy_from_slice(&self.buf[self.used..self.used + NONCE_LEN]);
+        self.used += NONCE_LEN;
+        nonce
+    }
 }
 
 /// The groups of one flush, encoded: the bytes, where each event's payload
@@ -168,8 +199,8 @@ impl<E: Env> Core<E> {
                 fence.mint_for(&state, batches, self.env.entropy());
                 let fence = &*fence;
                 let key_of = |entity: &str| fence.key_of(&state, entity);
-                let entropy = self.env.entropy();
-                let mut nonce = || random_nonce(entropy);
+                let (entropy, nonces) = (self.env.entropy(), &mut self.nonces);
+                let mut nonce = || nonces.next(entropy);
                 let sealer = Some(&mut Sealer { key_of: &key_of, nonce: &mut nonce });
                 let context = Context { now_ns, epoch, sealer, gates, stale_gates, misresolve_causes, unchained_hash };
                 plan(&state, batches, &mut { context })

@@ -371,6 +371,7 @@ impl<E: Env> Core<E> {
             fence,
             gates: options.gates.clone(),
             planted: options.planted(),
+            nonces: super::Nonces::new(),
             _lock: lock,
         };
         if !recovered.report.keys_lost.is_empty() {
