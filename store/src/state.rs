@@ -3,7 +3,6 @@
 //! with bytes that are already durable; readers share it behind a lock.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::hash::{BuildHasherDefault, DefaultHasher};
 use std::sync::Arc;
 
 use crate::chunked::ChunkedVec;
@@ -14,9 +13,9 @@ use crate::journal::record::EventRecord;
 use crate::keys::{KeyStatus, StoreKeys};
 use crate::model::{Coordinate, Event, EventDigest, EventId, Payload, Region};
 
-/// SipHash with fixed keys: the same hashes in every run and process, so
-/// nothing about a lookup depends on a random seed.
-pub type FixedHasher = BuildHasherDefault<DefaultHasher>;
+/// FxHash: no random seed, the same hashes in every run and process, so
+/// nothing about a lookup depends on one (and fast for short names).
+pub type FixedHasher = rustc_hash::FxBuildHasher;
 
 /// One committed event, with its names interned.
 #[derive(Clone, Debug)]
