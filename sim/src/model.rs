@@ -470,8 +470,10 @@ impl Model {
         let shreds = self.shreds.entry(entity.to_owned()).or_default();
         shreds.unknown = false;
         shreds.acked_before_uid = self.last_uid + 1; // past the last uid issued
-        shreds.before_fresh_keyset = false;
-        shreds.acked = Some(shreds.acked.map_or(generation, |g| g.max(generation)));
+                                                     // Generations a shred covered before salvage replaced the keyset
+                                                     // name keys that no longer exist (numbering started again).
+        let earlier = shreds.acked.filter(|_| !std::mem::take(&mut shreds.before_fresh_keyset));
+        shreds.acked = Some(earlier.map_or(generation, |g| g.max(generation)));
         for event in &mut self.view {
             // An event whose key was lost to damage stays lost: that is the
             // truer reason its payload is gone.

@@ -328,3 +328,28 @@ fn a_fork_is_independent_and_fault_free() {
     fork.remove(Path::new("/d/a")).unwrap();
     assert!(d.inode_of(Path::new("/d/a")).is_some(), "the original is untouched");
 }
+
+/// A latent sector error fails reads of a whole logical block (512 bytes,
+/// however small the sectors writes tear in), and a write into any part of
+/// the block heals all of it: write-back rewrites whole blocks. A disk that
+/// healed only the sectors written would leave a block that still fails as
+/// a whole around freshly written, readable bytes.
+#[test]
+fn a_bad_block_fails_and_heals_as_a_whole() {
+    let mut d = disk(SimDiskOptions { sector_size: 64, read_latent_error: 1.0, ..losing() });
+    let mut f = d.create(Path::new("/d/a")).unwrap();
+    d.write_at(&mut f, 0, &[7u8; 1024]).unwrap();
+    d.sync(&mut f).unwrap();
+    let f = d.open_read(Path::new("/d/a")).unwrap();
+    let mut byte = [0u8; 1];
+    assert!(f.read_at(600, &mut byte).is_err(), "the read that finds the error fails");
+    d.set_faults(false);
+    let mut block = [0u8; 512];
+    assert!(shale_store::disk::read_exact_at(&f, 512, &mut block).is_err(), "the whole block is bad");
+    assert!(shale_store::disk::read_exact_at(&f, 960, &mut block[..64]).is_err(), "every sector of it");
+    assert!(shale_store::disk::read_exact_at(&f, 0, &mut block).is_ok(), "the block before is not");
+    let mut w = d.open(Path::new("/d/a")).unwrap();
+    d.write_at(&mut w, 700, b"fresh").unwrap();
+    assert!(shale_store::disk::read_exact_at(&f, 512, &mut block).is_ok(), "a write into it heals it all");
+    assert_eq!(&block[700 - 512..705 - 512], b"fresh");
+}

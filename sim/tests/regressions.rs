@@ -36,6 +36,19 @@ const CASES: &[(&str, u64)] = &[
     // An interrupted salvage copied a segment's rest aside under a lying
     // fsync, then cut the segment: the lie's loss was called unreported.
     ("salvage-copy-lost-to-a-lie.toml", 0x1249),
+    // A stale segment header of an aborted creation (brought back by a
+    // lost write) named another store than META; salvage rebuilt META
+    // around it and every event came back under another store tag.
+    ("segment-header-of-an-aborted-creation.toml", 0x29e),
+    // Writes into a bad 512-byte block healed only the 64-byte sectors they
+    // touched; the block still failed as a whole, salvage zero-filled it,
+    // and P12 called bytes written after the damage lost (a harness fix:
+    // writes heal whole blocks now).
+    ("healed-sector-in-a-bad-block.toml", 0x25b),
+    // The first shred acknowledged after salvage replaced the keyset was
+    // merged with the generation a shred covered before it, so the model
+    // called a later, live key shredded (a harness fix).
+    ("shred-after-a-fresh-keyset.toml", 0x3d9),
     // The refusal planner summed the arbitrary payload bytes of an ungated
     // run as balances and overflowed (found by the fuzz smoke in CI).
     ("ungated-amounts-overflow.toml", 0x6e69_616d_3b03_0201),

@@ -11,7 +11,7 @@ const SEEDS: u64 = 200;
 
 /// The least share of swarm seeds, in percent, that must exercise each
 /// fault class and store feature.
-const SWARM_SHARE_MIN_PERCENT: u64 = 4;
+const SWARM_SHARE_MIN_PERCENT: u64 = 20;
 
 #[test]
 fn every_scenario_passes_a_bounded_sweep() {

@@ -78,3 +78,43 @@ fn a_rebuilt_meta_never_takes_its_id_from_a_damaged_keyset_copy() {
     assert_eq!(u64::from_le_bytes(meta[12..20].try_into().unwrap()), copy_id, "META names the whole copy's store");
     Store::open(dir.path(), options).unwrap();
 }
+
+/// A segment header naming another store over frames this store wrote (the
+/// header of an aborted creation, brought back by a lost write) is the
+/// stale one, not META: the events' own-id correlations carry META's store
+/// tag. Salvage keeps META and sets the segment aside (reported), instead
+/// of rebuilding META around the stale header, which would give every
+/// event another store's id.
+#[test]
+fn a_stale_segment_header_does_not_rebuild_meta_around_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), Options::default()).unwrap();
+    for i in 0..5 {
+        store.append(event("a", "tick", format!("{i}").as_bytes())).unwrap();
+    }
+    store.close().unwrap();
+    let other = tempfile::tempdir().unwrap();
+    Store::open(other.path(), Options::default()).unwrap().close().unwrap();
+    let segment = dir.path().join("seg-0000000000000000.log");
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let foreign = std::fs::read(other.path().join("seg-0000000000000000.log")).unwrap();
+    bytes[..64].copy_from_slice(&foreign[..64]);
+    std::fs::write(&segment, &bytes).unwrap();
+    let meta_before = std::fs::read(dir.path().join("META")).unwrap();
+
+    let before = snapshot(dir.path());
+    assert!(matches!(Store::open(dir.path(), Options::default()), Err(OpenError::Mismatch { .. })));
+    assert_eq!(snapshot(dir.path()), before, "the refused open changed nothing");
+
+    let store = Store::open(dir.path(), Options { salvage: true, ..Options::default() }).unwrap();
+    let report = store.recovery_report().clone();
+    assert!(report.meta_rebuilt.is_none(), "META was right: {report:?}");
+    assert_eq!(std::fs::read(dir.path().join("META")).unwrap(), meta_before);
+    assert!(report.lost_anything(), "{report:?}");
+    let aside = report.set_aside.iter().find(|a| a.from == segment).expect("segment 0 set aside");
+    assert_eq!(std::fs::read(&aside.to).unwrap(), bytes, "set aside whole");
+    assert_eq!(store.read_from(1, 10).unwrap().len(), 0);
+    store.append(event("a", "tick", b"after")).unwrap();
+    store.close().unwrap();
+    assert_eq!(Store::open(dir.path(), Options::default()).unwrap().version("a"), 1, "it opens normally afterwards");
+}

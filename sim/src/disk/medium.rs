@@ -516,8 +516,12 @@ impl Medium {
         let data: Arc<[u8]> = data.into();
         let file = self.inode_at(inode, generation)?;
         splice(&mut file.current, offset, &data);
-        let first = offset / sector;
-        let last = (offset + data.len().max(1) as u64 - 1) / sector;
+        // Write-back rewrites whole logical blocks (the page cache holds
+        // them), so a write heals every sector of each block it touches:
+        // the same unit reads fail in.
+        let block = sector.max(LOGICAL_BLOCK_MIN);
+        let first = offset / block * block / sector;
+        let last = ((offset + data.len().max(1) as u64 - 1) / block * block + block) / sector - 1;
         let rewritten: Vec<u64> = file.bad_sectors.range(first..=last).copied().collect();
         for s in rewritten {
             file.bad_sectors.remove(&s);

@@ -5,9 +5,10 @@
 //! key, shreds, gates, a panicking gate), the run's shape (segment size,
 //! clients, group size, batch and payload sizes, entities) and the
 //! workload's mix and edges. A sweep prints how many seeds exercised each
-//! fault class and feature; the sweep test requires 4 % of each. Over
-//! 1,000 seeds all reach 20 % but disk full (about 17 %) and crash-time
-//! reordering (about 7 %: it needs two writes pending at one crash).
+//! fault class and feature; the sweep test requires 20 % of each over its
+//! 200 seeds (crash-time reordering, the rarest, needs two writes pending
+//! at one crash: a third of the seeds get a disk that lies often, which
+//! leaves writes pending across syncs).
 
 use super::Scenario;
 use crate::rng::SimRng;
@@ -46,7 +47,10 @@ impl Scenario {
     fn draw_faults(&mut self, rng: &mut SimRng) {
         let d = &mut self.faults.disk;
         d.fsync_fail = rate(rng, 0.05);
-        d.fsync_lie = rate(rng, 0.02);
+        // Lies leave writes pending across syncs: what a crash then reorders.
+        // A third of the seeds get a disk that lies often.
+        let lies_often = rng.chance(0.35);
+        d.fsync_lie = if lies_often { 0.1 + rng.unit() * 0.3 } else { rate(rng, 0.04) };
         d.dir_sync_fail = rate(rng, 0.05);
         // Disk reads happen in recovery only, a few per run: rates high
         // enough that sector damage shows up in a fair share of seeds.
@@ -62,14 +66,17 @@ impl Scenario {
         // Crashes inside operations find unsynced writes to lose, tear and
         // reorder; crashes between steps rarely do.
         d.crash_per_op = if rng.chance(0.8) { rng.unit() * 0.03 } else { 0.0 };
-        d.crash_persist = 0.1 + rng.unit() * 0.8;
-        d.crash_torn = (1.0 - d.crash_persist) * if rng.chance(0.85) { rng.unit() } else { 0.0 };
+        // Where writes pile up pending, a crash keeps some and loses others.
+        d.crash_per_op = if lies_often { d.crash_per_op.max(0.005) } else { d.crash_per_op };
+        d.crash_persist = if lies_often { 0.3 + rng.unit() * 0.4 } else { 0.1 + rng.unit() * 0.7 };
+        d.crash_torn = (1.0 - d.crash_persist) * if rng.chance(0.85) { 0.3 + 0.7 * rng.unit() } else { 0.0 };
         d.torn_keep = rng.unit();
         d.torn_garbage = (1.0 - d.torn_keep) * rng.unit();
         d.sector_size = pick(rng, &[64, 512, 512, 4096]);
-        // Disk full: a disk of 16 to 256 KiB in two fifths of the seeds.
-        if rng.chance(0.4) {
-            d.capacity = (16 * 1024) << rng.below(5);
+        // Disk full: a disk of 16 to 128 KiB in half the seeds (most runs
+        // write more than that).
+        if rng.chance(0.5) {
+            d.capacity = (16 * 1024) << rng.below(4);
         }
         self.faults.crash_between_steps = if rng.chance(0.6) { rng.unit() * 0.05 } else { 0.0 };
     }

@@ -11,6 +11,7 @@ use crate::env::{Entropy, Env};
 use crate::error::{Corruption, IoError, OpenError};
 use crate::fence::{random_key, KeyFence};
 use crate::journal::read::read_retrying;
+use crate::journal::record::{decode_body, read_frame, Record};
 use crate::journal::recover::{analyze, copy_aside, move_aside, salvage_dir, RecoveryReport};
 use crate::journal::segment::{parse_segment_name, SegmentHeader};
 use crate::journal::writer::JournalWriter;
@@ -18,6 +19,7 @@ use crate::keys::StoreKeys;
 use crate::keyset::{publish_keyset, read_keyset, Keyset, KeysetError, KeysetRead, KEYS_COPY_NAME, KEYS_NAME};
 use crate::limits::{SEGMENT_HEADER_LEN, SEGMENT_SIZE_MIN};
 use crate::meta::{read_meta, write_meta, Meta, FLAG_ENCRYPTED, FLAG_SEALED, META_LEN, META_NAME};
+use crate::model::store_tag;
 use crate::state::State;
 
 fn io(context: String) -> impl FnOnce(std::io::Error) -> OpenError {
@@ -126,6 +128,41 @@ fn store_id_from_segments<D: Disk>(disk: &mut D, dir: &Path) -> Result<Option<u6
     Ok(None)
 }
 
+/// Frames of the first segment looked at for [`writer_tag`].
+const WRITER_TAG_FRAMES_MAX: usize = 4_096;
+
+/// The store tag of the store that wrote the first segment's events, as
+/// their own-id correlations show it (an event with no correlation given
+/// and no cause is correlated by its own id, which carries the tag of the
+/// store that committed it); `None` if no such event is found. It tells a
+/// stale segment header (left by an aborted creation, or a lost write) from
+/// a stale META when the two disagree.
+fn writer_tag<D: Disk>(disk: &mut D, dir: &Path) -> Option<u32> {
+    let names = disk.list(dir).ok()?;
+    let first = names.iter().filter_map(|n| parse_segment_name(n)).min()?;
+    let file = disk.open_read(&dir.join(crate::journal::segment::segment_name(first))).ok()?;
+    let len = file.len().ok()?;
+    let (bytes, _) = crate::journal::read::read_range(&file, 0..len);
+    let mut at = SEGMENT_HEADER_LEN;
+    let mut epoch = None;
+    for _ in 0..WRITER_TAG_FRAMES_MAX {
+        let Ok((_, body)) = read_frame(bytes.get(at..)?) else { return None };
+        at += crate::limits::FRAME_HEADER_LEN + body.len();
+        match decode_body(body) {
+            Ok(Record::Begin(begin)) => epoch = Some(begin.epoch),
+            Ok(Record::Event(event)) => {
+                let own = (event.correlation >> 64) as u32 == epoch? && event.correlation as u64 == event.global_seq;
+                if own {
+                    return Some((event.correlation >> 96) as u32);
+                }
+            }
+            Ok(_) => {}
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
 /// `META` as read; with salvage, rebuilt if it is missing, damaged or
 /// unreadable (with why). Everything in it is repeated elsewhere: the store
 /// id in every segment header and in the keyset, the encryption setting in
@@ -137,13 +174,17 @@ fn open_meta<E: Env>(env: &mut E, dir: &Path, options: &Options) -> Result<(Meta
     let disk = env.disk();
     let unusable = match read_meta(disk, dir) {
         // Salvage rebuilds a META whose store id the segments contradict
-        // (a stale or misplaced write, a file copied in), unless the keyset
-        // sides with META: then which store this is stays unclear.
+        // (a stale or misplaced write, a file copied in), unless the
+        // journal's events were written by META's store (then a segment
+        // header is the stale one, and recovery sets its segment aside) or
+        // the keyset sides with META (then which store this is stays
+        // unclear).
         Ok(Some(meta)) if options.salvage => {
             let segments = store_id_from_segments(disk, dir)?;
             let keyset = crate::keyset::read_header(disk, dir).map(|(id, _)| id);
+            let mut written_by_meta = || writer_tag(disk, dir) == Some(store_tag(meta.store_id));
             match segments {
-                Some(id) if id != meta.store_id && keyset.is_none_or(|k| k == id) => {
+                Some(id) if id != meta.store_id && keyset.is_none_or(|k| k == id) && !written_by_meta() => {
                     format!("META names store {:016x}, the segments {id:016x}", meta.store_id)
                 }
                 _ => return Ok((meta, None)),
@@ -156,12 +197,15 @@ fn open_meta<E: Env>(env: &mut E, dir: &Path, options: &Options) -> Result<(Meta
         Err(e) => return Err(e),
     };
     let keyset = crate::keyset::read_header(disk, dir);
-    let found = match (store_id_from_segments(disk, dir)?, displaced_meta(disk, dir), keyset) {
-        (Some(id), _, _) => Some((id, "the segment headers")),
-        (None, Some(meta), _) => Some((meta.store_id, "a whole record inside the damaged META")),
-        (None, None, Some((id, _))) => Some((id, "the keyset")),
-        (None, None, None) => None,
-    };
+    // Each witness of the store id, in order of trust; one whose tag is not
+    // the tag the journal's events carry is passed over.
+    let writer = writer_tag(disk, dir);
+    let witnesses = [
+        store_id_from_segments(disk, dir)?.map(|id| (id, "the segment headers")),
+        displaced_meta(disk, dir).map(|meta| (meta.store_id, "a whole record inside the damaged META")),
+        keyset.map(|(id, _)| (id, "the keyset")),
+    ];
+    let found = witnesses.into_iter().flatten().find(|(id, _)| writer.is_none_or(|tag| tag == store_tag(*id)));
     let (store_id, source) = match found {
         Some(found) => found,
         None => (fresh_store_id(env.entropy()), "nothing (a fresh store id; the journal's headers no longer match it)"),

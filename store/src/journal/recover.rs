@@ -284,7 +284,8 @@ pub fn analyze<D: Disk>(
         let context = || format!("reading {}", path.display());
         let file = disk.open_read(&path).map_err(io(context()))?;
         let len = file.len().map_err(io(context()))?;
-        let header = check_header(ahead.take().unwrap_or_else(|| read_header(&file, len)), &path, number, store_id)?;
+        let read = ahead.take().unwrap_or_else(|| read_header(&file, len));
+        let header = check_header(read, &path, number, store_id, options.salvage)?;
         let header = match header {
             Ok(header) => header,
             Err((kind, c)) => {
@@ -331,8 +332,19 @@ pub fn analyze<D: Disk>(
 /// the prefix ends here), or a refusal (another store, another format).
 type HeaderVerdict = Result<SegmentHeader, (DamageKind, Corruption)>;
 
-fn check_header(read: HeaderRead, path: &Path, number: u64, store_id: u64) -> Result<HeaderVerdict, OpenError> {
+fn check_header(
+    read: HeaderRead,
+    path: &Path,
+    number: u64,
+    store_id: u64,
+    salvage: bool,
+) -> Result<HeaderVerdict, OpenError> {
     Ok(match read {
+        // Salvage sets a segment of another store aside (a stale header
+        // over this store's frames, or a file copied in) with all after it.
+        HeaderRead::Valid(h) if h.store_id != store_id && salvage => {
+            Err((DamageKind::Corrupt, corrupt(path, 0, format!("the header names store {:016x}", h.store_id))))
+        }
         HeaderRead::Valid(h) if h.store_id != store_id => {
             return Err(OpenError::Mismatch {
                 path: path.to_owned(),
