@@ -49,6 +49,12 @@ const CASES: &[(&str, u64)] = &[
     // merged with the generation a shred covered before it, so the model
     // called a later, live key shredded (a harness fix).
     ("shred-after-a-fresh-keyset.toml", 0x3d9),
+    // Interrupted creations left a keyset of another store beside META;
+    // salvage refused it forever and the store never came back.
+    ("keyset-of-an-aborted-creation.toml", 0x16c0),
+    // A stale frame brought back the acknowledged copy of a batch salvage
+    // had cut off; P9 called it a batch that reappeared (a harness fix).
+    ("stale-frame-brings-back-a-cut-batch.toml", 0x1e02),
     // The refusal planner summed the arbitrary payload bytes of an ungated
     // run as balances and overflowed (found by the fuzz smoke in CI).
     ("ungated-amounts-overflow.toml", 0x6e69_616d_3b03_0201),

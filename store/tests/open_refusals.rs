@@ -3,7 +3,8 @@
 //! store, lacks its META, mixes files of two stores or holds an older
 //! format is refused with a typed error and left byte for byte as it was.
 //! A store that recreated a missing META (losing every key) or salvaged a
-//! foreign store's segments away would fail here.
+//! foreign store's segments away would fail here; salvage sets aside only
+//! what the rest of the store contradicts.
 
 mod common;
 
@@ -105,12 +106,29 @@ fn meta_or_a_keyset_of_another_store_is_a_mismatch() {
     store.close().unwrap();
     assert_eq!(Store::open(a.path(), encrypted()).unwrap().version("a"), 5);
 
-    // Both keyset copies of another store: salvage cannot help either.
+    // Both keyset copies of another store, while META and the segments
+    // agree: refused untouched; salvage sets both copies aside as they are
+    // (they cannot open this store's key records, which are bound to its
+    // id), starts a fresh keyset and reports the keys lost. Every event
+    // stays, its payload marked lost with its key.
     let (a, b) = two_encrypted_stores();
     for name in ["KEYS", "KEYS.copy"] {
         std::fs::copy(b.path().join(name), a.path().join(name)).unwrap();
     }
-    refused_untouched(a.path(), encrypted(), |e| matches!(e, OpenError::Mismatch { .. }));
+    let foreign = std::fs::read(a.path().join("KEYS")).unwrap();
+    refused(a.path(), encrypted(), &[false], |e| matches!(e, OpenError::Mismatch { .. }));
+    let store = Store::open(a.path(), Options { salvage: true, ..encrypted() }).unwrap();
+    let report = store.recovery_report().clone();
+    for name in ["KEYS", "KEYS.copy"] {
+        let aside = report.set_aside.iter().find(|s| s.from == a.path().join(name)).expect("set aside");
+        assert_eq!(std::fs::read(&aside.to).unwrap(), foreign, "{name} is kept as it was");
+    }
+    assert_eq!(report.keys_lost, [("a".to_owned(), 1)], "{report:?}");
+    let events = store.read_from(1, 10).unwrap();
+    assert_eq!(events.len(), 5, "every event stays");
+    assert!(events.iter().all(|e| e.key_lost && e.payload.is_empty()));
+    store.close().unwrap();
+    assert_eq!(Store::open(a.path(), encrypted()).unwrap().version("a"), 5, "it opens normally afterwards");
 }
 
 #[test]

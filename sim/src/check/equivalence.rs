@@ -60,6 +60,16 @@ impl Checker for Equivalence {
                     // salvage (after damage lost that record) may bring them
                     // back; nothing else may.
                     (Phase::Recovery(view), Fate::Gone) if view.report.corruption.is_some() => {}
+                    // An acknowledged batch an earlier salvage cut off (its
+                    // loss excused) comes back, as the very copy that was
+                    // acknowledged, where lossy damage hit the place it was
+                    // written since: a stale frame or lost write returned
+                    // its old bytes, or a lying sync's cut was dropped.
+                    (Phase::Recovery(view), Fate::Gone)
+                        if model.copy_hash.get(&uid) == Some(&event.hash)
+                            && snapshot.map.copy(&event.hash).is_some_and(|at| {
+                                matches!(view.excuses.of(at), Some(crate::excuse::Excuse::Destroyed(_)))
+                            }) => {}
                     (Phase::Recovery(_), Fate::Gone | Fate::Refused) => {
                         return Err(format!("batch {uid} reappeared after it was {fate:?}"));
                     }

@@ -248,9 +248,10 @@ struct OpenedKeyset {
     foreign: Option<std::path::PathBuf>,
 }
 
-/// Reads the keyset. Both copies unusable is a typed error, unless
-/// salvaging, when a fresh keyset takes their place. A keyset of another
-/// store or sealed under another key is refused either way.
+/// Reads the keyset. Both copies unusable, or of another store, is a typed
+/// error, unless salvaging, when a fresh keyset takes their place. A
+/// keyset sealed under another key, or without the master key it needs, is
+/// refused either way.
 fn open_keyset<E: Env>(env: &mut E, dir: &Path, store_id: u64, options: &Options) -> Result<OpenedKeyset, OpenError> {
     match read_keyset(env.disk(), dir, store_id, options.encryption.master_key()) {
         Ok(KeysetRead { foreign: Some(path), problems, .. }) if !options.salvage => {
@@ -260,6 +261,17 @@ fn open_keyset<E: Env>(env: &mut E, dir: &Path, store_id: u64, options: &Options
         Ok(read) => {
             Ok(OpenedKeyset { keyset: read.keyset, republish: read.problems, replaced: false, foreign: read.foreign })
         }
+        // Salvage has already reconciled META with the segments (and with
+        // the keyset where it could): a keyset that still names another
+        // store is the odd one out. It cannot open this store's key records
+        // (they are bound to the store id), so setting it aside loses
+        // nothing it could give; the keys are reported lost.
+        Err(KeysetError::Foreign(reason)) if options.salvage => Ok(OpenedKeyset {
+            keyset: Keyset::fresh(|| random_key(env.entropy())),
+            republish: vec![(dir.join(KEYS_NAME), format!("it belongs to another store: {reason}"))],
+            replaced: true,
+            foreign: None,
+        }),
         Err(KeysetError::Foreign(reason)) => Err(OpenError::Mismatch { path: dir.join(KEYS_NAME), reason }),
         Err(e @ (KeysetError::MasterKeyNeeded | KeysetError::WrongMasterKey | KeysetError::Version(_))) => {
             Err(OpenError::Keyset(e))
