@@ -55,6 +55,13 @@ const CASES: &[(&str, u64)] = &[
     // A stale frame brought back the acknowledged copy of a batch salvage
     // had cut off; P9 called it a batch that reappeared (a harness fix).
     ("stale-frame-brings-back-a-cut-batch.toml", 0x1e02),
+    // A new flush written where recovery had cut a flush short lost its
+    // first group to a torn write; its own later groups were taken for
+    // proof of a sync, and an honest disk was refused as corrupt.
+    ("torn-first-group-after-a-cut.toml", 0xf4d3b),
+    // An interrupted recovery cut an intact batch with the torn tail of its
+    // flush; P12 demanded a salvage copy of it (a harness fix).
+    ("interrupted-torn-tail-cut.toml", 0xf4da5),
     // The refusal planner summed the arbitrary payload bytes of an ungated
     // run as balances and overflowed (found by the fuzz smoke in CI).
     ("ungated-amounts-overflow.toml", 0x6e69_616d_3b03_0201),

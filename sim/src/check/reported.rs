@@ -86,10 +86,19 @@ impl Checker for LossIsReported {
             let claims = |a: &Aside<'_>| a.from == file.path && a.offset <= start && end <= a.offset + a.len;
             let aside = asides.iter().find(|a| claims(a));
             let destroyed = matches!(view.excuses.of(location), Some(Excuse::Destroyed(_)));
-            if view.interrupted && destroyed && !cut && aside.is_none() {
+            if view.interrupted && !cut && aside.is_none() {
                 // Cut by an attempt that never finished (its report was
-                // never seen); its bytes were damaged, nothing intact went.
-                continue;
+                // never seen): allowed if its bytes were damaged, or if it
+                // went with a torn tail, in the flush the cut began in (no
+                // group of an earlier flush was lost before it in its file,
+                // so nothing proved its flush synced).
+                let same_file = |l: &&crate::journal_map::Location| {
+                    view.excuses.file(l.inode).is_some_and(|f| f.path == file.path) && l.range.start <= start
+                };
+                let first_flush = all_lost.iter().filter_map(|l| l.location).filter(same_file).map(|l| l.flush).min();
+                if destroyed || first_flush.is_none_or(|f| f >= location.flush) {
+                    continue;
+                }
             }
             if !cut && aside.is_none() {
                 return Err(format!(

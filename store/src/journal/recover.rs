@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::read::{read_range, read_retrying, Unreadable};
-use super::record::begin_at;
+use super::record::{begin_at, Begin};
 use super::scan::{scan_segment, ScanBugs, ScanOutcome};
 use super::segment::{
     header_version, parse_segment_name, segment_name, SegmentHeader, FORMAT_VERSION, SEGMENT_TEMP_SUFFIX,
@@ -447,12 +447,18 @@ fn scan_one(
 }
 
 /// True if a valid begin record of a flush later than `torn_flush` lies at
-/// or past the damaged group's start: proof that the damaged bytes had been
-/// synced. The damaged group's own begin record (`own_begin`: the group that
-/// was due) proves nothing about its own flush and is skipped.
+/// or past the damaged group's start, of a flush that began after the
+/// damaged group (its first group, `group_id - flush_index`, comes later):
+/// proof that the damaged bytes had been synced. The damaged group's own
+/// begin record (`own_begin`: the group that was due) proves nothing about
+/// its own flush and is skipped; so is a later group of the flush the
+/// damaged group itself began (after a cut mid-flush the writer resumes
+/// with a new flush, whose first group may be the one torn).
 fn later_flush_after(bytes: &[u8], scan: &ScanOutcome, torn_flush: u64, own_begin: bool) -> bool {
     let from = scan.good_end + usize::from(own_begin);
-    (from..bytes.len()).any(|at| begin_at(&bytes[at..]).is_some_and(|b| b.flush > torn_flush))
+    let later =
+        |b: &Begin| b.flush > torn_flush && b.group_id.saturating_sub(u64::from(b.flush_index)) > scan.next_group;
+    (from..bytes.len()).any(|at| begin_at(&bytes[at..]).is_some_and(|b| later(&b)))
 }
 
 impl Analysis {
