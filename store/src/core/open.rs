@@ -128,8 +128,9 @@ fn store_id_from_segments<D: Disk>(disk: &mut D, dir: &Path) -> Result<Option<u6
     Ok(None)
 }
 
-/// Frames of the first segment looked at for [`writer_tag`].
+/// Frames, and bytes, of the first segment looked at for [`writer_tag`].
 const WRITER_TAG_FRAMES_MAX: usize = 4_096;
+const WRITER_TAG_READ_MAX: u64 = 1 << 20;
 
 /// The store tag of the store that wrote the first segment's events, as
 /// their own-id correlations show it (an event with no correlation given
@@ -141,7 +142,7 @@ fn writer_tag<D: Disk>(disk: &mut D, dir: &Path) -> Option<u32> {
     let names = disk.list(dir).ok()?;
     let first = names.iter().filter_map(|n| parse_segment_name(n)).min()?;
     let file = disk.open_read(&dir.join(crate::journal::segment::segment_name(first))).ok()?;
-    let len = file.len().ok()?;
+    let len = file.len().ok()?.min(WRITER_TAG_READ_MAX);
     let (bytes, _) = crate::journal::read::read_range(&file, 0..len);
     let mut at = SEGMENT_HEADER_LEN;
     let mut epoch = None;
