@@ -195,18 +195,20 @@ fn beside_busy_neighbours<T>(f: impl FnOnce() -> T) -> T {
     })
 }
 
+/// Commits events `0..events` to `engine` in batches of 1,000.
+fn fill(engine: &dyn Engine, events: usize) {
+    let mut commit = engine.committer();
+    for first in (0..events).step_by(1_000) {
+        commit(&(first..(first + 1_000).min(events)).map(ev).collect::<Vec<_>>());
+    }
+}
+
 /// W5: fills each store, closes it, then times a reopen and a full read.
 fn reread(base: &Path, events: usize) -> Vec<Row> {
     let mut rows = Vec::new();
     for system in System::ALL {
         let dir = workdir(base, "W5", system);
-        {
-            let engine = system.open(&dir);
-            let mut commit = engine.committer();
-            for first in (0..events).step_by(1_000) {
-                commit(&(first..(first + 1_000).min(events)).map(ev).collect::<Vec<_>>());
-            }
-        }
+        fill(&*system.open(&dir), events);
         let start = Instant::now();
         let engine = system.open(&dir);
         let read = engine.read_all();

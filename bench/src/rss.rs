@@ -38,13 +38,7 @@ pub fn child(dir: &Path, events: u64, phase: Phase) {
     let start = Instant::now();
     let engine = System::Shale.open(dir);
     match phase {
-        Phase::Write => {
-            let mut commit = engine.committer();
-            for first in (0..events as usize).step_by(1_000) {
-                let batch: Vec<_> = (first..(first + 1_000).min(events as usize)).map(crate::ev).collect();
-                commit(&batch);
-            }
-        }
+        Phase::Write => crate::fill(&*engine, events as usize),
         Phase::Read => assert_eq!(engine.read_all() as u64, events, "every event read back"),
     }
     let rate = events as f64 / start.elapsed().as_secs_f64();

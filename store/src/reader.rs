@@ -56,7 +56,7 @@ impl Reader {
         if limit == 0 || limit > READ_LIMIT_MAX {
             return Err(InvalidInput::ReadLimit { limit, max: READ_LIMIT_MAX }.into());
         }
-        Ok(self.state().digests_from(from, limit))
+        self.state().digests_from(from, limit)
     }
 
     /// The causes of `id` up to its root (its direct cause first), at most

@@ -325,28 +325,37 @@ impl State {
         assert!(previous.is_none(), "idempotency key {key:?} committed twice");
     }
 
-    /// What the key of `stored` lets a reader see of its payload.
-    fn key_status(&self, stored: &StoredEvent) -> Option<KeyStatus<'_>> {
+    /// What the store's keys say of `stored`'s payload: `None` for a
+    /// plaintext event of a plaintext store; an integrity error if its key
+    /// generation does not fit the store's encryption.
+    fn key_status(&self, global: u64, stored: &StoredEvent) -> Result<Option<KeyStatus<'_>>, ReadError> {
         match (stored.key_gen, &self.keys) {
-            (generation, Some(keys)) if generation > 0 => Some(keys.status(&stored.entity, generation)),
-            _ => None,
+            (0, None) => Ok(None),
+            (generation, Some(keys)) if generation > 0 => Ok(Some(keys.status(&stored.entity, generation))),
+            (generation, _) => Err(ReadError::Integrity {
+                id: self.id_of(global),
+                reason: format!("key generation {generation} does not fit the store's encryption"),
+            }),
         }
     }
 
     /// Up to `limit` digests from global sequence `from` on, with no gaps.
-    pub fn digests_from(&self, from: u64, limit: usize) -> Vec<EventDigest> {
+    pub fn digests_from(&self, from: u64, limit: usize) -> Result<Vec<EventDigest>, ReadError> {
         let start = from.max(1);
         let end = start.saturating_add(limit as u64).min(self.last_global() + 1);
         let digest = |global: u64| {
             let stored = self.stored(global)?;
-            let status = self.key_status(stored);
-            Some(EventDigest {
+            let status = match self.key_status(global, stored) {
+                Ok(status) => status,
+                Err(e) => return Some(Err(e)),
+            };
+            Some(Ok(EventDigest {
                 id: self.id_of(global),
                 hash: stored.hash,
                 key_gen: stored.key_gen,
                 shredded: status == Some(KeyStatus::Shredded),
                 key_lost: matches!(status, Some(KeyStatus::Missing | KeyStatus::Lost)),
-            })
+            }))
         };
         (start..end).filter_map(digest).collect()
     }
@@ -358,31 +367,18 @@ impl State {
     pub fn event(&self, global: u64) -> Result<Option<Event>, ReadError> {
         let Some(stored) = self.stored(global) else { return Ok(None) };
         let id = self.id_of(global);
-        let mut key_lost = false;
-        let (payload, shredded) = match (stored.key_gen, &self.keys) {
-            (0, None) => (stored.payload.clone(), false),
-            (generation, Some(keys)) if generation > 0 => match keys.status(&stored.entity, generation) {
-                KeyStatus::Live(key) => {
-                    let aad =
-                        event_aad(&stored.entity, &stored.scope, id.0, stored.entity_seq, &stored.kind, generation);
-                    let plain = open(key, &aad, &stored.payload).map_err(|_| ReadError::Integrity {
-                        id,
-                        reason: "payload does not open with its key".into(),
-                    })?;
-                    (Payload::from(plain), false)
-                }
-                KeyStatus::Shredded => (Payload::from(Vec::new()), true),
-                KeyStatus::Missing | KeyStatus::Lost => {
-                    key_lost = true;
-                    (Payload::from(Vec::new()), false)
-                }
-            },
-            (generation, _) => {
-                return Err(ReadError::Integrity {
-                    id,
-                    reason: format!("key generation {generation} does not fit the store's encryption"),
-                });
+        let gone = || Payload::from(Vec::new());
+        let (payload, shredded, key_lost) = match self.key_status(global, stored)? {
+            None => (stored.payload.clone(), false, false),
+            Some(KeyStatus::Live(key)) => {
+                let aad =
+                    event_aad(&stored.entity, &stored.scope, id.0, stored.entity_seq, &stored.kind, stored.key_gen);
+                let plain = open(key, &aad, &stored.payload)
+                    .map_err(|_| ReadError::Integrity { id, reason: "payload does not open with its key".into() })?;
+                (Payload::from(plain), false, false)
             }
+            Some(KeyStatus::Shredded) => (gone(), true, false),
+            Some(KeyStatus::Missing | KeyStatus::Lost) => (gone(), false, true),
         };
         Ok(Some(Event {
             id,

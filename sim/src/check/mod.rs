@@ -8,9 +8,9 @@
 //! events that came back unchanged (by id, hash and key state, with every
 //! hash chain verified again) stay in the model's view, and checkers that
 //! judge the whole history (P3, P4, P12) read them there. Only when every
-//! checker passes does the model absorb the events. Client reads are checked against the model's view in
-//! `reads.rs`. P10 (liveness) and P11 (no panic) are watched by the runner
-//! itself.
+//! checker passes does the model absorb the events. Client reads are
+//! checked against the model's view in `reads.rs`. P10 (liveness) and P11
+//! (no panic) are watched by the runner itself.
 
 mod atomicity;
 mod causality;

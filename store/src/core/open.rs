@@ -262,28 +262,31 @@ fn open_keyset<E: Env>(env: &mut E, dir: &Path, store_id: u64, options: &Options
         Ok(read) => {
             Ok(OpenedKeyset { keyset: read.keyset, republish: read.problems, replaced: false, foreign: read.foreign })
         }
-        // Salvage has already reconciled META with the segments (and with
-        // the keyset where it could): a keyset that still names another
-        // store is the odd one out. It cannot open this store's key records
-        // (they are bound to the store id), so setting it aside loses
-        // nothing it could give; the keys are reported lost.
-        Err(KeysetError::Foreign(reason)) if options.salvage => Ok(OpenedKeyset {
-            keyset: Keyset::fresh(|| random_key(env.entropy())),
-            republish: vec![(dir.join(KEYS_NAME), format!("it belongs to another store: {reason}"))],
-            replaced: true,
-            foreign: None,
-        }),
-        Err(KeysetError::Foreign(reason)) => Err(OpenError::Mismatch { path: dir.join(KEYS_NAME), reason }),
+        Err(KeysetError::Foreign(reason)) if !options.salvage => {
+            Err(OpenError::Mismatch { path: dir.join(KEYS_NAME), reason })
+        }
         Err(e @ (KeysetError::MasterKeyNeeded | KeysetError::WrongMasterKey | KeysetError::Version(_))) => {
             Err(OpenError::Keyset(e))
         }
         Err(e) if !options.salvage => Err(e.into()),
-        Err(e) => Ok(OpenedKeyset {
-            keyset: Keyset::fresh(|| random_key(env.entropy())),
-            republish: vec![(dir.join(KEYS_NAME), e.to_string())],
-            replaced: true,
-            foreign: None,
-        }),
+        // Both copies unusable. A keyset of another store is unusable too:
+        // salvage has reconciled META with the segments (and with the
+        // keyset where it could) by now, so it is the odd one out, and it
+        // cannot open this store's key records (they are bound to the store
+        // id). Either way the copies are set aside, a fresh keyset takes
+        // their place, and the keys are reported lost.
+        Err(e) => {
+            let why = match e {
+                KeysetError::Foreign(reason) => format!("it belongs to another store: {reason}"),
+                other => other.to_string(),
+            };
+            Ok(OpenedKeyset {
+                keyset: Keyset::fresh(|| random_key(env.entropy())),
+                republish: vec![(dir.join(KEYS_NAME), why)],
+                replaced: true,
+                foreign: None,
+            })
+        }
     }
 }
 
