@@ -9,6 +9,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use hdrhistogram::Histogram;
+use shale_sim::run::stats::Request;
 use shale_sim::scenario::Scenario;
 
 const OPERATIONS: u64 = 1_000;
@@ -32,7 +33,8 @@ fn main() {
             let report = shale_sim::run::run(&scenario, seed);
             assert!(report.outcome.passed(), "{name} seed {seed}: {:?}", report.outcome);
             sim_ns += report.sim_ns;
-            for ns in &report.commit_latencies_ns {
+            let commits = [Request::Append, Request::Batch].into_iter();
+            for ns in commits.filter_map(|r| report.stats.latency_ns.get(&r)).flatten() {
                 latency.record(*ns).expect("latency in range");
             }
         }

@@ -151,6 +151,9 @@ pub struct Damage {
     pub inode: u64,
     pub range: Range<u64>,
     pub class: FaultClass,
+    /// Which fault of its class it was (1 for the first), so that marks of
+    /// one fault in several places count once.
+    pub fault: u64,
     /// The disk operation count when it happened.
     pub op: u64,
 }

@@ -13,6 +13,7 @@ pub mod faults;
 pub mod journal_map;
 pub mod model;
 pub mod panics;
+pub mod report;
 pub mod rng;
 pub mod run;
 pub mod scenario;
@@ -38,6 +39,23 @@ pub fn parse_seed(text: &str) -> Option<u64> {
 /// The seed `SHALE_SEED` names, if it is set.
 pub fn seed_from_env() -> Option<u64> {
     std::env::var(SEED_VAR).ok().as_deref().and_then(parse_seed)
+}
+
+/// Runs `first`'s seed again and compares: `Some(why)` if the two runs
+/// took different paths (a seed must always run the same).
+pub fn runs_differently(scenario: &Scenario, first: &RunReport) -> Option<String> {
+    let again = run::run(scenario, first.seed);
+    // Outcomes compare by their summary: a panic's backtrace names the thread.
+    if again.trace_hash == first.trace_hash && again.outcome.summary() == first.outcome.summary() {
+        return None;
+    }
+    Some(format!(
+        "nondeterminism: the seed ran twice with traces {} and {} (outcomes: {}; {}); `run --check-determinism` shows where they part",
+        first.trace_hash,
+        again.trace_hash,
+        first.outcome.summary(),
+        again.outcome.summary()
+    ))
 }
 
 /// Runs one seed of `scenario` and checks every promise: `Ok` with the

@@ -80,7 +80,7 @@ impl Fixture {
 
     /// Lossy damage on `range` of the segment, after everything was written.
     fn damage(&self, range: std::ops::Range<u64>) -> Damage {
-        Damage { inode: self.location(1).inode, range, class: FaultClass::SectorError, op: u64::MAX }
+        Damage { inode: self.location(1).inode, range, class: FaultClass::SectorError, fault: 1, op: u64::MAX }
     }
 
     fn view(&self, damage: Vec<Damage>, report: RecoveryReport) -> RecoveryView {

@@ -24,3 +24,14 @@ pub fn scenarios(expect: Expect) -> Vec<(PathBuf, Scenario)> {
     found.sort_by(|a, b| a.0.cmp(&b.0));
     found
 }
+
+/// Runs the `shale-sim` binary from the repository root: its exit code and
+/// standard output.
+pub fn shale_sim(args: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_shale-sim"))
+        .args(args)
+        .current_dir(scenarios_dir().join(".."))
+        .output()
+        .unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
+}

@@ -10,15 +10,6 @@ use std::process::Command;
 
 use shale_sim::scenario::Expect;
 
-fn shale_sim(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_shale-sim"))
-        .args(args)
-        .current_dir(common::scenarios_dir().join(".."))
-        .output()
-        .unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
 fn line_starting<'a>(text: &'a str, prefix: &str) -> &'a str {
     text.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("no line starting {prefix:?} in:\n{text}"))
 }
@@ -37,23 +28,23 @@ fn the_same_seed_gives_the_same_trace_in_process() {
 
 #[test]
 fn the_same_seed_gives_the_same_trace_across_processes() {
-    let (code_a, a) = shale_sim(&["run", "scenarios/swarm.toml", "--seed", "0x5eed"]);
-    let (code_b, b) = shale_sim(&["run", "scenarios/swarm.toml", "--seed", "24301"]);
+    let (code_a, a) = common::shale_sim(&["run", "scenarios/swarm.toml", "--seed", "0x5eed"]);
+    let (code_b, b) = common::shale_sim(&["run", "scenarios/swarm.toml", "--seed", "24301"]);
     assert_eq!((code_a, code_b), (0, 0), "{a}");
     assert_eq!(line_starting(&a, "PASS"), line_starting(&b, "PASS"), "decimal and hex name the same seed");
-    let (code, out) = shale_sim(&["run", "scenarios/torn-writes.toml", "--seed", "9", "--check-determinism"]);
+    let (code, out) = common::shale_sim(&["run", "scenarios/torn-writes.toml", "--seed", "9", "--check-determinism"]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("determinism: the seed ran twice with the same trace"));
 }
 
 #[test]
 fn the_printed_repro_command_reproduces_the_failure_exactly() {
-    let (code, out) = shale_sim(&["run", "scenarios/canary-ack-before-fsync.toml", "--seed", "1"]);
+    let (code, out) = common::shale_sim(&["run", "scenarios/canary-ack-before-fsync.toml", "--seed", "1"]);
     assert_eq!(code, 10, "a correctness violation exits 10:\n{out}");
     assert!(out.starts_with("SEED=0x0000000000000001"), "the seed is printed first");
     let repro = line_starting(&out, "reproduce: ").trim_start_matches("reproduce: ");
     let args: Vec<&str> = repro.split_whitespace().skip_while(|w| *w != "--").skip(1).collect();
-    let (code_again, again) = shale_sim(&args);
+    let (code_again, again) = common::shale_sim(&args);
     assert_eq!(code_again, code);
     assert_eq!(line_starting(&out, "VIOLATION"), line_starting(&again, "VIOLATION"), "same violation, same step");
     let hash = |text: &str| line_starting(text, "steps=").split_whitespace().last().unwrap().to_owned();

@@ -5,7 +5,7 @@
 mod common;
 
 use shale_sim::scenario::Expect;
-use shale_sim::sweep::{sweep_scenario, SeedPlan};
+use shale_sim::sweep::{sweep, Entry, Quiet, SweepOptions};
 
 const SEEDS: u64 = 200;
 
@@ -19,34 +19,35 @@ fn every_scenario_passes_a_bounded_sweep() {
     assert!(scenarios.len() >= 8, "at least eight scenarios ship");
     let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut failures = Vec::new();
-    for (path, scenario) in &scenarios {
-        if let Some(seed) = shale_sim::seed_from_env() {
+    if let Some(seed) = shale_sim::seed_from_env() {
+        for (path, scenario) in &scenarios {
             if let Err(report) = shale_sim::check(scenario, seed) {
                 failures.push(format!("{} seed {seed:#x}: {:?}", path.display(), report.outcome));
             }
         }
-        let plan = SeedPlan { first: 1, count: SEEDS, shard: 1, shards: 1 };
-        let summary = sweep_scenario(path.clone(), scenario, plan, jobs);
-        if scenario.faults.swarm {
+    }
+    let entries: Vec<Entry> =
+        scenarios.iter().map(|(p, s)| Entry { path: p.display().to_string(), scenario: s.clone() }).collect();
+    let report = sweep(&entries, &SweepOptions::seeds(1, SEEDS, jobs), &Quiet);
+    for s in &report.scenarios {
+        if s.name.contains("swarm") {
             // Swarm draws everything: each fault class and feature shows up
-            // in a fair share of seeds (crash-time reordering is the rarest:
-            // it needs two writes pending at once).
-            for (name, seeds) in &summary.coverage {
-                if *seeds * 100 < SEEDS * SWARM_SHARE_MIN_PERCENT {
-                    failures.push(format!("{}: {name} in only {seeds} of {SEEDS} seeds", path.display()));
+            // in a fair share of seeds.
+            let classes = s.stats.faults.iter().map(|(c, t)| (format!("{c:?}"), t.seeds_injected));
+            let features = s.stats.features.iter().map(|(f, n)| (f.clone(), *n));
+            for (name, seeds) in classes.chain(features) {
+                if seeds * 100 < s.seeds_run * SWARM_SHARE_MIN_PERCENT {
+                    failures.push(format!("{}: {name} in only {seeds} of {} seeds", s.path, s.seeds_run));
                 }
             }
         }
-        if let Some(failure) = summary.first_failure {
-            let what = failure.outcome.summary();
+        if let Some(failure) = s.failures.first() {
             failures.push(format!(
-                "{}: {} of {SEEDS} seeds fail; first: seed {:#x}, {what}\n  reproduce: SHALE_SEED={:#x} cargo test --release -p shale-sim --test sweep_scenarios",
-                path.display(),
-                summary.failed,
-                failure.seed,
-                failure.seed
+                "{}: {} of {} seeds fail; first: seed {}, {}\n  reproduce: SHALE_SEED={} cargo test --release -p shale-sim --test sweep_scenarios",
+                s.path, s.failed, s.seeds_run, failure.seed, failure.summary, failure.seed
             ));
         }
     }
+    assert!(report.totals.seeds >= SEEDS * 8, "the sweep ran {} seeds", report.totals.seeds);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

@@ -43,10 +43,14 @@ pub enum Canary {
     /// groups of the next segment whose ids it has already applied, as if
     /// they were duplicates.
     ReplayPastRecordedEnd,
+    /// Open keeps a count in process-wide state and on every other open
+    /// looks for one file more: the same seed takes a different path when
+    /// it runs again in the same process (nondeterminism).
+    HiddenState,
 }
 
 impl Canary {
-    pub const ALL: [Canary; 13] = [
+    pub const ALL: [Canary; 14] = [
         Canary::AckBeforeFsync,
         Canary::WriteBehindFailedSync,
         Canary::KeepUncommittedGroup,
@@ -60,6 +64,7 @@ impl Canary {
         Canary::QueryDropsLast,
         Canary::SilentCut,
         Canary::ReplayPastRecordedEnd,
+        Canary::HiddenState,
     ];
 
     pub fn name(self) -> &'static str {
@@ -78,6 +83,7 @@ impl Canary {
             Canary::QueryDropsLast => "query_drops_last",
             Canary::SilentCut => "silent_cut",
             Canary::ReplayPastRecordedEnd => "replay_past_recorded_end",
+            Canary::HiddenState => "hidden_state",
         }
     }
 

@@ -45,6 +45,19 @@ impl Planted {
     pub(crate) fn is(self, _: ()) -> bool {
         false
     }
+
+    /// The `HiddenState` canary's turn: true on every other call in the
+    /// process while it is planted.
+    #[cfg(feature = "canaries")]
+    pub(crate) fn hidden_state_turn(self) -> bool {
+        static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        self.0 == canary::Canary::HiddenState && CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 2 == 1
+    }
+
+    #[cfg(not(feature = "canaries"))]
+    pub(crate) fn hidden_state_turn(self) -> bool {
+        false
+    }
 }
 mod chunked;
 pub mod core;

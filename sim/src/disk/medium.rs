@@ -21,6 +21,13 @@ const HISTORY_LEN: usize = 8;
 /// least 512 bytes, whatever finer unit its writes tear in.
 const LOGICAL_BLOCK_MIN: u64 = 512;
 
+/// What an operation works on, for saying where the power was lost.
+#[derive(Clone, Copy, Debug)]
+pub enum At<'a> {
+    Inode(u64),
+    Path(&'a Path),
+}
+
 #[derive(Clone, Debug)]
 pub(super) enum Op {
     Write { offset: u64, data: Arc<[u8]> },
@@ -85,6 +92,13 @@ pub(super) struct Medium {
     pub damage: Vec<Damage>,
     /// Every damage ever recorded, healed or not, in order.
     pub damage_log: Vec<Damage>,
+    /// Every fault that left a mark at a place in a file (lossy damage,
+    /// torn and dropped writes, lost names), for telling which faults a
+    /// recovery noticed.
+    pub effects: Vec<Damage>,
+    /// The operation (and file) at which the power was lost, until the
+    /// crash that follows.
+    pub power_lost_at: Option<(&'static str, Option<PathBuf>)>,
     /// Every write issued, for the harness to map what lives where.
     pub writes: Vec<WriteRecord>,
     /// Changes to durable bytes so far (see `Inode::changes`).
@@ -132,6 +146,8 @@ impl Medium {
             stats: FaultStats::default(),
             damage: Vec::new(),
             damage_log: Vec::new(),
+            effects: Vec::new(),
+            power_lost_at: None,
             writes: Vec::new(),
             durable_changes: 0,
         }
@@ -139,7 +155,7 @@ impl Medium {
 
     /// Counts an operation; fails it if the power is off or a crash is
     /// planned here, and charges its latency.
-    pub fn begin(&mut self, latency_ns: u64) -> io::Result<()> {
+    pub fn begin(&mut self, latency_ns: u64, op: &'static str, at: At<'_>) -> io::Result<()> {
         if !self.powered {
             return Err(err(io::ErrorKind::Other, "power is off"));
         }
@@ -150,10 +166,22 @@ impl Medium {
         let random_crash = self.faults_on && self.rng.chance(self.options.crash_per_op);
         if planned_crash || random_crash {
             self.powered = false;
+            self.power_lost_at = Some((op, self.path_of(at)));
             return Err(err(io::ErrorKind::Other, "power lost"));
         }
         self.time.advance(latency_ns);
         Ok(())
+    }
+
+    /// The path `at` names now, if any.
+    fn path_of(&self, at: At<'_>) -> Option<PathBuf> {
+        match at {
+            At::Path(path) => Some(path.to_owned()),
+            At::Inode(inode) => self
+                .dirs
+                .iter()
+                .find_map(|(dir, d)| d.visible.iter().find(|(_, &i)| i == inode).map(|(name, _)| dir.join(name))),
+        }
     }
 
     pub fn fault(&mut self, p: f64, class: FaultClass) -> bool {
@@ -188,10 +216,16 @@ impl Medium {
     /// Records lossy damage to durable bytes of `inode`.
     fn damaged(&mut self, inode: u64, range: Range<u64>, class: FaultClass) {
         if range.start < range.end {
-            let d = Damage { inode, range, class, op: self.ops };
+            let d = Damage { inode, range, class, fault: self.stats.count(class), op: self.ops };
             self.damage_log.push(d.clone());
+            self.effects.push(d.clone());
             self.damage.push(d);
         }
+    }
+
+    /// Records where a fault that loses nothing acknowledged left its mark.
+    fn marked(&mut self, inode: u64, range: Range<u64>, class: FaultClass) {
+        self.effects.push(Damage { inode, range, class, fault: self.stats.count(class), op: self.ops });
     }
 
     /// Durable bytes of `inode` from `low` on may have changed.
@@ -302,9 +336,11 @@ impl Medium {
     /// names fall back to their durable state; what no durable name reaches
     /// is gone.
     pub fn crash(&mut self) {
+        self.power_lost_at = None;
         let ids: Vec<u64> = self.inodes.keys().copied().collect();
         let (mut first_lost, mut last_kept) = (u64::MAX, 0u64);
         let mut reordered_within = false;
+        let mut lost_ranges = Vec::new();
         for id in ids {
             let Some(inode) = self.inodes.get_mut(&id) else { continue };
             let pending = std::mem::take(&mut inode.pending);
@@ -321,19 +357,24 @@ impl Medium {
                 first_lost = first_lost.min(p.seq);
                 lost_here = true;
                 let torn = roll < self.options.crash_persist + self.options.crash_torn;
+                let range = match &p.op {
+                    Op::Write { offset, data } => *offset..offset + data.len() as u64,
+                    Op::SetLen(len) => *len..u64::MAX,
+                };
                 match &p.op {
                     Op::Write { offset, data } if torn => {
                         self.stats.add(FaultClass::TornWrite);
+                        self.marked(id, range.clone(), FaultClass::TornWrite);
                         self.persist_torn(id, &mut durable, *offset, data);
                     }
-                    _ => self.stats.add(FaultClass::UnsyncedLost),
+                    _ => {
+                        self.stats.add(FaultClass::UnsyncedLost);
+                        self.marked(id, range.clone(), FaultClass::UnsyncedLost);
+                    }
                 }
+                lost_ranges.push((id, range.clone()));
                 if p.tainted {
                     // Acknowledged by a sync that lied, and now lost.
-                    let range = match &p.op {
-                        Op::Write { offset, data } => *offset..offset + data.len() as u64,
-                        Op::SetLen(len) => *len..u64::MAX,
-                    };
                     self.damaged(id, range, FaultClass::FsyncLie);
                 }
             }
@@ -343,6 +384,9 @@ impl Medium {
         }
         if reordered_within || last_kept > first_lost {
             self.stats.add(FaultClass::OutOfOrder);
+            for (id, range) in lost_ranges {
+                self.marked(id, range, FaultClass::OutOfOrder);
+            }
         }
         self.crash_names();
         self.locks.clear();
@@ -354,8 +398,10 @@ impl Medium {
     /// was never made durable vanish with everything in them.
     fn crash_names(&mut self) {
         let mut lost_names = 0;
+        let mut lost_inodes = Vec::new();
         for dir in self.dirs.values_mut() {
-            lost_names += dir.visible.iter().filter(|(n, i)| dir.durable.get(*n) != Some(i)).count();
+            let lost = dir.visible.iter().filter(|(n, i)| dir.durable.get(*n) != Some(i));
+            lost_inodes.extend(lost.map(|(_, &i)| i));
             dir.visible = dir.durable.clone();
             dir.visible_dirs = dir.durable_dirs.clone();
         }
@@ -373,8 +419,12 @@ impl Medium {
             lost_names += 1;
             self.dirs.remove(path);
         }
+        lost_names += lost_inodes.len();
         for _ in 0..lost_names {
             self.stats.add(FaultClass::DirEntryLost);
+        }
+        for inode in lost_inodes {
+            self.marked(inode, 0..u64::MAX, FaultClass::DirEntryLost);
         }
         let reachable: BTreeSet<u64> = self.dirs.values().flat_map(|d| d.durable.values().copied()).collect();
         self.inodes.retain(|id, _| reachable.contains(id));
@@ -455,7 +505,7 @@ impl Medium {
     /// A read through the page cache, with read faults.
     pub fn read(&mut self, inode: u64, generation: u64, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
         let latency = self.options.read_latency_ns;
-        self.begin(latency)?;
+        self.begin(latency, "read", At::Inode(inode))?;
         let sector = self.options.sector_size;
         let len = self.inode_at(inode, generation)?.current.len() as u64;
         if offset >= len || buf.is_empty() {
@@ -502,7 +552,7 @@ impl Medium {
     /// A write into the page cache (pending until synced).
     pub fn write(&mut self, inode: u64, generation: u64, path: PathBuf, offset: u64, data: &[u8]) -> io::Result<()> {
         let latency = self.options.write_latency_ns;
-        self.begin(latency)?;
+        self.begin(latency, "write", At::Inode(inode))?;
         if self.fault_with(|o| o.write_error, FaultClass::ShortOrTransient) {
             return Err(err(io::ErrorKind::Other, "transient write error"));
         }
@@ -534,7 +584,7 @@ impl Medium {
     /// Truncates (or extends) the page cache's copy (pending until synced).
     pub fn set_len(&mut self, inode: u64, generation: u64, len: u64) -> io::Result<()> {
         let latency = self.options.write_latency_ns;
-        self.begin(latency)?;
+        self.begin(latency, "set_len", At::Inode(inode))?;
         self.cache_len(inode, generation, len)
     }
 
@@ -557,7 +607,7 @@ impl Medium {
     /// Makes `dir`'s names, and its subdirectories' entries, durable.
     pub fn sync_dir(&mut self, dir: &Path) -> io::Result<()> {
         let latency = self.options.sync_latency_ns;
-        self.begin(latency)?;
+        self.begin(latency, "sync_dir", At::Path(dir))?;
         if self.fault_with(|o| o.dir_sync_fail, FaultClass::FsyncFail) {
             return Err(err(io::ErrorKind::Other, "directory fsync failed (EIO)"));
         }
@@ -570,7 +620,7 @@ impl Medium {
     /// Creates `path` and its missing parents; each new directory's entry
     /// is durable only after a sync of its parent (the root always is).
     pub fn create_dir_all(&mut self, path: &Path) -> io::Result<()> {
-        self.begin(0)?;
+        self.begin(0, "create_dir", At::Path(path))?;
         let mut at = PathBuf::new();
         for part in path.components() {
             let parent = at.clone();

@@ -74,7 +74,7 @@ pub use crate::faults::{Damage, FaultClass, FaultStats, Planned, SimDiskOptions,
 
 mod medium;
 
-use medium::{err, split, Medium};
+use medium::{err, split, At, Medium};
 
 /// Simulated time in nanoseconds, shared by the disk, the clock and the
 /// scheduler.
@@ -126,7 +126,7 @@ impl ReadAt for SimReadFile {
 
     fn len(&self) -> io::Result<u64> {
         let mut s = lock(&self.state);
-        s.begin(0)?;
+        s.begin(0, "len", At::Inode(self.inode))?;
         Ok(s.inode_at(self.inode, self.generation)?.current.len() as u64)
     }
 }
@@ -206,6 +206,24 @@ impl SimDisk {
     /// Every damage recorded since `mark`, healed since or not.
     pub fn damage_since(&self, mark: usize) -> Vec<Damage> {
         self.state().damage_log.get(mark..).map_or_else(Vec::new, <[Damage]>::to_vec)
+    }
+
+    /// The operation, and the file it worked on, at which the power was
+    /// lost (until the crash that follows).
+    pub fn power_lost_at(&self) -> Option<(&'static str, Option<PathBuf>)> {
+        self.state().power_lost_at.clone()
+    }
+
+    /// How many fault marks were ever recorded: a mark for
+    /// [`Self::effects_since`].
+    pub fn effects_mark(&self) -> usize {
+        self.state().effects.len()
+    }
+
+    /// Where every fault since `mark` left its mark (lossy damage, torn and
+    /// dropped writes, lost names), healed since or not.
+    pub fn effects_since(&self, mark: usize) -> Vec<Damage> {
+        self.state().effects.get(mark..).map_or_else(Vec::new, <[Damage]>::to_vec)
     }
 
     /// Writes a lying fsync acknowledged that are still pending (a crash
@@ -334,7 +352,7 @@ impl Disk for SimDisk {
 
     fn lock(&mut self, path: &Path) -> io::Result<SimLock> {
         let mut s = self.state();
-        s.begin(0)?;
+        s.begin(0, "lock", At::Path(path))?;
         if !s.locks.insert(path.to_owned()) {
             return Err(io::ErrorKind::WouldBlock.into());
         }
@@ -344,7 +362,7 @@ impl Disk for SimDisk {
     fn create(&mut self, path: &Path) -> io::Result<SimFile> {
         let mut s = self.state();
         let latency = s.options.write_latency_ns;
-        s.begin(latency)?;
+        s.begin(latency, "create", At::Path(path))?;
         if s.used() >= s.options.capacity && s.fault(1.0, FaultClass::DiskFull) {
             return Err(err(io::ErrorKind::StorageFull, "disk full"));
         }
@@ -369,7 +387,7 @@ impl Disk for SimDisk {
 
     fn open(&mut self, path: &Path) -> io::Result<SimFile> {
         let mut s = self.state();
-        s.begin(0)?;
+        s.begin(0, "open", At::Path(path))?;
         let (dir, name) = split(path);
         let id =
             s.dir_mut(&dir)?.visible.get(&name).copied().ok_or_else(|| err(io::ErrorKind::NotFound, "no such file"))?;
@@ -378,7 +396,7 @@ impl Disk for SimDisk {
 
     fn open_read(&mut self, path: &Path) -> io::Result<SimReadFile> {
         let mut s = self.state();
-        s.begin(0)?;
+        s.begin(0, "open", At::Path(path))?;
         let (dir, name) = split(path);
         let id =
             s.dir_mut(&dir)?.visible.get(&name).copied().ok_or_else(|| err(io::ErrorKind::NotFound, "no such file"))?;
@@ -397,7 +415,7 @@ impl Disk for SimDisk {
 
     fn len(&mut self, file: &mut SimFile) -> io::Result<u64> {
         let mut s = self.state();
-        s.begin(0)?;
+        s.begin(0, "len", At::Inode(file.inode))?;
         Ok(s.inode_at(file.inode, file.generation)?.current.len() as u64)
     }
 
@@ -408,7 +426,7 @@ impl Disk for SimDisk {
     fn sync(&mut self, file: &mut SimFile) -> io::Result<()> {
         let mut s = self.state();
         let latency = s.options.sync_latency_ns;
-        s.begin(latency)?;
+        s.begin(latency, "sync", At::Inode(file.inode))?;
         s.inode_at(file.inode, file.generation)?;
         let result = s.sync_file(file.inode, &file.name);
         if result.is_ok() {
@@ -423,7 +441,7 @@ impl Disk for SimDisk {
 
     fn rename(&mut self, from: &Path, to: &Path) -> io::Result<()> {
         let mut s = self.state();
-        s.begin(0)?;
+        s.begin(0, "rename", At::Path(from))?;
         if s.fault_with(|o| o.rename_error, FaultClass::ShortOrTransient) {
             return Err(err(io::ErrorKind::Other, "rename failed (EIO)"));
         }
@@ -441,14 +459,14 @@ impl Disk for SimDisk {
 
     fn remove(&mut self, path: &Path) -> io::Result<()> {
         let mut s = self.state();
-        s.begin(0)?;
+        s.begin(0, "remove", At::Path(path))?;
         let (dir, name) = split(path);
         s.dir_mut(&dir)?.visible.remove(&name).map(|_| ()).ok_or_else(|| err(io::ErrorKind::NotFound, "no such file"))
     }
 
     fn list(&mut self, dir: &Path) -> io::Result<Vec<String>> {
         let mut s = self.state();
-        s.begin(0)?;
+        s.begin(0, "list", At::Path(dir))?;
         let d = s.dir_mut(dir)?;
         let mut names: Vec<String> = d.visible.keys().chain(d.visible_dirs.iter()).cloned().collect();
         names.sort();
@@ -457,7 +475,7 @@ impl Disk for SimDisk {
 
     fn exists(&mut self, path: &Path) -> io::Result<bool> {
         let mut s = self.state();
-        s.begin(0)?;
+        s.begin(0, "exists", At::Path(path))?;
         if s.dirs.contains_key(path) {
             return Ok(true);
         }

@@ -144,12 +144,14 @@ impl Sim {
                     }
                 }
                 self.note(format!("client {c} batch {uid} acked at {globals:?}"));
-                self.latencies.push(self.time.now() - self.clients[c as usize].sent_at);
+                let kind = if batch.items.len() == 1 { Request::Append } else { Request::Batch };
+                self.stats.latency(kind, self.time.now() - self.clients[c as usize].sent_at);
                 self.model.set_fate(uid, Fate::Acked(globals));
                 false
             }
             Err(AppendError::Unavailable(e)) => {
                 self.note(format!("client {c} batch {uid} unavailable: {e}"));
+                self.noticed_at_runtime();
                 if !was_acked {
                     self.model.set_fate(uid, Fate::Refused);
                 }
@@ -157,6 +159,7 @@ impl Sim {
             }
             Err(AppendError::OutcomeUnknown(e)) => {
                 self.note(format!("client {c} batch {uid} outcome unknown: {e}"));
+                self.noticed_at_runtime();
                 if !was_acked {
                     self.model.set_fate(uid, Fate::Maybe);
                 }

@@ -26,10 +26,12 @@ use crate::rng::SimRng;
 use crate::scenario::{Scenario, ScheduledFault};
 use crate::trace::Trace;
 use crate::workload::{Op, Workload};
+use stats::{Request, RunStats};
 
 mod client;
 mod observe;
 mod recovery;
+pub mod stats;
 mod writer;
 
 /// Where the store lives on the simulated disk.
@@ -115,9 +117,8 @@ pub struct RunReport {
     /// Acknowledged batches whose loss a lossy fault excused, by why.
     pub excused: std::collections::BTreeMap<String, u64>,
     pub faults: FaultStats,
-    /// Simulated commit latency of every acknowledged request, ns.
-    #[serde(skip)]
-    pub commit_latencies_ns: Vec<u64>,
+    /// Crash points, request latencies and the faults the store noticed.
+    pub stats: RunStats,
     #[serde(skip)]
     pub tail: Vec<String>,
     #[serde(skip)]
@@ -191,7 +192,10 @@ pub struct Sim {
     /// (its report was never seen).
     interrupted: bool,
     excused: std::collections::BTreeMap<String, u64>,
-    latencies: Vec<u64>,
+    stats: RunStats,
+    /// The fault counts when the store was last handed work, for telling
+    /// which faults its errors reported.
+    faults_before: FaultStats,
     canary: Canary,
     master_key: Option<MasterKey>,
     /// The durable key material, read incrementally (encrypted runs).
@@ -252,7 +256,8 @@ impl Sim {
             before: None,
             interrupted: false,
             excused: std::collections::BTreeMap::new(),
-            latencies: Vec::new(),
+            stats: RunStats::default(),
+            faults_before: FaultStats::default(),
             canary,
             master_key,
             durable_keys: None,
@@ -321,7 +326,7 @@ impl Sim {
             features: self.features(),
             excused: std::mem::take(&mut self.excused),
             faults: self.disk.stats(),
-            commit_latencies_ns: std::mem::take(&mut self.latencies),
+            stats: std::mem::take(&mut self.stats),
             tail: self.trace.tail(),
             trace: self.trace.take_full(),
         }

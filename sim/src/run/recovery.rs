@@ -132,11 +132,14 @@ impl Sim {
         if self.before.is_none() {
             self.before = Some(Before::capture(&self.disk, Path::new(STORE_DIR)));
         }
+        self.faults_before = self.disk.stats();
+        let started = self.time.now();
         let opened = catching(|| Core::open(env, Path::new(STORE_DIR), &options))
             .map_err(|panic| Stop(Outcome::Panic { panic, step: self.step }))?;
         if !self.disk.powered() {
             drop(opened);
             self.note("power lost during recovery".into());
+            self.crash_point("recovery");
             self.interrupted = true;
             self.count_failed_open();
             self.crash(Vec::new());
@@ -153,6 +156,8 @@ impl Sim {
                 if let Some(why) = &report.meta_rebuilt {
                     self.note(why.clone());
                 }
+                self.stats.latency(Request::Recovery, self.time.now() - started);
+                self.noticed_in_recovery(&report);
                 self.salvage_next = false;
                 self.failed_opens = 0;
                 let reader = core.reader();
@@ -177,7 +182,10 @@ impl Sim {
                 }
                 Ok(())
             }
-            Err(e) => self.open_failed(e),
+            Err(e) => {
+                self.noticed_in_refusal(&e);
+                self.open_failed(e)
+            }
         }
     }
 

@@ -13,6 +13,7 @@ impl Sim {
         let Some(core) = self.core.as_mut() else {
             return Err(self.violation(Promise::P10Liveness, "commit with the store down"));
         };
+        self.faults_before = self.disk.stats();
         catching(|| core.commit(batches)).map_err(|panic| Stop(Outcome::Panic { panic, step: self.step }))
     }
 
@@ -32,6 +33,7 @@ impl Sim {
         let results = self.commit(&batches)?;
         if !self.disk.powered() {
             self.note("power lost during commit".into());
+            self.crash_point("commit");
             self.crash(taken);
             return Ok(());
         }
@@ -47,6 +49,7 @@ impl Sim {
     pub(super) fn after_step(&mut self) -> Result<(), Stop> {
         if self.fault_rng.chance(self.scenario.faults.crash_between_steps) && self.faults_stopped_at.is_none() {
             self.note("crash between steps".into());
+            self.crash_point("between steps");
             self.crash(Vec::new());
             return Ok(());
         }
@@ -61,6 +64,7 @@ impl Sim {
     /// Runs one shred and delivers its result.
     pub(super) fn shred_step(&mut self, c: u32, entity: String) -> Result<(), Stop> {
         self.note(format!("writer shreds {entity}"));
+        self.faults_before = self.disk.stats();
         let Some(core) = self.core.as_mut() else { unreachable!("writer steps run with the store up") };
         let result =
             catching(|| core.shred(&entity)).map_err(|panic| Stop(Outcome::Panic { panic, step: self.step }))?;
@@ -68,6 +72,7 @@ impl Sim {
             self.note("power lost during shred".into());
             self.model.shred_unknown(&entity);
             self.clients[c as usize].waiting = None;
+            self.crash_point("shred");
             self.crash(Vec::new());
             let at = self.time.now() + self.scenario.run.restart_delay_ns;
             self.schedule(at, Event::Client(c));
@@ -77,6 +82,7 @@ impl Sim {
             Ok(receipt) => {
                 self.note(format!("client {c} shred of {entity} acked at generation {}", receipt.generation));
                 self.exercised("shred acked");
+                self.stats.latency(Request::Shred, self.time.now() - self.clients[c as usize].sent_at);
                 if receipt.generation > 0 {
                     self.model.shredded(&entity, receipt.generation);
                 }
@@ -84,6 +90,7 @@ impl Sim {
             }
             Err(ShredError::OutcomeUnknown(e)) => {
                 self.note(format!("client {c} shred of {entity} outcome unknown: {e}"));
+                self.noticed_at_runtime();
                 self.model.shred_unknown(&entity);
                 self.model.recheck_bucket_of(&entity);
                 let Some(core) = &self.core else { unreachable!("the store is up") };

@@ -320,6 +320,10 @@ impl<E: Env> Core<E> {
         // and decide again under the lock.
         partial_refusal(dir, layout::classify(disk, dir)?, options.salvage)?;
         let lock = lock_store(disk, dir)?;
+        if options.planted().hidden_state_turn() {
+            // The planted bug: one disk operation more on every other open.
+            let _ = disk.exists(&dir.join(crate::meta::META_NAME));
+        }
         settle_salvage(env.disk(), dir)?;
         let mut report = RecoveryReport::default();
         match partial_refusal(dir, layout::classify(env.disk(), dir)?, options.salvage)? {

@@ -6,10 +6,25 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use shale_sim::run::{run, run_traced, Outcome, RunReport, Sim};
 use shale_sim::scenario::Scenario;
-use shale_sim::sweep::{sweep_scenario, SeedPlan};
+use shale_sim::sweep::{Limit, SweepOptions, DETERMINISM_EVERY};
+
+mod progress;
+mod sweep;
+
+use sweep::{cmd_merge, cmd_render, cmd_sweep, SweepArgs, EXIT_USAGE};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0   every seed passed and every canary was caught
+  2   usage or input error (bad flag, unreadable scenario, a sweep of no seed)
+  10  a correctness failure: a promise broken, or a canary not caught
+  11  a liveness failure: the store did not come back, or a run did not end
+  12  a panic, in the store or in the harness
+  13  nondeterminism: one seed ran twice with different traces
+A sweep exits with the worst class it found (the highest code).";
 
 #[derive(Parser)]
-#[command(name = "shale-sim", about = "Deterministic simulation testing for shale-store", version)]
+#[command(name = "shale-sim", about = "Deterministic simulation testing for shale-store", version, after_help = EXIT_CODES)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -18,6 +33,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run one seed of a scenario and check every promise.
+    #[command(after_help = EXIT_CODES)]
     Run {
         scenario: PathBuf,
         /// The seed (decimal or 0x-hex); default: $SHALE_SEED, else a fresh one.
@@ -31,23 +47,65 @@ enum Command {
         check_determinism: bool,
     },
     /// Run many seeds over scenario files or directories of them.
+    #[command(after_help = EXIT_CODES)]
     Sweep {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
-        /// Seeds per scenario.
-        #[arg(long, default_value_t = 100)]
+        /// Seeds per scenario (times its sweep_share).
+        #[arg(long, default_value_t = 100, conflicts_with = "time")]
         seeds: u64,
+        /// Sweep for this long instead (90s, 10m, 1h30m): rounds of one
+        /// seed per scenario until the time is up.
+        #[arg(long, value_parser = sweep::parse_time)]
+        time: Option<std::time::Duration>,
         #[arg(long, default_value_t = 1, value_parser = parse_seed)]
         first_seed: u64,
-        /// Run only shard K of N (1-based), e.g. 2/4.
+        /// Run only shard K of N (1-based), e.g. 2/4; merge the shards'
+        /// reports with `report merge`.
         #[arg(long, default_value = "1/1", value_parser = parse_shard)]
         shard: (u64, u64),
         /// Worker threads (default: all cores).
         #[arg(long)]
         jobs: Option<usize>,
-        /// Write the summary as JSON here.
+        /// Stop at the first failing seed of a real scenario.
         #[arg(long)]
-        json: Option<PathBuf>,
+        fail_fast: bool,
+        /// Run one seed in this many twice and compare traces (0: never).
+        #[arg(long, default_value_t = DETERMINISM_EVERY)]
+        determinism_every: u64,
+        /// Write report.json, report.md and SVG plots into this directory
+        /// (e.g. reports/nightly).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// How to show progress.
+        #[arg(long, value_enum, default_value = "auto")]
+        progress: progress::Mode,
+    },
+    /// Work with sweep reports.
+    #[command(subcommand)]
+    Report(ReportCommand),
+}
+
+#[derive(Subcommand)]
+enum ReportCommand {
+    /// Merge the report.json files of a sharded sweep into one report,
+    /// exactly as the unsharded sweep would have written it.
+    #[command(after_help = EXIT_CODES)]
+    Merge {
+        #[arg(required = true)]
+        reports: Vec<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
+        /// Merge even if some shards are missing (their canaries are then
+        /// not judged).
+        #[arg(long)]
+        partial: bool,
+    },
+    /// Write report.md and the plots again from a report.json.
+    Render {
+        report: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -72,10 +130,6 @@ fn fresh_seed() -> u64 {
     let mut h = blake3::Hasher::new();
     h.update(&nanos.to_le_bytes()).update(&std::process::id().to_le_bytes());
     u64::from_le_bytes(h.finalize().as_bytes()[..8].try_into().unwrap_or([0; 8]))
-}
-
-fn repro(path: &Path, seed: u64) -> String {
-    format!("cargo run --release -p shale-sim -- run {} --seed {seed:#018x}", path.display())
 }
 
 fn print_outcome(report: &RunReport, path: &Path) {
@@ -107,12 +161,18 @@ fn print_outcome(report: &RunReport, path: &Path) {
     }
     let injected: Vec<String> = report.faults.injected.iter().map(|(c, n)| format!("{c:?}={n}")).collect();
     println!("faults injected: {}", if injected.is_empty() { "none".into() } else { injected.join(" ") });
+    let noticed: Vec<String> = report.stats.observed.iter().map(|(c, n)| format!("{c:?}={n}")).collect();
+    println!("faults noticed by the store: {}", if noticed.is_empty() { "none".into() } else { noticed.join(" ") });
+    if !report.stats.crash_points.is_empty() {
+        let points: Vec<String> = report.stats.crash_points.iter().map(|(p, n)| format!("{p} x{n}")).collect();
+        println!("crashes struck at: {}", points.join(", "));
+    }
     if !report.outcome.passed() {
         println!("trace tail:");
         for line in &report.tail {
             println!("  {line}");
         }
-        println!("reproduce: {}", repro(path, report.seed));
+        println!("reproduce: {}", shale_sim::report::repro(&path.display().to_string(), report.seed));
     }
 }
 
@@ -167,97 +227,13 @@ fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
                 .collect();
             found.sort();
             files.extend(found);
-        } else {
+        } else if path.exists() {
             files.push(path.clone());
+        } else {
+            return Err(format!("{} does not exist", path.display()));
         }
     }
     Ok(files)
-}
-
-fn cmd_sweep(paths: &[PathBuf], plan: SeedPlan, jobs: usize, json: Option<&Path>) -> Result<ExitCode, String> {
-    let files = scenario_files(paths)?;
-    if files.is_empty() {
-        return Err(format!(
-            "no scenario files in {}",
-            paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
-        ));
-    }
-    if plan.seeds().is_empty() {
-        return Err(format!("shard {}/{} of {} seeds holds no seed", plan.shard, plan.shards, plan.count));
-    }
-    let start = std::time::Instant::now();
-    let mut summaries = Vec::new();
-    let mut all_met = true;
-    println!(
-        "sweep: {} scenarios, seeds {}..{} shard {}/{}, {jobs} jobs",
-        files.len(),
-        plan.first,
-        plan.first + plan.count,
-        plan.shard,
-        plan.shards
-    );
-    // Real scenarios first, then the planted-bug canaries apart.
-    let mut loaded = Vec::new();
-    for file in files {
-        let scenario = Scenario::load(&file).map_err(|e| e.to_string())?;
-        loaded.push((file, scenario));
-    }
-    loaded.sort_by_key(|(_, s)| s.expect == shale_sim::scenario::Expect::MustFail);
-    let mut canaries_header = false;
-    for (file, scenario) in loaded {
-        if scenario.expect == shale_sim::scenario::Expect::MustFail && !canaries_header {
-            canaries_header = true;
-            println!("canaries (planted bugs; each must be caught):");
-        }
-        let summary = sweep_scenario(file.clone(), &scenario, plan, jobs);
-        let verdict = if summary.met_expectation { "ok  " } else { "FAIL" };
-        println!(
-            "{verdict} {:<28} expect={:<9} seeds={:<5} passed={:<5} failed={:<5}",
-            summary.scenario, summary.expect, summary.seeds_run, summary.passed, summary.failed
-        );
-        if let Some(failure) = &summary.first_failure {
-            let what = failure.outcome.summary();
-            println!("     first failure, seed {:#018x}: {what}", failure.seed);
-            println!("     reproduce: {}", repro(&file, failure.seed));
-        }
-        if scenario.faults.swarm {
-            print_coverage(&summary);
-        }
-        all_met &= summary.met_expectation;
-        summaries.push(summary);
-    }
-    let seeds: u64 = summaries.iter().map(|s| s.seeds_run).sum();
-    let sim_ns: u64 = summaries.iter().map(|s| s.sim_ns).sum();
-    let wall = start.elapsed().as_secs_f64();
-    println!(
-        "{seeds} seeds in {wall:.1}s ({:.1} seeds/s), {:.1}s simulated ({:.1}x wall)",
-        seeds as f64 / wall,
-        sim_ns as f64 / 1e9,
-        sim_ns as f64 / 1e9 / wall
-    );
-    if let Some(out) = json {
-        let text = serde_json::to_string_pretty(&summaries).map_err(|e| e.to_string())?;
-        std::fs::write(out, text).map_err(|e| format!("writing {}: {e}", out.display()))?;
-    }
-    println!("{}", if all_met { "sweep: every scenario met its expectation" } else { "sweep: FAILED" });
-    Ok(if all_met { ExitCode::SUCCESS } else { ExitCode::from(1) })
-}
-
-/// The share of a swarm's seeds that injected each fault class and
-/// exercised each feature, flagging any under the 20 % a swarm aims for.
-fn print_coverage(summary: &shale_sim::sweep::ScenarioSummary) {
-    println!("     coverage over {} seeds (share of seeds; ! under 20 %):", summary.seeds_run);
-    let cells: Vec<String> = summary
-        .coverage
-        .iter()
-        .map(|(name, seeds)| {
-            let share = *seeds as f64 / summary.seeds_run.max(1) as f64;
-            format!("{}{name} {:.0}%", if share < 0.2 { "!" } else { " " }, share * 100.0)
-        })
-        .collect();
-    for row in cells.chunks(4) {
-        println!("      {}", row.iter().map(|c| format!("{c:<24}")).collect::<String>().trim_end());
-    }
 }
 
 fn main() -> ExitCode {
@@ -266,14 +242,24 @@ fn main() -> ExitCode {
         Command::Run { scenario, seed, trace, check_determinism } => {
             cmd_run(&scenario, seed, trace.as_deref(), check_determinism)
         }
-        Command::Sweep { paths, seeds, first_seed, shard, jobs, json } => {
+        Command::Sweep { paths, seeds, time, first_seed, shard, jobs, fail_fast, determinism_every, out, progress } => {
             let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-            let plan = SeedPlan { first: first_seed, count: seeds, shard: shard.0, shards: shard.1 };
-            cmd_sweep(&paths, plan, jobs, json.as_deref())
+            let options = SweepOptions {
+                first_seed,
+                limit: time.map_or(Limit::Seeds(seeds), Limit::Time),
+                shard: shard.0,
+                shards: shard.1,
+                jobs: jobs.max(1),
+                fail_fast,
+                determinism_every,
+            };
+            cmd_sweep(SweepArgs { paths, options, out, progress })
         }
+        Command::Report(ReportCommand::Merge { reports, out, partial }) => cmd_merge(&reports, &out, partial),
+        Command::Report(ReportCommand::Render { report, out }) => cmd_render(&report, &out),
     };
     result.unwrap_or_else(|message| {
         eprintln!("shale-sim: {message}");
-        ExitCode::from(2)
+        ExitCode::from(EXIT_USAGE)
     })
 }
