@@ -1,18 +1,22 @@
-//! Whole-store simulation from fuzzer bytes: the bytes choose a scenario
-//! (every knob within its valid range) and a seed; the run must pass every
-//! check. A failure prints the scenario and seed to reproduce it with
-//! `shale-sim run` (write the scenario as TOML first).
+//! Whole-store simulation steered by the fuzzer: the first bytes choose a
+//! scenario (every knob within its valid range), the rest are every choice
+//! of the run (each client's operation and arguments, every fault, crash
+//! point and tie in the schedule). Running out of bytes means no more
+//! faults and the smallest choices, so a shorter input is a simpler run.
+//! Every checker is on; a violation aborts with the promise it broke.
+//! `shale-sim from-fuzz <artifact>` turns a crash input into a scenario
+//! file that replays the run, and `shale-sim shrink` makes it small.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use shale_sim::scenario::Scenario;
 
 fuzz_target!(|bytes: &[u8]| {
-    let mut u = arbitrary::Unstructured::new(bytes);
-    let Ok(seed) = u.arbitrary::<u64>() else { return };
-    let Ok(scenario) = Scenario::from_fuzz(&mut u) else { return };
-    if let Err(report) = shale_sim::check(&scenario, seed) {
-        let toml = toml::to_string(&scenario).unwrap_or_default();
-        panic!("seed {seed:#x} fails: {:?}\n--- scenario ---\n{toml}", report.outcome);
+    let Some(case) = shale_sim::fuzz_case(bytes) else { return };
+    let report = case.run();
+    if !report.outcome.passed() {
+        panic!(
+            "{}\nturn this input into a scenario file: cargo run --release -p shale-sim -- from-fuzz <artifact>",
+            report.outcome.summary()
+        );
     }
 });

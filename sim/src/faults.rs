@@ -31,6 +31,8 @@ pub struct SimDiskOptions {
     pub read_bit_rot: f64,
     pub misdirected_write: f64,
     pub read_short: f64,
+    /// A read fails with a transient error (one that passes when the same
+    /// read is tried again: never more than twice in a row).
     pub read_error: f64,
     pub write_error: f64,
     /// A rename fails with an I/O error and changes nothing.

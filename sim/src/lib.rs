@@ -17,6 +17,7 @@ pub mod report;
 pub mod rng;
 pub mod run;
 pub mod scenario;
+pub mod shrink;
 pub mod sweep;
 pub mod trace;
 pub mod workload;
@@ -56,6 +57,43 @@ pub fn runs_differently(scenario: &Scenario, first: &RunReport) -> Option<String
         first.outcome.summary(),
         again.outcome.summary()
     ))
+}
+
+/// A run a fuzzer chose: the first bytes choose the scenario's knobs, the
+/// rest is every choice of the run (`rng`: running out means no more
+/// faults and the smallest choices).
+#[derive(Clone, Debug)]
+pub struct FuzzCase {
+    pub scenario: Scenario,
+    pub choices: Vec<u8>,
+}
+
+/// The run `bytes` choose, if there are enough to choose a scenario.
+pub fn fuzz_case(bytes: &[u8]) -> Option<FuzzCase> {
+    let mut u = arbitrary::Unstructured::new(bytes);
+    let scenario = Scenario::from_fuzz(&mut u).ok()?;
+    Some(FuzzCase { scenario, choices: u.take_rest().to_vec() })
+}
+
+impl FuzzCase {
+    fn sim(&self, record: bool) -> run::Sim {
+        let choices = run::Choices::Bytes(rng::Bytes::shared(self.choices.clone()));
+        run::Sim::with_choices(&self.scenario, 0, choices, false, record)
+    }
+
+    /// Runs the case with every checker on.
+    pub fn run(&self) -> RunReport {
+        self.sim(false).run()
+    }
+
+    /// The case as a script scenario that replays the same run, and the
+    /// run.
+    pub fn script(&self) -> (Scenario, RunReport) {
+        let report = self.sim(true).run();
+        let mut scenario = self.scenario.clone();
+        scenario.script = report.recorded.as_ref().map(|r| r.script());
+        (scenario, report)
+    }
 }
 
 /// Runs one seed of `scenario` and checks every promise: `Ok` with the

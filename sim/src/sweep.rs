@@ -140,8 +140,11 @@ impl Shared<'_> {
                     return None;
                 }
             }
-            let share = share(&self.entries[s].scenario);
+            let scenario = &self.entries[s].scenario;
+            let share = share(scenario);
             let j = match self.options.limit {
+                // A script lists every choice: it runs once, whatever the seed.
+                _ if scenario.script.is_some() => (round == 0).then_some(0),
                 Limit::Seeds(seeds) if share < 1.0 => (round < planned(seeds, share)).then_some(round),
                 _ => seed_index(round, share),
             };
@@ -173,7 +176,8 @@ impl Shared<'_> {
     /// the scenario, failures kept to the lowest seed indexes).
     fn run_one(&self, s: usize, j: u64, part: &mut ScenarioReport) {
         let entry = &self.entries[s];
-        let seed = self.options.first_seed.wrapping_add(j);
+        let scripted = entry.scenario.script.is_some();
+        let seed = if scripted { 0 } else { self.options.first_seed.wrapping_add(j) };
         let started = Instant::now();
         let report = run(&entry.scenario, seed);
         let mut failure = FailureClass::of(&report.outcome).map(|class| (class, report.outcome.summary()));
@@ -195,7 +199,7 @@ impl Shared<'_> {
             self.progress.seed_done(&entry.scenario.name);
             return;
         };
-        let failure = Failure::new(j, &entry.path, &report, class, summary);
+        let failure = Failure::new(j, &entry.path, scripted, &report, class, summary);
         part.failed += 1;
         if canary {
             let before = self.caught[s].fetch_min(j, Ordering::SeqCst);
@@ -244,7 +248,7 @@ pub fn sweep(entries: &[Entry], options: &SweepOptions, progress: &dyn Progress)
     let mut issued = vec![0; entries.len()];
     if let Limit::Seeds(seeds) = options.limit {
         for (s, entry) in entries.iter().enumerate() {
-            issued[s] = planned(seeds, share(&entry.scenario));
+            issued[s] = if entry.scenario.script.is_some() { 1 } else { planned(seeds, share(&entry.scenario)) };
             progress.planned(seeds_in_shards(issued[s], None, &plan));
         }
     }

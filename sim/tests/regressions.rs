@@ -150,3 +150,28 @@ fn a_reopen_after_a_failed_flush_builds_on_durable_bytes_only() {
         assert!(kinds.starts_with(&["a".to_owned()]) && kinds.contains(&"c".to_owned()), "seed {seed}: {kinds:?}");
     }
 }
+
+/// Every shrunk scenario in `scenarios/regressions/` (scripts that replay
+/// without a seed) meets its expectation: a `pass` file passes, a
+/// `must_fail` file (a planted bug, shrunk) is caught.
+#[test]
+fn every_shrunk_scenario_meets_its_expectation() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/regressions");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "scenarios/regressions/ holds the shrunk findings");
+    for path in files {
+        let scenario = Scenario::load(&path).unwrap();
+        assert!(scenario.script.is_some(), "{}: a shrunk scenario is a script", path.display());
+        let report = shale_sim::run::run(&scenario, 0);
+        let failed = !report.outcome.passed()
+            || (scenario.canary.as_deref() == Some("hidden_state")
+                && shale_sim::runs_differently(&scenario, &report).is_some());
+        let must_fail = scenario.expect == shale_sim::scenario::Expect::MustFail;
+        assert_eq!(failed, must_fail, "{}: {}", path.display(), report.outcome.summary());
+    }
+}

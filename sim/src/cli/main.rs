@@ -9,6 +9,7 @@ use shale_sim::scenario::Scenario;
 use shale_sim::sweep::{Limit, SweepOptions, DETERMINISM_EVERY};
 
 mod progress;
+mod shrink;
 mod sweep;
 
 use sweep::{cmd_merge, cmd_render, cmd_sweep, SweepArgs, EXIT_USAGE};
@@ -81,6 +82,30 @@ enum Command {
         #[arg(long, value_enum, default_value = "auto")]
         progress: progress::Mode,
     },
+    /// Shrink a failing seed to the smallest scenario that fails the same
+    /// way, and write it as a script (no seed needed) with its story.
+    Shrink {
+        scenario: PathBuf,
+        #[arg(long, value_parser = parse_seed)]
+        seed: u64,
+        /// Time budget; the smallest failure so far is the answer.
+        #[arg(long, default_value = "60s", value_parser = sweep::parse_time)]
+        time: std::time::Duration,
+        /// The scenario file to write (default: scenarios/regressions/NAME-SEED.toml).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// The failure is nondeterminism: the seed runs two ways.
+        #[arg(long)]
+        determinism: bool,
+    },
+    /// Turn a crash input of the `scenario` fuzz target into a scenario
+    /// file that replays its run exactly.
+    FromFuzz {
+        artifact: PathBuf,
+        /// The scenario file to write (default: scenarios/regressions/fuzz-NAME-script.toml).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Work with sweep reports.
     #[command(subcommand)]
     Report(ReportCommand),
@@ -132,7 +157,7 @@ fn fresh_seed() -> u64 {
     u64::from_le_bytes(h.finalize().as_bytes()[..8].try_into().unwrap_or([0; 8]))
 }
 
-fn print_outcome(report: &RunReport, path: &Path) {
+fn print_outcome(report: &RunReport, path: &Path, scripted: bool) {
     let stats = format!(
         "steps={} sim_time={:.3}s crashes={} recoveries={} acked_batches={} events={} segments={} trace={}",
         report.steps,
@@ -172,27 +197,45 @@ fn print_outcome(report: &RunReport, path: &Path) {
         for line in &report.tail {
             println!("  {line}");
         }
-        println!("reproduce: {}", shale_sim::report::repro(&path.display().to_string(), report.seed));
+        let path = path.display().to_string();
+        if scripted {
+            println!("reproduce: cargo run --release -p shale-sim -- run {path}");
+        } else {
+            println!("reproduce: {}", shale_sim::report::repro(&path, report.seed));
+            println!("shrink:    {}", shale_sim::report::shrink_command(&path, report.seed));
+        }
     }
 }
 
 fn cmd_run(path: &Path, seed: Option<u64>, trace: Option<&Path>, determinism: bool) -> Result<ExitCode, String> {
     let scenario = Scenario::load(path).map_err(|e| e.to_string())?;
-    let seed = match seed {
-        Some(seed) => seed,
-        None => match std::env::var(shale_sim::SEED_VAR) {
+    let seed = match (seed, &scenario.script) {
+        (_, Some(script)) => {
+            println!(
+                "SCRIPT scenario={} ({}): {} choices listed, no seed",
+                scenario.name,
+                path.display(),
+                script.len()
+            );
+            0
+        }
+        (Some(seed), None) => seed,
+        (None, None) => match std::env::var(shale_sim::SEED_VAR) {
             Ok(text) => parse_seed(&text)?,
             Err(_) => fresh_seed(),
         },
     };
-    println!("SEED={seed:#018x} scenario={} ({})", scenario.name, path.display());
-    let derived = Sim::new(&scenario, seed, false).derived().clone();
+    if scenario.script.is_none() {
+        println!("SEED={seed:#018x} scenario={} ({})", scenario.name, path.display());
+    }
+    let mut derived = Sim::new(&scenario, seed, false).derived().clone();
+    derived.script = None;
     let params = toml::to_string(&derived).map_err(|e| e.to_string())?;
     for line in params.lines().filter(|l| !l.trim().is_empty()) {
         println!("  {line}");
     }
     let report = if trace.is_some() || determinism { run_traced(&scenario, seed) } else { run(&scenario, seed) };
-    print_outcome(&report, path);
+    print_outcome(&report, path, scenario.script.is_some());
     if let (Some(out), Some(lines)) = (trace, &report.trace) {
         std::fs::write(out, lines.join("\n") + "\n").map_err(|e| format!("writing {}: {e}", out.display()))?;
         println!("trace written to {}", out.display());
@@ -255,6 +298,10 @@ fn main() -> ExitCode {
             };
             cmd_sweep(SweepArgs { paths, options, out, progress })
         }
+        Command::Shrink { scenario, seed, time, out, determinism } => {
+            shrink::cmd_shrink(&scenario, seed, time, out, determinism)
+        }
+        Command::FromFuzz { artifact, out } => shrink::cmd_from_fuzz(&artifact, out),
         Command::Report(ReportCommand::Merge { reports, out, partial }) => cmd_merge(&reports, &out, partial),
         Command::Report(ReportCommand::Render { report, out }) => cmd_render(&report, &out),
     };

@@ -140,12 +140,13 @@ impl Progress for Watcher {
             bar.set_message(format!("{n} failures"));
         }
         self.println(&format!(
-            "FAIL {} seed {} ({}): {}\n     reproduce: {}",
+            "FAIL {} seed {} ({}): {}\n     reproduce: {}\n     shrink:    {}",
             entry.scenario.name,
             failure.seed,
             failure.class.name(),
             failure.summary,
-            failure.repro
+            failure.repro,
+            failure.shrink
         ));
     }
 }

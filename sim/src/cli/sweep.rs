@@ -84,6 +84,9 @@ pub fn print_summary(report: &Report) {
             let what = if s.is_canary() { "caught at" } else { "first failure," };
             println!("     {what} seed {}: {}", first.seed, first.summary);
             println!("     reproduce: {}", first.repro);
+            if !s.is_canary() {
+                println!("     shrink:    {}", first.shrink);
+            }
         }
         if s.name.contains("swarm") && !s.is_canary() {
             print_coverage(s);

@@ -17,6 +17,12 @@ use crate::rng::SimRng;
 /// Earlier writes an inode remembers, for stale frames.
 const HISTORY_LEN: usize = 8;
 
+/// A transient read error passes when the read is tried again: the same
+/// read (same file, same offset) fails transiently at most this many times
+/// in a row. A read that keeps failing is a latent sector error, a fault of
+/// its own class that marks the bytes it destroyed.
+const TRANSIENT_READ_RUN_MAX: u32 = 2;
+
 /// The smallest unit a read fails in: a block device's logical block is at
 /// least 512 bytes, whatever finer unit its writes tear in.
 const LOGICAL_BLOCK_MIN: u64 = 512;
@@ -96,6 +102,9 @@ pub(super) struct Medium {
     /// torn and dropped writes, lost names), for telling which faults a
     /// recovery noticed.
     pub effects: Vec<Damage>,
+    /// The last read that failed transiently, as (inode, offset, times in
+    /// a row).
+    transient_run: Option<(u64, u64, u32)>,
     /// The operation (and file) at which the power was lost, until the
     /// crash that follows.
     pub power_lost_at: Option<(&'static str, Option<PathBuf>)>,
@@ -126,12 +135,12 @@ fn splice(bytes: &mut Vec<u8>, offset: u64, data: &[u8]) {
 }
 
 impl Medium {
-    pub fn new(seed: u64, options: SimDiskOptions, time: SimTime) -> Self {
+    pub fn new(rng: SimRng, options: SimDiskOptions, time: SimTime) -> Self {
         assert!(options.sector_size > 0 && options.sector_size.is_power_of_two());
         Self {
             options,
             faults_on: true,
-            rng: SimRng::stream(seed, "disk"),
+            rng,
             time,
             inodes: BTreeMap::new(),
             dirs: BTreeMap::new(),
@@ -148,6 +157,7 @@ impl Medium {
             damage_log: Vec::new(),
             effects: Vec::new(),
             power_lost_at: None,
+            transient_run: None,
             writes: Vec::new(),
             durable_changes: 0,
         }
@@ -512,7 +522,12 @@ impl Medium {
             return Ok(0);
         }
         let mut n = buf.len().min((len - offset) as usize);
-        if self.fault_with(|o| o.read_error, FaultClass::ShortOrTransient) {
+        let run = match self.transient_run.take() {
+            Some((i, o, run)) if (i, o) == (inode, offset) => run,
+            _ => 0,
+        };
+        if run < TRANSIENT_READ_RUN_MAX && self.fault_with(|o| o.read_error, FaultClass::ShortOrTransient) {
+            self.transient_run = Some((inode, offset, run + 1));
             return Err(err(io::ErrorKind::Other, "transient read error"));
         }
         let first = offset / sector;

@@ -149,7 +149,22 @@ impl Drop for SimLock {
 
 impl SimDisk {
     pub fn new(seed: u64, options: SimDiskOptions, time: SimTime) -> Self {
-        Self { state: Arc::new(Mutex::new(Medium::new(seed, options, time))) }
+        Self::with_rng(crate::rng::SimRng::stream(seed, "disk"), options, time)
+    }
+
+    /// A disk whose faults and their details are drawn from `rng`.
+    pub fn with_rng(rng: crate::rng::SimRng, options: SimDiskOptions, time: SimTime) -> Self {
+        Self { state: Arc::new(Mutex::new(Medium::new(rng, options, time))) }
+    }
+
+    /// How many draws the disk's choice stream recorded so far.
+    pub fn rng_record_len(&self) -> usize {
+        self.state().rng.record_len()
+    }
+
+    /// What the disk's choice stream drew, if it records.
+    pub fn take_rng_record(&self) -> Vec<crate::rng::Choice> {
+        self.state().rng.take_record()
     }
 
     fn state(&self) -> MutexGuard<'_, Medium> {
@@ -160,6 +175,7 @@ impl SimDisk {
     /// happens to one never touches the other.
     pub fn fork(&self) -> SimDisk {
         let mut copy = self.state().clone();
+        copy.rng = copy.rng.detached();
         copy.faults_on = false;
         copy.planned.clear();
         copy.time = SimTime::default();

@@ -95,7 +95,11 @@ fn failures(out: &mut String, r: &Report) {
             let _ = writeln!(out, "\n({} more not listed.)", s.failed - s.failures.len() as u64);
         }
         if let Some(f) = s.failures.first() {
-            let _ = writeln!(out, "\nReproduce the first:\n\n    {}\n", f.repro);
+            let _ = writeln!(
+                out,
+                "\nReproduce the first, and shrink it to a small scenario file:\n\n    {}\n    {}\n",
+                f.repro, f.shrink
+            );
         }
     }
     for s in blind {

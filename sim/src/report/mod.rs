@@ -116,10 +116,21 @@ pub struct Failure {
     pub step: u64,
     pub summary: String,
     pub repro: String,
+    /// The command that shrinks it to a small scenario file.
+    pub shrink: String,
 }
 
 impl Failure {
-    pub fn new(index: u64, path: &str, report: &RunReport, class: FailureClass, summary: String) -> Failure {
+    /// A failure of seed `index` of the scenario at `path` (`scripted`: a
+    /// scenario whose script replays without a seed).
+    pub fn new(
+        index: u64,
+        path: &str,
+        scripted: bool,
+        report: &RunReport,
+        class: FailureClass,
+        summary: String,
+    ) -> Failure {
         let promise = match &report.outcome {
             Outcome::Violation { violation, .. } => Some(violation.promise.code().to_owned()),
             _ => None,
@@ -129,16 +140,26 @@ impl Failure {
             Outcome::Pass => report.steps,
         };
         let mut repro = repro(path, report.seed);
+        let mut shrink = shrink_command(path, report.seed);
+        if scripted {
+            repro = format!("cargo run --release -p shale-sim -- run {path}");
+        }
         if class == FailureClass::Nondeterminism {
             repro.push_str(" --check-determinism");
+            shrink.push_str(" --determinism");
         }
-        Failure { index, seed: Seed(report.seed), class, promise, step, summary, repro }
+        Failure { index, seed: Seed(report.seed), class, promise, step, summary, repro, shrink }
     }
 }
 
 /// The command that runs one seed again.
 pub fn repro(path: &str, seed: u64) -> String {
     format!("cargo run --release -p shale-sim -- run {path} --seed {}", Seed(seed))
+}
+
+/// The command that shrinks a failing seed to a small scenario file.
+pub fn shrink_command(path: &str, seed: u64) -> String {
+    format!("cargo run --release -p shale-sim -- shrink {path} --seed {}", Seed(seed))
 }
 
 /// One fault class over a scenario's seeds: how often it was injected and

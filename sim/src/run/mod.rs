@@ -22,11 +22,14 @@ use crate::gates::simulator_gates;
 use crate::journal_map::JournalMap;
 use crate::model::{Fate, Model};
 use crate::panics::{catching, Caught, Culprit};
-use crate::rng::SimRng;
+use crate::rng::{Bytes, SimRng};
+use crate::scenario::script::Recorded;
+use crate::scenario::Script;
 use crate::scenario::{Scenario, ScheduledFault};
 use crate::trace::Trace;
 use crate::workload::{Op, Workload};
 use stats::{Request, RunStats};
+use std::sync::{Arc, Mutex};
 
 mod client;
 mod observe;
@@ -123,6 +126,9 @@ pub struct RunReport {
     pub tail: Vec<String>,
     #[serde(skip)]
     pub trace: Option<Vec<String>>,
+    /// Every choice the run drew, when it recorded them.
+    #[serde(skip)]
+    pub recorded: Option<Recorded>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -162,6 +168,11 @@ type Req = shale_store::work::Request<(u32, u64), (u32, String)>;
 pub struct Sim {
     scenario: Scenario,
     seed: u64,
+    /// The seed of the store's keys and nonces.
+    entropy_seed: u64,
+    /// Every stream records its choices.
+    record: bool,
+    step_marks: Vec<[usize; 4]>,
     time: SimTime,
     disk: SimDisk,
     core: Option<Core<SimEnv>>,
@@ -203,11 +214,62 @@ pub struct Sim {
     features: std::collections::BTreeMap<&'static str, u64>,
 }
 
+/// Where a run's choices come from.
+#[derive(Clone, Debug)]
+pub enum Choices {
+    /// Seeded ChaCha streams.
+    Seed(u64),
+    /// The values a script lists.
+    Script(Script),
+    /// Fuzzer bytes, shared by every stream in draw order.
+    Bytes(Arc<Mutex<Bytes>>),
+}
+
+impl Choices {
+    /// The stream for `label` (one of `script::STREAMS`).
+    fn stream(&self, label: &str, record: bool) -> SimRng {
+        let rng = match self {
+            Choices::Seed(seed) => SimRng::stream(*seed, label),
+            Choices::Script(script) => script.rng(label),
+            Choices::Bytes(bytes) => SimRng::bytes(bytes),
+        };
+        if record {
+            rng.recording()
+        } else {
+            rng
+        }
+    }
+
+    /// The seed of the store's own entropy (keys, nonces) and the master
+    /// key: no choice of the run.
+    fn entropy_seed(&self) -> u64 {
+        match self {
+            Choices::Seed(seed) => *seed,
+            Choices::Script(script) => script.entropy_seed.0,
+            Choices::Bytes(_) => 0,
+        }
+    }
+}
+
 impl Sim {
+    /// A run of `scenario` with `seed` (a scenario with a script replays
+    /// it instead).
     pub fn new(scenario: &Scenario, seed: u64, keep_trace: bool) -> Self {
+        let choices = match &scenario.script {
+            Some(script) => Choices::Script(script.clone()),
+            None => Choices::Seed(seed),
+        };
+        Self::with_choices(scenario, seed, choices, keep_trace, false)
+    }
+
+    /// A run drawing from `choices`; `record` keeps every choice drawn
+    /// (see [`RunReport::recorded`]). `seed` derives a swarm scenario's
+    /// draws and names the run.
+    pub fn with_choices(scenario: &Scenario, seed: u64, choices: Choices, keep_trace: bool, record: bool) -> Self {
         let scenario = scenario.derive(seed);
         let time = SimTime::default();
-        let disk = SimDisk::new(seed, scenario.faults.disk.clone(), time.clone());
+        let disk = SimDisk::with_rng(choices.stream("disk", record), scenario.faults.disk.clone(), time.clone());
+        let entropy_seed = choices.entropy_seed();
         for fault in &scenario.faults.schedule {
             disk.plan(match fault {
                 ScheduledFault::Crash { at_op } => Planned::CrashAtOp { op: *at_op },
@@ -225,11 +287,11 @@ impl Sim {
         let gated = scenario.run.gates;
         let master_key = scenario.run.master_key.then(|| {
             let mut key = [0u8; 32];
-            SimRng::stream(seed, "master-key").fill(&mut key);
+            SimRng::stream(entropy_seed, "master-key").fill(&mut key);
             MasterKey::from_bytes(key)
         });
         Self {
-            workload: Workload::new(scenario.workload.clone(), seed, scenario.run.gates),
+            workload: Workload::new(scenario.workload.clone(), choices.stream("workload", record), scenario.run.gates),
             scenario,
             seed,
             time,
@@ -239,8 +301,11 @@ impl Sim {
             clients,
             inbox: VecDeque::new(),
             queue: BinaryHeap::new(),
-            sched_rng: SimRng::stream(seed, "scheduler"),
-            fault_rng: SimRng::stream(seed, "crashes"),
+            sched_rng: choices.stream("scheduler", record),
+            fault_rng: choices.stream("crashes", record),
+            entropy_seed,
+            record,
+            step_marks: Vec::new(),
             queued: 0,
             writer_scheduled: false,
             restart_scheduled: false,
@@ -329,7 +394,27 @@ impl Sim {
             stats: std::mem::take(&mut self.stats),
             tail: self.trace.tail(),
             trace: self.trace.take_full(),
+            recorded: self.record.then(|| self.take_recorded()),
         }
+    }
+
+    /// How far each stream's recording has come, in `STREAMS` order.
+    fn record_marks(&self) -> [usize; 4] {
+        [
+            self.workload.rng_ref().record_len(),
+            self.sched_rng.record_len(),
+            self.fault_rng.record_len(),
+            self.disk.rng_record_len(),
+        ]
+    }
+
+    fn take_recorded(&mut self) -> Recorded {
+        let mut streams = std::collections::BTreeMap::new();
+        streams.insert("workload", self.workload.rng().take_record());
+        streams.insert("scheduler", self.sched_rng.take_record());
+        streams.insert("crashes", self.fault_rng.take_record());
+        streams.insert("disk", self.disk.take_rng_record());
+        Recorded { entropy_seed: self.entropy_seed, streams, step_marks: std::mem::take(&mut self.step_marks) }
     }
 
     fn exercised(&mut self, feature: &'static str) {
@@ -375,6 +460,9 @@ impl Sim {
             while let Some(Reverse((at, _, _, event))) = self.queue.pop() {
                 self.time.set_at_least(at);
                 self.step += 1;
+                if self.record {
+                    self.step_marks.push(self.record_marks());
+                }
                 self.within_budget()?;
                 self.liveness_deadline()?;
                 match event {

@@ -117,7 +117,7 @@ impl Sim {
         SimEnv {
             disk: self.disk.clone(),
             clock: SimClock::new(self.time.clone()),
-            entropy: SimEntropy::new(self.seed, &format!("entropy-{}", self.recoveries)),
+            entropy: SimEntropy::new(self.entropy_seed, &format!("entropy-{}", self.recoveries)),
         }
     }
 

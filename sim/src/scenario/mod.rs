@@ -6,8 +6,10 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::faults::SimDiskOptions;
+pub use script::Script;
 
 mod fuzz;
+pub mod script;
 mod swarm;
 mod validate;
 
@@ -36,6 +38,8 @@ pub struct Scenario {
     pub run: RunSpec,
     pub workload: WorkloadSpec,
     pub faults: FaultSpec,
+    /// Every choice of the run, listed: replayed exactly, without a seed.
+    pub script: Option<Script>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -203,6 +207,7 @@ impl Default for Scenario {
             run: RunSpec::default(),
             workload: WorkloadSpec::default(),
             faults: FaultSpec::default(),
+            script: None,
         }
     }
 }

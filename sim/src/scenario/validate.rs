@@ -56,6 +56,9 @@ impl Scenario {
         if !(self.sweep_share > 0.0 && self.sweep_share <= 1.0) {
             return Err(format!("sweep_share = {} is outside (0, 1]", self.sweep_share));
         }
+        if self.script.is_some() && self.faults.swarm {
+            return Err("a script lists every choice of a run: it needs faults.swarm = false".into());
+        }
         let r = &self.run;
         if r.clients == 0 || r.clients > CLIENTS_MAX {
             return Err(format!("run.clients = {} is outside 1..={CLIENTS_MAX}", r.clients));

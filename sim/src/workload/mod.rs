@@ -37,12 +37,16 @@ pub struct Workload {
 }
 
 impl Workload {
-    pub fn new(spec: WorkloadSpec, seed: u64, gated: bool) -> Self {
-        Self { spec, rng: SimRng::stream(seed, "workload"), gated }
+    pub fn new(spec: WorkloadSpec, rng: SimRng, gated: bool) -> Self {
+        Self { spec, rng, gated }
     }
 
     pub fn rng(&mut self) -> &mut SimRng {
         &mut self.rng
+    }
+
+    pub fn rng_ref(&self) -> &SimRng {
+        &self.rng
     }
 
     fn entity(&mut self) -> String {
