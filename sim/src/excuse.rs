@@ -96,8 +96,16 @@ pub struct Excuses {
 impl Excuses {
     /// From the disk as it was before the recovery, and the damage done
     /// since (during it, or during recoveries it interrupted), healed or not.
-    pub fn after(before: Before, disk: &SimDisk) -> Self {
+    /// A keyset copy written since (an interrupted recovery republished it)
+    /// counts as a keyset too, where it is now: in `dir`, or set aside.
+    pub fn after(mut before: Before, disk: &SimDisk, dir: &Path) -> Self {
         let during = disk.damage_since(before.mark);
+        let aside = dir.join(shale_store::journal::recover::SALVAGE_DIR);
+        for (name, inode) in disk.names_in(dir).into_iter().chain(disk.names_in(&aside)) {
+            if name.starts_with(KEYS_NAME) {
+                before.keysets.insert(inode);
+            }
+        }
         Self { tainted: disk.tainted(), ..Self::new(before, during) }
     }
 

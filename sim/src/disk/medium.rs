@@ -17,11 +17,16 @@ use crate::rng::SimRng;
 /// Earlier writes an inode remembers, for stale frames.
 const HISTORY_LEN: usize = 8;
 
-/// A transient read error passes when the read is tried again: the same
-/// read (same file, same offset) fails transiently at most this many times
-/// in a row. A read that keeps failing is a latent sector error, a fault of
-/// its own class that marks the bytes it destroyed.
+/// A transient read error passes when the read is tried again: a read at
+/// the same place (file and offset) fails transiently at most this many
+/// times before one there succeeds, whatever is read elsewhere in between.
+/// A read that keeps failing is a latent sector error, a fault of its own
+/// class that marks the bytes it destroyed.
 const TRANSIENT_READ_RUN_MAX: u32 = 2;
+/// Places whose transient failures are counted at once; past it, the
+/// oldest counts are forgotten (a place is counted until a read there
+/// succeeds).
+const TRANSIENT_PLACES_MAX: usize = 64;
 
 /// The smallest unit a read fails in: a block device's logical block is at
 /// least 512 bytes, whatever finer unit its writes tear in.
@@ -102,9 +107,9 @@ pub(super) struct Medium {
     /// torn and dropped writes, lost names), for telling which faults a
     /// recovery noticed.
     pub effects: Vec<Damage>,
-    /// The last read that failed transiently, as (inode, offset, times in
-    /// a row).
-    transient_run: Option<(u64, u64, u32)>,
+    /// Transient read failures since the last success, by (inode, offset),
+    /// in the order the places first failed.
+    transient_runs: VecDeque<((u64, u64), u32)>,
     /// The operation (and file) at which the power was lost, until the
     /// crash that follows.
     pub power_lost_at: Option<(&'static str, Option<PathBuf>)>,
@@ -157,7 +162,7 @@ impl Medium {
             damage_log: Vec::new(),
             effects: Vec::new(),
             power_lost_at: None,
-            transient_run: None,
+            transient_runs: VecDeque::new(),
             writes: Vec::new(),
             durable_changes: 0,
         }
@@ -522,13 +527,22 @@ impl Medium {
             return Ok(0);
         }
         let mut n = buf.len().min((len - offset) as usize);
-        let run = match self.transient_run.take() {
-            Some((i, o, run)) if (i, o) == (inode, offset) => run,
-            _ => 0,
-        };
+        let place = self.transient_runs.iter().position(|(p, _)| *p == (inode, offset));
+        let run = place.map_or(0, |i| self.transient_runs[i].1);
         if run < TRANSIENT_READ_RUN_MAX && self.fault_with(|o| o.read_error, FaultClass::ShortOrTransient) {
-            self.transient_run = Some((inode, offset, run + 1));
+            match place {
+                Some(i) => self.transient_runs[i].1 += 1,
+                None => {
+                    if self.transient_runs.len() == TRANSIENT_PLACES_MAX {
+                        self.transient_runs.pop_front();
+                    }
+                    self.transient_runs.push_back(((inode, offset), 1));
+                }
+            }
             return Err(err(io::ErrorKind::Other, "transient read error"));
+        }
+        if let Some(i) = place {
+            self.transient_runs.remove(i);
         }
         let first = offset / sector;
         let last = (offset + n as u64 - 1) / sector;

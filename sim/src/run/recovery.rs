@@ -164,7 +164,7 @@ impl Sim {
                 self.core = Some(core);
                 self.map.absorb(&self.disk.take_writes());
                 let Some(before) = self.before.take() else { unreachable!("captured above") };
-                let excuses = Excuses::after(before, &self.disk);
+                let excuses = Excuses::after(before, &self.disk, Path::new(STORE_DIR));
                 let interrupted = std::mem::take(&mut self.interrupted);
                 let salvaged = self.salvaged_files();
                 let view = crate::check::RecoveryView { report, excuses, salvaged, interrupted };

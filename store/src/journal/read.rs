@@ -9,7 +9,7 @@
 use std::io;
 use std::ops::Range;
 
-use crate::disk::{read_exact_at, ReadAt};
+use crate::disk::ReadAt;
 use crate::limits::{READ_ATTEMPTS, RECOVERY_READ_CHUNK, UNREADABLE_GRANULE};
 
 /// Bytes that could not be read, however often they were tried.
@@ -20,18 +20,31 @@ pub struct Unreadable {
     pub error: io::Error,
 }
 
-/// Reads `len` bytes at `offset`, trying again after an error; end of file
-/// is not retried.
+/// Reads `len` bytes at `offset`. A read that fails is tried again where it
+/// failed, keeping what was read before it (short reads advance it); the
+/// bytes there count as unreadable only after `READ_ATTEMPTS` failures in a
+/// row at that place. End of file is not retried.
 pub fn read_retrying(file: &impl ReadAt, offset: u64, len: usize) -> io::Result<Vec<u8>> {
     let mut buf = vec![0u8; len];
-    let mut attempt = 1;
-    loop {
-        match read_exact_at(file, offset, &mut buf) {
-            Ok(()) => return Ok(buf),
-            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof || attempt == READ_ATTEMPTS => return Err(e),
-            Err(_) => attempt += 1,
+    let mut done = 0;
+    let mut failures = 0;
+    while done < len {
+        match file.read_at(offset + done as u64, &mut buf[done..]) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => {
+                done += n;
+                failures = 0;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                failures += 1;
+                if failures == READ_ATTEMPTS {
+                    return Err(e);
+                }
+            }
         }
     }
+    Ok(buf)
 }
 
 /// Reads `range` of `file`: the bytes readable from its start, and where
