@@ -22,15 +22,15 @@ use crate::gates::simulator_gates;
 use crate::journal_map::JournalMap;
 use crate::model::{Fate, Model};
 use crate::panics::{catching, Caught, Culprit};
-use crate::rng::{Bytes, SimRng};
+use crate::rng::SimRng;
 use crate::scenario::script::Recorded;
-use crate::scenario::Script;
 use crate::scenario::{Scenario, ScheduledFault};
 use crate::trace::Trace;
 use crate::workload::{Op, Workload};
+pub use choices::Choices;
 use stats::{Request, RunStats};
-use std::sync::{Arc, Mutex};
 
+mod choices;
 mod client;
 mod observe;
 mod recovery;
@@ -212,43 +212,6 @@ pub struct Sim {
     /// The durable key material, read incrementally (encrypted runs).
     durable_keys: Option<DurableKeys>,
     features: std::collections::BTreeMap<&'static str, u64>,
-}
-
-/// Where a run's choices come from.
-#[derive(Clone, Debug)]
-pub enum Choices {
-    /// Seeded ChaCha streams.
-    Seed(u64),
-    /// The values a script lists.
-    Script(Script),
-    /// Fuzzer bytes, shared by every stream in draw order.
-    Bytes(Arc<Mutex<Bytes>>),
-}
-
-impl Choices {
-    /// The stream for `label` (one of `script::STREAMS`).
-    fn stream(&self, label: &str, record: bool) -> SimRng {
-        let rng = match self {
-            Choices::Seed(seed) => SimRng::stream(*seed, label),
-            Choices::Script(script) => script.rng(label),
-            Choices::Bytes(bytes) => SimRng::bytes(bytes),
-        };
-        if record {
-            rng.recording()
-        } else {
-            rng
-        }
-    }
-
-    /// The seed of the store's own entropy (keys, nonces) and the master
-    /// key: no choice of the run.
-    fn entropy_seed(&self) -> u64 {
-        match self {
-            Choices::Seed(seed) => *seed,
-            Choices::Script(script) => script.entropy_seed.0,
-            Choices::Bytes(_) => 0,
-        }
-    }
 }
 
 impl Sim {
