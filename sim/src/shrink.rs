@@ -9,7 +9,8 @@
 //! payloads and groups, fault kinds switched off, scheduled faults dropped,
 //! and the script's choices cut short or set to their smallest (no fault,
 //! the first option, zero). Every step is deterministic: the same failure
-//! shrinks to the same scenario.
+//! shrinks to the same scenario (unless the time budget cuts it short; the
+//! cap on runs does not depend on the machine).
 
 use std::time::{Duration, Instant};
 
@@ -353,6 +354,7 @@ fn size(scenario: &Scenario, report: &RunReport, recorded: &Recorded) -> Size {
         script_len: scenario.script.as_ref().map_or(0, |s| s.len() as u64),
         knobs: knobs
             + u64::from(w.batch_max)
+            + u64::from(w.payload_max)
             + u64::from(w.entities)
             + u64::from(scenario.run.group_max)
             + scenario.run.segment_size / SEGMENT_SIZE_MIN
