@@ -140,6 +140,11 @@ impl Shared<'_> {
                     return None;
                 }
             }
+            // Nothing left to run (scripts ran, canaries caught): the sweep
+            // ends instead of turning rounds until its time is up.
+            if s == 0 && round > 0 && (0..self.entries.len()).all(|s| self.exhausted(s)) {
+                return None;
+            }
             let scenario = &self.entries[s].scenario;
             let share = share(scenario);
             let j = match self.options.limit {
@@ -162,6 +167,13 @@ impl Shared<'_> {
             }
             return Some((s, j));
         }
+    }
+
+    /// Scenario `s` takes no more seeds after round 0: a script, or a
+    /// canary already caught.
+    fn exhausted(&self, s: usize) -> bool {
+        self.entries[s].scenario.script.is_some()
+            || (self.is_canary(s) && self.caught[s].load(Ordering::SeqCst) != u64::MAX)
     }
 
     fn is_canary(&self, s: usize) -> bool {

@@ -107,6 +107,16 @@ fn a_timed_sweep_stops_on_its_own() {
 }
 
 #[test]
+fn a_timed_sweep_ends_when_nothing_is_left_to_run() {
+    // Scripts run once and shrunk canaries are caught at once: the sweep
+    // ends then, without turning empty rounds until its time is up.
+    let started = std::time::Instant::now();
+    let (code, text) = shale_sim(&["sweep", "scenarios/regressions", "--time", "10m", "--progress", "none"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(60), "it ended early: {text}");
+}
+
+#[test]
 fn help_documents_the_exit_codes() {
     let (code, text) = shale_sim(&["sweep", "--help"]);
     assert_eq!(code, 0);
