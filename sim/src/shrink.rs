@@ -373,7 +373,7 @@ fn record(scenario: &Scenario) -> RunReport {
 
 /// The scenario as `seed` runs it (or its script, if it has one), as a
 /// script that replays the run without the seed.
-pub fn script_of(scenario: &Scenario, seed: u64) -> Result<(Scenario, RunReport), String> {
+pub fn script_of(scenario: &Scenario, seed: u64) -> (Scenario, RunReport) {
     let choices = match &scenario.script {
         Some(script) => Choices::Script(script.clone()),
         None => Choices::Seed(seed),
@@ -384,14 +384,14 @@ pub fn script_of(scenario: &Scenario, seed: u64) -> Result<(Scenario, RunReport)
     let recorded = report.recorded.clone().unwrap_or_default();
     scripted.faults.swarm = false;
     scripted.script = Some(recorded.script());
-    Ok((scripted, report))
+    (scripted, report)
 }
 
 /// Shrinks the failure `seed` finds in `scenario` (`determinism`: the
 /// failure is that the seed runs two ways).
 pub fn shrink(scenario: &Scenario, seed: u64, determinism: bool, options: ShrinkOptions) -> Result<Shrunk, String> {
     let started = Instant::now();
-    let (scripted, report) = script_of(scenario, seed)?;
+    let (scripted, report) = script_of(scenario, seed);
     let signature = match (signature(&report), determinism) {
         (Some(sig), _) => sig,
         (None, true) if crate::runs_differently(scenario, &report).is_some() => NONDETERMINISM.to_owned(),

@@ -4,14 +4,11 @@
 
 mod common;
 
+use shale_sim::report::SWARM_SHARE_MIN;
 use shale_sim::scenario::Expect;
 use shale_sim::sweep::{sweep, Entry, Quiet, SweepOptions};
 
 const SEEDS: u64 = 200;
-
-/// The least share of swarm seeds, in percent, that must exercise each
-/// fault class and store feature.
-const SWARM_SHARE_MIN_PERCENT: u64 = 20;
 
 #[test]
 fn every_scenario_passes_a_bounded_sweep() {
@@ -33,10 +30,8 @@ fn every_scenario_passes_a_bounded_sweep() {
         if s.name.contains("swarm") {
             // Swarm draws everything: each fault class and feature shows up
             // in a fair share of seeds.
-            let classes = s.stats.faults.iter().map(|(c, t)| (format!("{c:?}"), t.seeds_injected));
-            let features = s.stats.features.iter().map(|(f, n)| (f.clone(), *n));
-            for (name, seeds) in classes.chain(features) {
-                if seeds * 100 < s.seeds_run * SWARM_SHARE_MIN_PERCENT {
+            for (name, seeds) in s.stats.coverage() {
+                if (seeds as f64) < s.seeds_run as f64 * SWARM_SHARE_MIN {
                     failures.push(format!("{}: {name} in only {seeds} of {} seeds", s.path, s.seeds_run));
                 }
             }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use shale_sim::report::{Report, ScenarioReport, Verdict};
+use shale_sim::report::{Report, ScenarioReport, Verdict, SWARM_SHARE_MIN};
 use shale_sim::scenario::{Expect, Scenario};
 use shale_sim::sweep::{sweep, Entry, Limit, SweepOptions};
 
@@ -108,16 +108,17 @@ pub fn print_summary(report: &Report) {
 }
 
 /// The share of a swarm's seeds that injected each fault class and
-/// exercised each feature, flagging any under the 20 % a swarm aims for.
+/// exercised each feature, flagging any under the share a swarm aims for.
 fn print_coverage(s: &ScenarioReport) {
-    println!("     coverage over {} seeds (share of seeds; ! under 20 %):", s.seeds_run);
-    let classes = s.stats.faults.iter().map(|(c, t)| (format!("{c:?}"), t.seeds_injected));
-    let features = s.stats.features.iter().map(|(f, n)| (f.clone(), *n));
-    let cells: Vec<String> = classes
-        .chain(features)
+    let min = SWARM_SHARE_MIN * 100.0;
+    println!("     coverage over {} seeds (share of seeds; ! under {min:.0} %):", s.seeds_run);
+    let cells: Vec<String> = s
+        .stats
+        .coverage()
+        .into_iter()
         .map(|(name, seeds)| {
             let share = seeds as f64 / s.seeds_run.max(1) as f64;
-            format!("{}{name} {:.0}%", if share < 0.2 { "!" } else { " " }, share * 100.0)
+            format!("{}{name} {:.0}%", if share < SWARM_SHARE_MIN { "!" } else { " " }, share * 100.0)
         })
         .collect();
     for row in cells.chunks(4) {

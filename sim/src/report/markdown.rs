@@ -3,13 +3,9 @@
 use std::fmt::Write;
 
 use super::hist::QUANTILES;
-use super::{Report, ScenarioReport, SeedStats, Verdict, PLOTS};
+use super::{Report, ScenarioReport, SeedStats, Verdict, PLOTS, SWARM_SHARE_MIN};
 use crate::faults::FaultClass;
 use crate::run::stats::Request;
-
-/// A swarm aims to exercise each fault class and feature in this share of
-/// its seeds; the report marks any below it.
-const SWARM_SHARE_MIN: f64 = 0.2;
 
 pub fn render(report: &Report) -> String {
     let mut out = String::new();
@@ -192,9 +188,7 @@ fn swarm(out: &mut String, r: &Report) {
         );
         out.push_str("| fault class or feature | share of seeds |\n|---|---:|\n");
         let seeds = s.seeds_run.max(1) as f64;
-        let classes = s.stats.faults.iter().map(|(c, t)| (format!("{c:?}"), t.seeds_injected));
-        let features = s.stats.features.iter().map(|(f, n)| (f.clone(), *n));
-        for (name, n) in classes.chain(features) {
+        for (name, n) in s.stats.coverage() {
             let share = n as f64 / seeds;
             let mark = if share < SWARM_SHARE_MIN { " **low**" } else { "" };
             let _ = writeln!(out, "| {name} | {:.0} %{mark} |", share * 100.0);

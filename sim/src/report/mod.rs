@@ -28,6 +28,10 @@ pub use merge::merge;
 /// The schema of `report.json`; a reader refuses any other.
 pub const SCHEMA: &str = "shale-sim/sweep-report/v1";
 
+/// A swarm aims to exercise each fault class and feature in this share of
+/// its seeds; reports mark any below it, and the tests require it.
+pub const SWARM_SHARE_MIN: f64 = 0.2;
+
 /// Failures kept in full per scenario: the ones with the lowest seed
 /// indexes (the count is always exact).
 pub const FAILURES_KEPT: usize = 20;
@@ -227,6 +231,13 @@ impl SeedStats {
         self.crashes += report.crashes;
         self.recoveries += report.recoveries;
         self.acked_batches += report.acked_batches;
+    }
+
+    /// Seeds that injected each fault class, then seeds that exercised each
+    /// feature, by name: what a swarm's coverage is judged on.
+    pub fn coverage(&self) -> Vec<(String, u64)> {
+        let classes = self.faults.iter().map(|(c, t)| (format!("{c:?}"), t.seeds_injected));
+        classes.chain(self.features.iter().map(|(f, n)| (f.clone(), *n))).collect()
     }
 
     /// Adds another scenario's (or shard's) stats.
