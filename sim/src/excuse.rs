@@ -17,7 +17,7 @@ use shale_store::journal::segment::parse_segment_name;
 use shale_store::keyset::{KEYS_COPY_NAME, KEYS_NAME};
 
 use crate::disk::{Damage, FaultClass, SimDisk};
-use crate::journal_map::Location;
+use crate::journal_map::{JournalMap, Location};
 
 /// A journal segment as it was before a recovery.
 #[derive(Clone, Debug)]
@@ -168,4 +168,34 @@ impl Excuses {
     pub fn journal_damaged(&self) -> bool {
         self.first_damage.is_some()
     }
+}
+
+/// Why a read the store failed broke no promise.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReadTrouble {
+    /// The power went out during it.
+    PowerLost,
+    /// The disk damaged the bytes it names (lossy damage of this class is
+    /// recorded on the medium there), and they are where the store wrote a
+    /// group: a failed read is all the store may make of them.
+    Damaged { class: FaultClass, inode: u64, range: std::ops::Range<u64> },
+}
+
+/// What excuses `e`, a read error from the store, if anything does. An
+/// error that names no bytes, or bytes no fault touched or no group of the
+/// store's lies in, is excused by nothing.
+pub fn read_trouble(disk: &SimDisk, map: &JournalMap, e: &shale_store::ReadError) -> Option<ReadTrouble> {
+    use shale_store::ReadError;
+    if !disk.powered() {
+        return Some(ReadTrouble::PowerLost);
+    }
+    let (ReadError::Io { file, range, .. } | ReadError::Damaged { file, range, .. }) = e else { return None };
+    let name = file.file_name()?.to_string_lossy();
+    let (_, inode) = disk.names_in(file.parent()?).into_iter().find(|(n, _)| *n == name)?;
+    if !map.holds(inode, range) {
+        return None;
+    }
+    let damage = disk.damage();
+    let hit = damage.iter().find(|d| d.inode == inode && d.range.start < range.end && range.start < d.range.end)?;
+    Some(ReadTrouble::Damaged { class: hit.class, inode, range: range.clone() })
 }

@@ -29,6 +29,8 @@ pub struct Location {
     pub op: u64,
     /// The flush it went out in (its begin record says).
     pub flush: u64,
+    /// Its first event's global sequence and scope.
+    pub first: (u64, String),
     /// The bytes as written.
     pub bytes: Vec<u8>,
 }
@@ -60,7 +62,10 @@ impl JournalMap {
         for write in writes {
             let Some(segment) = segment_of(&write.path) else { continue };
             let mut at = 0usize;
-            let mut group: Option<(usize, u64, Option<[u8; 32]>)> = None;
+            // The group being read: where it starts, its flush, and its
+            // first event (hash, global sequence, scope) once seen.
+            type FirstEvent = ([u8; 32], u64, String);
+            let mut group: Option<(usize, u64, Option<FirstEvent>)> = None;
             let mut keys: Vec<((String, u32), Range<u64>)> = Vec::new();
             while let Ok((_, body)) = read_frame(&write.data[at..]) {
                 let end = at + FRAME_HEADER_LEN + body.len();
@@ -73,18 +78,18 @@ impl JournalMap {
                     Ok(Record::Key(key)) => keys.push(((key.entity.to_owned(), key.generation), range)),
                     Ok(Record::Event(event)) => {
                         if let Some((_, _, first @ None)) = &mut group {
-                            *first = Some(event.hash);
+                            *first = Some((event.hash, event.global_seq, event.scope.to_owned()));
                         }
                     }
                     Ok(Record::Commit(_)) => {
                         for (key, record) in keys.drain(..) {
                             self.key_records.entry(key).or_default().push((write.inode, record.start..range.end));
                         }
-                        if let Some((start, flush, Some(hash))) = group.take() {
+                        if let Some((start, flush, Some((hash, global, scope)))) = group.take() {
                             let range = write.offset + start as u64..write.offset + end as u64;
                             let bytes = write.data[start..end].to_vec();
-                            let (inode, op) = (write.inode, write.op);
-                            self.copies.insert(hash, Location { inode, segment, range, op, flush, bytes });
+                            let (inode, op, first) = (write.inode, write.op, (global, scope));
+                            self.copies.insert(hash, Location { inode, segment, range, op, flush, first, bytes });
                         }
                     }
                     Ok(_) => {}
@@ -104,5 +109,20 @@ impl JournalMap {
     /// Where the copy of a batch whose first event has `hash` was written.
     pub fn copy(&self, hash: &[u8; 32]) -> Option<&Location> {
         self.copies.get(hash)
+    }
+
+    /// The hash that names the last copy written of a batch at global
+    /// sequence `first_global` whose first event's scope `is_batch` says is
+    /// that batch's: the acknowledged one, for a batch acknowledged and
+    /// never read back (a copy written later at that position would have
+    /// followed a loss of it).
+    pub fn last_copy(&self, first_global: u64, is_batch: impl Fn(&str) -> bool) -> Option<[u8; 32]> {
+        let copies = self.copies.iter().filter(|(_, l)| l.first.0 == first_global && is_batch(&l.first.1));
+        copies.max_by_key(|(_, l)| l.op).map(|(hash, _)| *hash)
+    }
+
+    /// Whether `range` of `inode` lies within a group the store wrote there.
+    pub fn holds(&self, inode: u64, range: &Range<u64>) -> bool {
+        self.copies.values().any(|l| l.inode == inode && l.range.start <= range.start && range.end <= l.range.end)
     }
 }

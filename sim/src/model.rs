@@ -45,7 +45,7 @@ pub fn tag_of(event: &Event) -> Option<(u64, u32)> {
 }
 
 /// The (uid, item) a scope made by [`tagged_scope`] names.
-fn scope_tag(scope: &str) -> Option<(u64, u32)> {
+pub fn scope_tag(scope: &str) -> Option<(u64, u32)> {
     // Checkers ask this of every event they see: read the two numbers off
     // the end by hand rather than splitting and parsing.
     let bytes = scope.as_bytes();

@@ -249,7 +249,7 @@ impl Shrinker {
             while at < self.best_recorded.step_marks.len() && !self.spent() {
                 let marks = &self.best_recorded.step_marks;
                 let from = marks[at];
-                let to = marks.get(at + chunk).copied().unwrap_or([usize::MAX; 4]);
+                let to = marks.get(at + chunk).copied().unwrap_or([usize::MAX; STREAMS.len()]);
                 let mut candidate = self.best.clone();
                 let Some(script) = candidate.script.as_mut() else { return };
                 for (s, label) in STREAMS.iter().enumerate() {

@@ -18,10 +18,10 @@ use crate::journal::record::{
 use crate::journal::writer::JournalWriter;
 use crate::limits::{GROUP_REQUESTS_MAX, SEGMENT_SIZE_DEFAULT};
 use crate::meta::{FLAG_ENCRYPTED, FLAG_SEALED};
-use crate::model::{Batch, Payload, Receipt};
+use crate::model::{Batch, Receipt};
 use crate::plan::{plan, receipts, Context, PlannedGroup, Sealer, Slot};
 use crate::reader::Reader;
-use crate::state::{IdempotencyEntry, State};
+use crate::state::{FrameLoc, IdempotencyEntry, State};
 
 mod layout;
 mod open;
@@ -150,12 +150,12 @@ impl Nonces {
     }
 }
 
-/// The groups of one flush, encoded: the bytes, where each event's payload
-/// lies in them, and the keys that become the store's once they are
-/// durable.
+/// The groups of one flush, encoded: the bytes, where each event's frame
+/// lies in them (offset, length, body CRC), and the keys that become the
+/// store's once they are durable.
 struct Encoded {
     bytes: Vec<u8>,
-    payloads: Vec<std::ops::Range<usize>>,
+    frames: Vec<(usize, u32, u32)>,
     settled: Vec<WrappedKey>,
 }
 
@@ -233,21 +233,22 @@ impl<E: Env> Core<E> {
             return groups.iter().map(|_| Err(AppendError::Unavailable(copy_io(&e)))).collect();
         }
         let encoded = self.encode(groups);
+        let (segment, base) = (self.journal.segment(), self.journal.end());
         if let Err(e) = self.journal.write_flush(self.env.disk(), &encoded.bytes) {
             return groups.iter().map(|_| Err(AppendError::OutcomeUnknown(copy_io(&e)))).collect();
         }
         self.journal.next_group += groups.len() as u64;
-        let bytes = Arc::new(encoded.bytes);
         let mut state = self.state.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(fence) = self.fence.as_mut() {
             fence.settle(&mut state, &encoded.settled);
         }
-        let mut payloads = encoded.payloads.into_iter();
+        let mut frames = encoded.frames.into_iter();
         let mut results = Vec::with_capacity(groups.len());
         for group in groups {
             for record in &group.records {
-                let Some(range) = payloads.next() else { unreachable!("one payload range per record") };
-                state.apply(record, Payload::new(bytes.clone(), range), self.journal.epoch);
+                let Some((at, len, crc)) = frames.next() else { unreachable!("one frame per record") };
+                let loc = FrameLoc { segment, offset: base + at as u64, len, crc };
+                state.apply(record, loc, self.journal.epoch);
             }
             let count = group.records.len() as u32;
             if let Some((key, fingerprint)) = group.idempotency {
@@ -274,7 +275,7 @@ impl<E: Env> Core<E> {
         };
         let size: usize = groups.iter().flat_map(|g| &g.records).map(|r| r.payload.len() + 128).sum();
         let mut buf = Vec::with_capacity(size + groups.len() * 64);
-        let mut payloads = Vec::with_capacity(groups.iter().map(|g| g.records.len()).sum());
+        let mut frames = Vec::with_capacity(groups.iter().map(|g| g.records.len()).sum());
         let flush_count = groups.len() as u32;
         for (index, group) in groups.iter().enumerate() {
             let group_id = self.journal.next_group + index as u64;
@@ -297,13 +298,15 @@ impl<E: Env> Core<E> {
                 group_crc = crc32c::crc32c_append(group_crc, &encode_key(&mut buf, &wrapped.record()));
             }
             for record in &group.records {
-                let (header, payload) = encode_event(&mut buf, record);
+                let at = buf.len();
+                let (header, _) = encode_event(&mut buf, record);
                 group_crc = crc32c::crc32c_append(group_crc, &header);
-                payloads.push(payload);
+                let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+                frames.push((at, (buf.len() - at) as u32, crc));
             }
             encode_commit(&mut buf, &Commit { group_id, event_count, group_crc });
         }
-        Encoded { bytes: buf, payloads, settled }
+        Encoded { bytes: buf, frames, settled }
     }
 }
 

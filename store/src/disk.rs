@@ -9,6 +9,7 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// A file opened for reading only. Reads are positional and take `&self`,
 /// so one handle serves every reader thread at once.
@@ -17,6 +18,12 @@ pub trait ReadAt: Send + Sync + 'static {
     /// Reads up to `buf.len()` bytes at `offset`; may return fewer.
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize>;
     fn len(&self) -> io::Result<u64>;
+}
+
+/// Opens files for reading from any thread, apart from the writer's disk:
+/// readers reach the payloads in the segments through it.
+pub trait OpenRead: Send + Sync + 'static {
+    fn open_read(&self, path: &Path) -> io::Result<Arc<dyn ReadAt>>;
 }
 
 /// A file system as the store uses it. Methods take `&mut self`: one disk
@@ -44,6 +51,9 @@ pub trait Disk: Send + 'static {
     fn open(&mut self, path: &Path) -> io::Result<Self::File>;
     /// Opens an existing `path` for reading only: a read-only file opens.
     fn open_read(&mut self, path: &Path) -> io::Result<Self::ReadFile>;
+    /// What readers open files with: the same files, the same faults, from
+    /// any thread.
+    fn reads(&mut self) -> Arc<dyn OpenRead>;
     /// Writes all of `data` at `offset`.
     fn write_at(&mut self, file: &mut Self::File, offset: u64, data: &[u8]) -> io::Result<()>;
     fn len(&mut self, file: &mut Self::File) -> io::Result<u64>;
@@ -110,6 +120,16 @@ pub fn publish_atomically<D: Disk>(disk: &mut D, path: &Path, bytes: &[u8]) -> i
 #[derive(Debug, Default)]
 pub struct FileDisk;
 
+/// Readers' opening of real files.
+#[derive(Debug)]
+pub struct FileReads;
+
+impl OpenRead for FileReads {
+    fn open_read(&self, path: &Path) -> io::Result<Arc<dyn ReadAt>> {
+        Ok(Arc::new(std::fs::File::open(path)?))
+    }
+}
+
 impl ReadAt for std::fs::File {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
         positional::read_at(self, offset, buf)
@@ -148,6 +168,10 @@ impl Disk for FileDisk {
 
     fn open_read(&mut self, path: &Path) -> io::Result<std::fs::File> {
         std::fs::File::open(path)
+    }
+
+    fn reads(&mut self) -> Arc<dyn OpenRead> {
+        Arc::new(FileReads)
     }
 
     fn write_at(&mut self, file: &mut std::fs::File, offset: u64, data: &[u8]) -> io::Result<()> {

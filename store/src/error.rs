@@ -3,6 +3,7 @@
 //! fsync); a broken invariant of the store itself is a panic.
 
 use std::io;
+use std::ops::Range;
 use std::path::PathBuf;
 
 use crate::model::EventId;
@@ -138,6 +139,11 @@ pub enum AppendError {
     /// the writer carries on.
     #[error("gate {gate:?} failed on item {item}: {message}")]
     GateFailed { gate: String, item: usize, message: String },
+    /// A gate asked the store for events it could not read (the disk
+    /// failed under them, see [`ReadError::Io`] and [`ReadError::Damaged`]);
+    /// nothing of the batch was written, and the writer carries on.
+    #[error("item {item}: a gate could not read the store: {error}")]
+    ReadFailed { item: usize, error: ReadError },
     /// Nothing of the batch reached the disk; retrying is safe.
     #[error("not committed: {0}")]
     Unavailable(IoError),
@@ -160,6 +166,16 @@ pub enum ReadError {
     /// The stored payload does not open: never returned as data.
     #[error("event {id} fails its integrity check: {reason}")]
     Integrity { id: EventId, reason: String },
+    /// The event's bytes could not be read from its segment, however often
+    /// they were tried (a failing disk). Nothing is returned as data.
+    #[error("event {id} could not be read from {} (bytes {range:?}): {reason}", file.display())]
+    Io { id: EventId, file: PathBuf, range: Range<u64>, reason: String },
+    /// The event's frame on disk no longer checks (its checksum, or it is
+    /// another event's frame): the disk damaged it after it was committed.
+    /// Nothing is returned as data; a reopen finds the damage (with salvage,
+    /// sets it aside and reports it).
+    #[error("event {id} is damaged in {} (bytes {range:?}): {reason}", file.display())]
+    Damaged { id: EventId, file: PathBuf, range: Range<u64>, reason: String },
 }
 
 #[derive(Debug, thiserror::Error)]

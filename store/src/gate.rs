@@ -67,6 +67,10 @@ pub(crate) struct Pending<'b> {
 pub struct GateView<'v> {
     pub(crate) state: &'v State,
     pub(crate) pending: &'v BTreeMap<&'v str, Vec<Pending<'v>>>,
+    /// The first read that failed while a gate looked: the batch then
+    /// fails as `ReadFailed` (nothing written), whatever the gate said,
+    /// since it judged without what it asked for.
+    pub(crate) failed: std::sync::Mutex<Option<ReadError>>,
 }
 
 impl GateView<'_> {
@@ -80,6 +84,19 @@ impl GateView<'_> {
         self.recent(entity, usize::MAX)
     }
 
+    /// Notes a failed read (see `failed`) and hands it on.
+    fn noted<T>(&self, read: Result<T, ReadError>) -> Result<T, ReadError> {
+        if let Err(e) = &read {
+            self.failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get_or_insert_with(|| e.clone());
+        }
+        read
+    }
+
+    /// The first read that failed while the gates looked.
+    pub(crate) fn failed_read(&self) -> Option<ReadError> {
+        self.failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
     /// The entity's last `n` events, oldest first.
     pub fn recent(&self, entity: &str, n: usize) -> Result<Vec<GateEvent>, ReadError> {
         let pending: &[Pending<'_>] = self.pending.get(entity).map_or(&[], Vec::as_slice);
@@ -87,10 +104,9 @@ impl GateView<'_> {
         let from_pending = pending.len().min(n);
         let from_committed = (n - from_pending).min(committed.len());
         let mut out = Vec::with_capacity(from_committed + from_pending);
-        for &global in &committed[committed.len() - from_committed..] {
-            let Some(event) = self.state.event(global)? else { unreachable!("indexed events exist") };
+        for event in self.noted(self.state.events(&committed[committed.len() - from_committed..]))? {
             out.push(GateEvent {
-                global_seq: global,
+                global_seq: event.global_seq,
                 entity_seq: event.entity_seq,
                 kind: event.kind.to_string(),
                 payload: event.payload,
@@ -111,7 +127,11 @@ impl GateView<'_> {
 
     /// A committed event by id.
     pub fn get(&self, id: EventId) -> Result<Option<Event>, ReadError> {
-        self.state.get(id)
+        match self.state.get(id) {
+            // A shredded or lost event is an answer, not a failed read.
+            Err(e @ (ReadError::Io { .. } | ReadError::Damaged { .. })) => self.noted(Err(e)),
+            other => other,
+        }
     }
 }
 

@@ -61,7 +61,7 @@ impl State {
         let Some(mut at) = self.local(id) else { return Ok(None) };
         let mut walk = Walk::new();
         walk.end = WalkEnd::Root;
-        while let Some(cause) = self.stored(at).and_then(|s| s.causation) {
+        while let Some(cause) = self.cause_of(at) {
             if walk.events.len() == limit {
                 walk.end = WalkEnd::Limit;
                 break;
@@ -88,7 +88,7 @@ impl State {
                 walk.end = WalkEnd::Limit;
                 continue;
             }
-            for effect in effects {
+            for &effect in effects {
                 if walk.events.len() == count_max {
                     walk.end = WalkEnd::Limit;
                     return Ok(Some(walk));
@@ -103,8 +103,9 @@ impl State {
 
     /// Up to `limit` events of correlation `correlation`, in commit order.
     pub fn correlated(&self, correlation: EventId, limit: usize) -> Result<Vec<Event>, ReadError> {
-        let root = self.local(correlation).filter(|&g| self.stored(g).is_some_and(|s| s.correlation == correlation.0));
+        let root = self.local(correlation).filter(|&g| self.correlation_of(g) == correlation.0);
         let followers = self.correlation_followers(correlation.0);
-        root.into_iter().chain(followers.iter().copied()).take(limit).map(|g| self.must_event(g)).collect()
+        let globals: Vec<u64> = root.into_iter().chain(followers.iter().copied()).take(limit).collect();
+        self.events(&globals)
     }
 }

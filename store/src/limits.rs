@@ -42,6 +42,16 @@ pub const UNREADABLE_GRANULE: u64 = 512;
 /// record.
 pub const META_SEARCH_LEN_MAX: u64 = 64 << 10;
 
+/// Readers read segments in aligned blocks of this many bytes.
+pub const READ_BLOCK_LEN: usize = 64 << 10;
+/// Blocks readers keep in memory (16 MiB).
+pub const READ_CACHE_BLOCKS: usize = 256;
+/// Segment files readers keep open at once.
+pub const READ_FILES_OPEN_MAX: usize = 64;
+/// Segments a store can number: an event's place in the index holds its
+/// segment's number in 32 bits.
+pub const SEGMENTS_MAX: u64 = u32::MAX as u64;
+
 /// Most events `read_from` returns in one call.
 pub const READ_LIMIT_MAX: usize = 100_000;
 

@@ -86,8 +86,8 @@ fn tagged(tag: u8, value: u128) -> [u8; 17] {
 pub fn receipts(state: &State, first: u64, count: u32) -> Vec<Receipt> {
     (first..first + u64::from(count))
         .map(|g| {
-            let Some(stored) = state.stored(g) else { unreachable!("receipt for uncommitted event {g}") };
-            Receipt { id: state.id_of(g), entity_seq: stored.entity_seq, global_seq: g }
+            assert!(state.exists(g), "receipt for uncommitted event {g}");
+            Receipt { id: state.id_of(g), entity_seq: state.entity_seq_of(g), global_seq: g }
         })
         .collect()
 }
@@ -172,12 +172,11 @@ fn resolve_cause(
         None => Ok((None, None)),
         Some(Cause::Item(j)) => Ok((Some(first_global + j as u64), Some(records[j].correlation))),
         Some(Cause::Event(id)) => {
-            let resolved = state.resolve(id).and_then(|global| Some((global, state.stored(global)?)));
-            let Some((global, stored)) = resolved else {
+            let Some(resolved) = state.resolve(id) else {
                 return Err(AppendError::Invalid { item: Some(i), error: InvalidInput::UnknownCause { cause: id } });
             };
-            let global = if misresolve { global % state.last_global() + 1 } else { global };
-            Ok((Some(global), Some(stored.correlation)))
+            let global = if misresolve { resolved % state.last_global() + 1 } else { resolved };
+            Ok((Some(global), Some(state.correlation_of(resolved))))
         }
     }
 }
@@ -193,8 +192,12 @@ fn run_gates(
         return Ok(());
     }
     let stale = BTreeMap::new();
-    let view = GateView { state, pending: if ctx.stale_gates { &stale } else { accepted } };
-    match ctx.gates.check(proposed, &view) {
+    let view = GateView { state, pending: if ctx.stale_gates { &stale } else { accepted }, failed: Default::default() };
+    let verdict = ctx.gates.check(proposed, &view);
+    if let Some(error) = view.failed_read() {
+        return Err(AppendError::ReadFailed { item: proposed.index, error });
+    }
+    match verdict {
         None => Ok(()),
         Some((gate, Ok(reason))) => Err(AppendError::Denied { gate, item: proposed.index, reason }),
         Some((gate, Err(message))) => Err(AppendError::GateFailed { gate, item: proposed.index, message }),

@@ -95,9 +95,10 @@ impl Reader {
         crate::model::store_tag(self.store_id())
     }
 
-    /// Recomputes every hash chain; `Err(global)` names the first event
-    /// whose hash does not verify.
-    pub fn verify_chains(&self) -> Result<(), u64> {
+    /// Reads every event back and recomputes every hash chain: the first
+    /// event whose hash does not verify is an `Integrity` error, one that
+    /// cannot be read its read error.
+    pub fn verify_chains(&self) -> Result<(), ReadError> {
         self.state().verify_chains()
     }
 }

@@ -1,6 +1,8 @@
 //! P8 integrity: every event read back is exactly what the model sent for
-//! the (batch, item) its payload names, and every hash chain verifies after
-//! a recovery. Corruption may be reported; it may never be returned as data.
+//! the (batch, item) its payload names. (That every hash chain verifies
+//! after a recovery is checked as the recovery is read back, in
+//! `run/recovery.rs`: reading the chains may meet a failing disk.)
+//! Corruption may be reported; it may never be returned as data.
 
 use super::{Checker, Phase, Promise, Snapshot};
 use crate::model::{tag_of, tagged_scope, Model};
@@ -64,11 +66,6 @@ impl Checker for Integrity {
                 && *event.kind == *sent.kind;
             if !same {
                 return Err(format!("event {} differs from item {item} of batch {uid} as sent", event.global_seq));
-            }
-        }
-        if let Phase::Recovery(_) = snapshot.phase {
-            if let Err(global) = snapshot.reader.verify_chains() {
-                return Err(format!("hash chain does not verify at event {global}"));
             }
         }
         Ok(())

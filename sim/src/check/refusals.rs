@@ -107,7 +107,9 @@ impl Flush {
         predicted
     }
 
-    fn predict(&self, model: &Model, batch: &ModelBatch) -> Predicted {
+    /// What the model predicts for `batch`, without taking it into the
+    /// flush (the store refused it whatever the prediction).
+    pub fn predict(&self, model: &Model, batch: &ModelBatch) -> Predicted {
         if let Some(invalid) = batch.invalid {
             return Predicted::Invalid(invalid);
         }
@@ -172,6 +174,14 @@ pub fn check_answer(
     use Predicted as P;
     let ok = match (predicted, answer) {
         (P::Commit | P::Dedup { .. }, Err(AppendError::Unavailable(_) | AppendError::OutcomeUnknown(_))) => true,
+        // A gate's read failed on item `i` (whether the disk excuses it is
+        // the caller's to check): every check before that gate passed, so
+        // the batch was to commit or be refused at item `i` or later.
+        (P::Commit, Err(AppendError::ReadFailed { .. })) => true,
+        (
+            P::VersionConflict { item, .. } | P::UnknownCause { item } | P::Denied { item } | P::Exploded { item },
+            Err(AppendError::ReadFailed { item: i, .. }),
+        ) => item >= i,
         (P::Commit, Ok(receipts)) => receipts.len() == batch.items.len(),
         (P::Dedup { first_global }, Ok(receipts)) => receipts.first().map(|r| r.global_seq) == Some(*first_global),
         (

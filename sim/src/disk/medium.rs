@@ -69,6 +69,21 @@ pub(super) struct Inode {
     pub changes: Vec<(u64, u64)>,
 }
 
+impl Inode {
+    /// A write of `len` bytes at `offset` rewrites whole logical blocks
+    /// (the page cache holds them), so it heals every bad sector of each
+    /// block it touches: the same unit reads fail in.
+    fn rewrite_sectors(&mut self, offset: u64, len: u64, sector: u64) {
+        let block = sector.max(LOGICAL_BLOCK_MIN);
+        let first = offset / block * block / sector;
+        let last = ((offset + len.max(1) - 1) / block * block + block) / sector - 1;
+        let rewritten: Vec<u64> = self.bad_sectors.range(first..=last).copied().collect();
+        for s in rewritten {
+            self.bad_sectors.remove(&s);
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 pub(super) struct Dir {
     pub visible: BTreeMap<String, u64>,
@@ -84,6 +99,8 @@ pub(super) struct Medium {
     pub options: SimDiskOptions,
     pub faults_on: bool,
     pub rng: SimRng,
+    /// The choices of readers' operations (see [`Medium::drawing`]).
+    pub reads_rng: SimRng,
     pub time: SimTime,
     pub inodes: BTreeMap<u64, Inode>,
     pub dirs: BTreeMap<PathBuf, Dir>,
@@ -140,12 +157,13 @@ fn splice(bytes: &mut Vec<u8>, offset: u64, data: &[u8]) {
 }
 
 impl Medium {
-    pub fn new(rng: SimRng, options: SimDiskOptions, time: SimTime) -> Self {
+    pub fn new(rng: SimRng, reads_rng: SimRng, options: SimDiskOptions, time: SimTime) -> Self {
         assert!(options.sector_size > 0 && options.sector_size.is_power_of_two());
         Self {
             options,
             faults_on: true,
             rng,
+            reads_rng,
             time,
             inodes: BTreeMap::new(),
             dirs: BTreeMap::new(),
@@ -170,6 +188,20 @@ impl Medium {
 
     /// Counts an operation; fails it if the power is off or a crash is
     /// planned here, and charges its latency.
+    /// Runs `op` drawing its choices from the readers' stream if `reader`:
+    /// the store's readers read when the workload says, so their faults
+    /// come from a stream of their own, and a read more or less (a
+    /// shrinker deleting one, say) moves no fault of a write.
+    pub fn drawing<T>(&mut self, reader: bool, op: impl FnOnce(&mut Self) -> T) -> T {
+        if !reader {
+            return op(self);
+        }
+        std::mem::swap(&mut self.rng, &mut self.reads_rng);
+        let out = op(self);
+        std::mem::swap(&mut self.rng, &mut self.reads_rng);
+        out
+    }
+
     pub fn begin(&mut self, latency_ns: u64, op: &'static str, at: At<'_>) -> io::Result<()> {
         if !self.powered {
             return Err(err(io::ErrorKind::Other, "power is off"));
@@ -314,6 +346,13 @@ impl Medium {
                 splice(bytes, *offset, data);
                 self.changed(inode, *offset);
                 self.heal(inode, intended);
+                let sector = self.options.sector_size;
+                if let Some(i) = self.inodes.get_mut(&inode) {
+                    // The medium's sectors there are written anew: a
+                    // latent error that struck them after the write was
+                    // issued is gone with the damage it recorded.
+                    i.rewrite_sectors(*offset, data.len() as u64, sector);
+                }
                 if let Some(i) = self.inodes.get_mut(&inode) {
                     if i.history.len() == HISTORY_LEN {
                         i.history.pop_front();
@@ -562,12 +601,18 @@ impl Medium {
         if self.fault_with(|o| o.read_bit_rot, FaultClass::SectorError) {
             let at = self.rng.between(offset, offset + n as u64 - 1);
             let bit = 1u8 << self.rng.below(8);
+            // The medium rots, not the page cache: a byte not yet on the
+            // medium cannot flip, and a read sees the flip only where the
+            // page cache holds the medium's byte (no newer write over it).
             let file = self.inode_at(inode, generation)?;
-            file.current[at as usize] ^= bit;
-            if (at as usize) < file.durable.len() {
-                file.durable[at as usize] ^= bit;
-                self.changed(inode, at);
-                self.damaged(inode, at..at + 1, FaultClass::SectorError);
+            let at = at as usize;
+            if at < file.durable.len() {
+                if file.current.get(at) == Some(&file.durable[at]) {
+                    file.current[at] ^= bit;
+                }
+                file.durable[at] ^= bit;
+                self.changed(inode, at as u64);
+                self.damaged(inode, at as u64..at as u64 + 1, FaultClass::SectorError);
             }
         }
         if n > 1 && self.fault_with(|o| o.read_short, FaultClass::ShortOrTransient) {
@@ -595,16 +640,7 @@ impl Medium {
         let data: Arc<[u8]> = data.into();
         let file = self.inode_at(inode, generation)?;
         splice(&mut file.current, offset, &data);
-        // Write-back rewrites whole logical blocks (the page cache holds
-        // them), so a write heals every sector of each block it touches:
-        // the same unit reads fail in.
-        let block = sector.max(LOGICAL_BLOCK_MIN);
-        let first = offset / block * block / sector;
-        let last = ((offset + data.len().max(1) as u64 - 1) / block * block + block) / sector - 1;
-        let rewritten: Vec<u64> = file.bad_sectors.range(first..=last).copied().collect();
-        for s in rewritten {
-            file.bad_sectors.remove(&s);
-        }
+        file.rewrite_sectors(offset, data.len() as u64, sector);
         file.pending.push(Pending { op: Op::Write { offset, data: data.clone() }, seq, tainted: false });
         self.writes.push(WriteRecord { inode, path, offset, data, op: seq });
         Ok(())

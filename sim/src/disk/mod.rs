@@ -67,7 +67,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use shale_store::disk::ReadAt;
+use shale_store::disk::{OpenRead, ReadAt};
 use shale_store::Disk;
 
 pub use crate::faults::{Damage, FaultClass, FaultStats, Planned, SimDiskOptions, WriteRecord};
@@ -107,12 +107,15 @@ pub struct SimFile {
     name: String,
 }
 
-/// A file open for reading only; reads go through the same faults.
+/// A file open for reading only; reads go through the same faults. A
+/// reader's file (opened through [`Disk::reads`]) draws them from the
+/// disk's stream for readers.
 #[derive(Debug)]
 pub struct SimReadFile {
     state: Arc<Mutex<Medium>>,
     inode: u64,
     generation: u64,
+    reader: bool,
 }
 
 fn lock(state: &Mutex<Medium>) -> MutexGuard<'_, Medium> {
@@ -121,13 +124,14 @@ fn lock(state: &Mutex<Medium>) -> MutexGuard<'_, Medium> {
 
 impl ReadAt for SimReadFile {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-        lock(&self.state).read(self.inode, self.generation, offset, buf)
+        lock(&self.state).drawing(self.reader, |s| s.read(self.inode, self.generation, offset, buf))
     }
 
     fn len(&self) -> io::Result<u64> {
-        let mut s = lock(&self.state);
-        s.begin(0, "len", At::Inode(self.inode))?;
-        Ok(s.inode_at(self.inode, self.generation)?.current.len() as u64)
+        lock(&self.state).drawing(self.reader, |s| {
+            s.begin(0, "len", At::Inode(self.inode))?;
+            Ok(s.inode_at(self.inode, self.generation)?.current.len() as u64)
+        })
     }
 }
 
@@ -149,22 +153,31 @@ impl Drop for SimLock {
 
 impl SimDisk {
     pub fn new(seed: u64, options: SimDiskOptions, time: SimTime) -> Self {
-        Self::with_rng(crate::rng::SimRng::stream(seed, "disk"), options, time)
+        let rng = |label| crate::rng::SimRng::stream(seed, label);
+        Self::with_rngs(rng("disk"), rng("reads"), options, time)
     }
 
-    /// A disk whose faults and their details are drawn from `rng`.
-    pub fn with_rng(rng: crate::rng::SimRng, options: SimDiskOptions, time: SimTime) -> Self {
-        Self { state: Arc::new(Mutex::new(Medium::new(rng, options, time))) }
+    /// A disk whose faults and their details are drawn from `rng`, those
+    /// of readers' reads from `reads`.
+    pub fn with_rngs(
+        rng: crate::rng::SimRng,
+        reads: crate::rng::SimRng,
+        options: SimDiskOptions,
+        time: SimTime,
+    ) -> Self {
+        Self { state: Arc::new(Mutex::new(Medium::new(rng, reads, options, time))) }
     }
 
-    /// How many draws the disk's choice stream recorded so far.
-    pub fn rng_record_len(&self) -> usize {
-        self.state().rng.record_len()
+    /// How many draws the disk's two choice streams recorded so far.
+    pub fn rng_record_lens(&self) -> (usize, usize) {
+        let s = self.state();
+        (s.rng.record_len(), s.reads_rng.record_len())
     }
 
     /// What the disk's choice stream drew, if it records.
-    pub fn take_rng_record(&self) -> Vec<crate::rng::Choice> {
-        self.state().rng.take_record()
+    pub fn take_rng_records(&self) -> (Vec<crate::rng::Choice>, Vec<crate::rng::Choice>) {
+        let mut s = self.state();
+        (s.rng.take_record(), s.reads_rng.take_record())
     }
 
     fn state(&self) -> MutexGuard<'_, Medium> {
@@ -176,6 +189,7 @@ impl SimDisk {
     pub fn fork(&self) -> SimDisk {
         let mut copy = self.state().clone();
         copy.rng = copy.rng.detached();
+        copy.reads_rng = copy.reads_rng.detached();
         copy.faults_on = false;
         copy.planned.clear();
         copy.time = SimTime::default();
@@ -357,6 +371,31 @@ impl SimDisk {
     }
 }
 
+/// Opening files to read: for the store's writer and recovery, or for its
+/// readers (`reader`: faults drawn from the disk's stream for readers).
+struct SimReads {
+    state: Arc<Mutex<Medium>>,
+    reader: bool,
+}
+
+impl SimReads {
+    fn open(&self, path: &Path) -> io::Result<SimReadFile> {
+        lock(&self.state).drawing(self.reader, |s| {
+            s.begin(0, "open", At::Path(path))?;
+            let (dir, name) = split(path);
+            let visible = s.dir_mut(&dir)?.visible.get(&name).copied();
+            let id = visible.ok_or_else(|| err(io::ErrorKind::NotFound, "no such file"))?;
+            Ok(SimReadFile { state: self.state.clone(), inode: id, generation: s.generation, reader: self.reader })
+        })
+    }
+}
+
+impl OpenRead for SimReads {
+    fn open_read(&self, path: &Path) -> io::Result<Arc<dyn ReadAt>> {
+        Ok(Arc::new(self.open(path)?))
+    }
+}
+
 impl Disk for SimDisk {
     type File = SimFile;
     type ReadFile = SimReadFile;
@@ -411,12 +450,11 @@ impl Disk for SimDisk {
     }
 
     fn open_read(&mut self, path: &Path) -> io::Result<SimReadFile> {
-        let mut s = self.state();
-        s.begin(0, "open", At::Path(path))?;
-        let (dir, name) = split(path);
-        let id =
-            s.dir_mut(&dir)?.visible.get(&name).copied().ok_or_else(|| err(io::ErrorKind::NotFound, "no such file"))?;
-        Ok(SimReadFile { state: self.state.clone(), inode: id, generation: s.generation })
+        SimReads { state: self.state.clone(), reader: false }.open(path)
+    }
+
+    fn reads(&mut self) -> Arc<dyn OpenRead> {
+        Arc::new(SimReads { state: self.state.clone(), reader: true })
     }
 
     fn write_at(&mut self, file: &mut SimFile, offset: u64, data: &[u8]) -> io::Result<()> {

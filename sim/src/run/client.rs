@@ -45,30 +45,45 @@ impl Sim {
             }
             Op::Causes(id) => {
                 self.note(format!("client {c} causes of {id}"));
-                reads::check_causes(&self.model, id, reader.causes(id, reads::WALK_COUNT_MAX))
+                let Some(got) = self.read_ok(answer(reader.causes(id, reads::WALK_COUNT_MAX)), false)? else {
+                    return self.after_failed_read(c);
+                };
+                reads::check_causes(&self.model, id, got)
             }
             Op::Effects(id) => {
                 self.note(format!("client {c} effects of {id}"));
-                reads::check_effects(&self.model, id, reader.effects(id, reads::WALK_DEPTH_MAX, reads::WALK_COUNT_MAX))
+                let got = answer(reader.effects(id, reads::WALK_DEPTH_MAX, reads::WALK_COUNT_MAX));
+                let Some(got) = self.read_ok(got, false)? else { return self.after_failed_read(c) };
+                reads::check_effects(&self.model, id, got)
             }
             Op::Correlated(id) => {
                 self.note(format!("client {c} correlated {id}"));
-                reads::check_correlated(&self.model, id, reader.correlated(id, reads::WALK_COUNT_MAX))
+                let Some(got) = self.read_ok(answer(reader.correlated(id, reads::WALK_COUNT_MAX)), false)? else {
+                    return self.after_failed_read(c);
+                };
+                reads::check_correlated(&self.model, id, got)
             }
             Op::Get(id) => {
                 self.note(format!("client {c} get {id}"));
-                reads::check_get(&self.model, id, reader.get(id))
+                let Some(got) = self.read_ok(answer(reader.get(id)), false)? else { return self.after_failed_read(c) };
+                reads::check_get(&self.model, id, got)
             }
             Op::Query(region) => {
                 self.note(format!("client {c} query {region:?}"));
-                match reader.query(&region) {
+                let Some(got) = self.read_ok(answer(reader.query(&region)), false)? else {
+                    return self.after_failed_read(c);
+                };
+                match got {
                     Ok(got) => reads::check_query(&self.model, &region, &got),
                     Err(e) => Err(format!("query failed: {e}")),
                 }
             }
             Op::ReadFrom { from, limit } => {
                 self.note(format!("client {c} read_from {from} limit {limit}"));
-                match reader.read_from(from, limit) {
+                let Some(got) = self.read_ok(answer(reader.read_from(from, limit)), false)? else {
+                    return self.after_failed_read(c);
+                };
+                match got {
                     Ok(got) => {
                         let checked = reads::check_read_from(&self.model, from, limit, &got);
                         if let Some(last) = got.last() {
@@ -82,6 +97,18 @@ impl Sim {
         };
         checked.map_err(|m| self.violation(Promise::P9ModelEquivalence, m))?;
         let at = self.time.now() + self.sched_rng.below(self.scenario.run.think_ns_max.max(1));
+        self.schedule(at, Event::Client(c));
+        Ok(())
+    }
+
+    /// A client whose read failed for a reason the run excuses moves on:
+    /// after the restart if the power went out, else after its think time.
+    fn after_failed_read(&mut self, c: u32) -> Result<(), Stop> {
+        let wait = match self.core {
+            None => self.scenario.run.restart_delay_ns,
+            Some(_) => self.sched_rng.below(self.scenario.run.think_ns_max.max(1)),
+        };
+        let at = self.time.now() + wait;
         self.schedule(at, Event::Client(c));
         Ok(())
     }
@@ -113,7 +140,20 @@ impl Sim {
         flush: &mut Flush,
     ) -> Result<(), Stop> {
         let batch = self.model.batch(uid).clone();
-        let predicted = flush.plan(&self.model, &batch);
+        let predicted = match &result {
+            Err(AppendError::ReadFailed { error, .. }) => {
+                // A gate's read failed: the disk must excuse it, and the
+                // batch is not in the flush, whatever the model predicted.
+                match crate::excuse::read_trouble(&self.disk, &self.map, error) {
+                    Some(ReadTrouble::Damaged { inode, range, .. }) => {
+                        self.stats.noticed_at(&self.disk, &[(inode, range)])
+                    }
+                    _ => return Err(self.read_violation(error)),
+                }
+                flush.predict(&self.model, &batch)
+            }
+            _ => flush.plan(&self.model, &batch),
+        };
         if let Err(message) = check_answer(&predicted, &batch, &result) {
             let promise = match (&predicted, &result) {
                 (Predicted::Denied { .. }, Ok(_)) => Promise::P7GatesHold,
@@ -192,5 +232,14 @@ impl Sim {
             + self.scenario.run.restart_delay_ns
             + self.sched_rng.below(self.scenario.run.think_ns_max.max(1));
         self.schedule(at, Event::Client(c));
+    }
+}
+
+/// A read whose typed refusals are answers to check against the model
+/// (`Ok(Err(_))`), apart from failures of the disk under it (`Err(_)`).
+fn answer<T>(read: Result<T, ReadError>) -> Result<Result<T, ReadError>, ReadError> {
+    match read {
+        Err(e @ (ReadError::Io { .. } | ReadError::Damaged { .. })) => Err(e),
+        other => Ok(other),
     }
 }

@@ -17,13 +17,13 @@ use crate::check::durable_keys::DurableKeys;
 use crate::check::{check_all, checkers, reads, Checker, Durable, Phase, Promise, Snapshot, Violation};
 use crate::disk::{FaultStats, Planned, SimDisk, SimTime};
 use crate::env::{SimClock, SimEntropy, SimEnv};
-use crate::excuse::{Before, Excuses};
+use crate::excuse::{Before, Excuses, ReadTrouble};
 use crate::gates::simulator_gates;
 use crate::journal_map::JournalMap;
 use crate::model::{Fate, Model};
 use crate::panics::{catching, Caught, Culprit};
 use crate::rng::SimRng;
-use crate::scenario::script::Recorded;
+use crate::scenario::script::{Recorded, STREAMS};
 use crate::scenario::{Scenario, ScheduledFault};
 use crate::trace::Trace;
 use crate::workload::{Op, Workload};
@@ -172,7 +172,7 @@ pub struct Sim {
     entropy_seed: u64,
     /// Every stream records its choices.
     record: bool,
-    step_marks: Vec<[usize; 4]>,
+    step_marks: Vec<[usize; STREAMS.len()]>,
     time: SimTime,
     disk: SimDisk,
     core: Option<Core<SimEnv>>,
@@ -231,7 +231,12 @@ impl Sim {
     pub fn with_choices(scenario: &Scenario, seed: u64, choices: Choices, keep_trace: bool, record: bool) -> Self {
         let scenario = scenario.derive(seed);
         let time = SimTime::default();
-        let disk = SimDisk::with_rng(choices.stream("disk", record), scenario.faults.disk.clone(), time.clone());
+        let disk = SimDisk::with_rngs(
+            choices.stream("disk", record),
+            choices.stream("reads", record),
+            scenario.faults.disk.clone(),
+            time.clone(),
+        );
         let entropy_seed = choices.entropy_seed();
         for fault in &scenario.faults.schedule {
             disk.plan(match fault {
@@ -362,13 +367,9 @@ impl Sim {
     }
 
     /// How far each stream's recording has come, in `STREAMS` order.
-    fn record_marks(&self) -> [usize; 4] {
-        [
-            self.workload.rng_ref().record_len(),
-            self.sched_rng.record_len(),
-            self.fault_rng.record_len(),
-            self.disk.rng_record_len(),
-        ]
+    fn record_marks(&self) -> [usize; STREAMS.len()] {
+        let (disk, reads) = self.disk.rng_record_lens();
+        [self.workload.rng_ref().record_len(), self.sched_rng.record_len(), self.fault_rng.record_len(), disk, reads]
     }
 
     fn take_recorded(&mut self) -> Recorded {
@@ -376,7 +377,9 @@ impl Sim {
         streams.insert("workload", self.workload.rng().take_record());
         streams.insert("scheduler", self.sched_rng.take_record());
         streams.insert("crashes", self.fault_rng.take_record());
-        streams.insert("disk", self.disk.take_rng_record());
+        let (disk, reads) = self.disk.take_rng_records();
+        streams.insert("disk", disk);
+        streams.insert("reads", reads);
         Recorded { entropy_seed: self.entropy_seed, streams, step_marks: std::mem::take(&mut self.step_marks) }
     }
 

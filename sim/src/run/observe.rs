@@ -40,6 +40,35 @@ impl Sim {
         }
     }
 
+    /// A read's value, or `None` when it failed for a reason the run
+    /// excuses: the power went out during it (the machine crashes), or the
+    /// disk damaged the bytes it names (noted; with `restart`, the machine
+    /// restarts, as an operator would on a read error, and recovery finds
+    /// the damage). Any other failure is a broken promise.
+    pub(super) fn read_ok<T>(&mut self, read: Result<T, ReadError>, restart: bool) -> Result<Option<T>, Stop> {
+        let e = match read {
+            Ok(value) => return Ok(Some(value)),
+            Err(e) => e,
+        };
+        match crate::excuse::read_trouble(&self.disk, &self.map, &e) {
+            None => Err(self.read_violation(&e)),
+            Some(ReadTrouble::PowerLost) => {
+                self.note(format!("power lost during a read: {e}"));
+                self.crash_point("read");
+                self.crash(Vec::new());
+                Ok(None)
+            }
+            Some(ReadTrouble::Damaged { class, inode, range }) => {
+                self.note(format!("read failed on damaged bytes ({class:?}): {e}"));
+                self.stats.noticed_at(&self.disk, &[(inode, range)]);
+                if restart {
+                    self.crash(Vec::new());
+                }
+                Ok(None)
+            }
+        }
+    }
+
     /// Reads what became visible since the last observation and checks it.
     pub(super) fn observe_step(&mut self, search: bool) -> Result<(), Stop> {
         self.map.absorb(&self.disk.take_writes());
@@ -48,7 +77,7 @@ impl Sim {
         let mut events = Vec::new();
         loop {
             let from = self.model.view.len() as u64 + events.len() as u64 + 1;
-            let chunk = reader.read_from(from, OBSERVE_CHUNK).map_err(|e| self.read_violation(&e))?;
+            let Some(chunk) = self.read_ok(reader.read_from(from, OBSERVE_CHUNK), true)? else { return Ok(()) };
             if chunk.is_empty() {
                 break;
             }

@@ -65,6 +65,7 @@ impl Sim {
     /// The machine loses power: the core dies mid-whatever, the disk applies
     /// its crash semantics, and a restart is scheduled.
     pub(super) fn crash(&mut self, in_flight: Vec<(u32, u64)>) {
+        self.learn_unseen_copies();
         self.crashes += 1;
         self.disk.power_off();
         self.core = None;
@@ -110,6 +111,25 @@ impl Sim {
             self.restart_scheduled = true;
             let at = self.time.now() + self.scenario.run.restart_delay_ns;
             self.schedule(at, Event::Restart);
+        }
+    }
+
+    /// Batches acknowledged and never read back (a read failed before they
+    /// were observed): which copy was acknowledged is learned from the
+    /// disk's write log, as the last written at its receipt's position.
+    fn learn_unseen_copies(&mut self) {
+        if self.model.acked_unseen.is_empty() {
+            return;
+        }
+        self.map.absorb(&self.disk.take_writes());
+        let unseen: Vec<u64> = self.model.acked_unseen.iter().copied().collect();
+        for uid in unseen {
+            let Fate::Acked(globals) = &self.model.batch(uid).fate else { continue };
+            let Some(&first) = globals.first() else { continue };
+            let is_batch = |scope: &str| crate::model::scope_tag(scope) == Some((uid, 0));
+            if let Some(hash) = self.map.last_copy(first, is_batch) {
+                self.model.copy_hash.insert(uid, hash);
+            }
         }
     }
 
@@ -163,12 +183,18 @@ impl Sim {
                 let reader = core.reader();
                 self.core = Some(core);
                 self.map.absorb(&self.disk.take_writes());
-                let Some(before) = self.before.take() else { unreachable!("captured above") };
+                let Some(before) = self.before.clone() else { unreachable!("captured above") };
                 let excuses = Excuses::after(before, &self.disk, Path::new(STORE_DIR));
                 let interrupted = std::mem::take(&mut self.interrupted);
                 let salvaged = self.salvaged_files();
                 let view = crate::check::RecoveryView { report, excuses, salvaged, interrupted };
-                self.check_recovery(&reader, &view)?;
+                if !self.check_recovery(&reader, &view)? {
+                    // A read failed for a reason the run excuses and the
+                    // machine went down: this recovery counts as cut short.
+                    self.interrupted = true;
+                    return Ok(());
+                }
+                self.before = None;
                 for c in 0..self.clients.len() as u32 {
                     if self.clients[c as usize].retry.is_some() {
                         let at = self.time.now();
@@ -220,23 +246,38 @@ impl Sim {
     /// key state; the hash chains are verified in full by P8) keep their
     /// place in the view and are not checked again; the rest are read in
     /// full and checked as new. So a recovery costs what changed, plus one
-    /// pass over digests.
+    /// pass over digests. Every hash chain is verified (P8). Returns false
+    /// if a read failed for a reason the run excuses (the machine went
+    /// down; see [`Sim::read_ok`]) before the checks were done.
     pub(super) fn check_recovery(
         &mut self,
         reader: &shale_store::Reader,
         view: &crate::check::RecoveryView,
-    ) -> Result<(), Stop> {
-        let keep = self.unchanged_prefix(reader)?;
+    ) -> Result<bool, Stop> {
+        let Some(keep) = self.unchanged_prefix(reader)? else { return Ok(false) };
         self.model.restore_view(keep);
-        self.keys_still_open(reader)?;
+        if !self.keys_still_open(reader)? {
+            return Ok(false);
+        }
         let mut events = Vec::new();
         loop {
             let from = (keep + events.len()) as u64 + 1;
-            let chunk = reader.read_from(from, OBSERVE_CHUNK).map_err(|e| self.read_violation(&e))?;
+            let Some(chunk) = self.read_ok(reader.read_from(from, OBSERVE_CHUNK), true)? else { return Ok(false) };
             if chunk.is_empty() {
                 break;
             }
             events.extend(chunk);
+        }
+        match reader.verify_chains() {
+            Ok(()) => {}
+            Err(e @ shale_store::ReadError::Integrity { .. }) => {
+                return Err(self.violation(Promise::P8Integrity, format!("a hash chain does not verify: {e}")));
+            }
+            Err(e) => {
+                if self.read_ok::<()>(Err(e), true)?.is_none() {
+                    return Ok(false);
+                }
+            }
         }
         let search = self.scenario.run.encryption && self.model.acked_shreds().next().is_some();
         // P2 needs no look at the durable keys here: every sealed event was
@@ -278,39 +319,45 @@ impl Sim {
         let opened = self.model.unverified_keys(&[]);
         self.model.key_checks.verified(opened);
         self.model.settle_after_recovery();
-        Ok(())
+        Ok(true)
     }
 
     /// How many of the events seen before the crash came back unchanged,
-    /// by their digests, cut back to a whole number of batches.
-    fn unchanged_prefix(&self, reader: &shale_store::Reader) -> Result<usize, Stop> {
-        let before = self.model.seen_before_crash();
+    /// by their digests, cut back to a whole number of batches (`None`: a
+    /// read failed for a reason the run excuses).
+    fn unchanged_prefix(&mut self, reader: &shale_store::Reader) -> Result<Option<usize>, Stop> {
         let mut keep = 0;
-        while keep < before.len() {
-            let chunk = reader.digests_from(keep as u64 + 1, OBSERVE_CHUNK).map_err(|e| self.read_violation(&e))?;
+        while keep < self.model.seen_before_crash().len() {
+            let Some(chunk) = self.read_ok(reader.digests_from(keep as u64 + 1, OBSERVE_CHUNK), true)? else {
+                return Ok(None);
+            };
+            let before = self.model.seen_before_crash();
             let same = before[keep..].iter().zip(&chunk).take_while(|(e, d)| EventDigest::of(e) == **d).count();
             keep += same;
             if same < chunk.len() || chunk.is_empty() {
                 break;
             }
         }
+        let before = self.model.seen_before_crash();
         let starts_batch = |e: &shale_store::Event| tag_of(e).is_none_or(|(_, item)| item == 0);
         while keep > 0 && keep < before.len() && !starts_batch(&before[keep]) {
             keep -= 1;
         }
-        Ok(keep)
+        Ok(Some(keep))
     }
 
     /// P2 for the events a recovery kept: their ciphertexts are the ones
     /// seen before (their hashes are), so if one event per key still opens
-    /// to what was seen, every event under that key does.
-    fn keys_still_open(&self, reader: &shale_store::Reader) -> Result<(), Stop> {
+    /// to what was seen, every event under that key does. False if a read
+    /// failed for a reason the run excuses.
+    fn keys_still_open(&mut self, reader: &shale_store::Reader) -> Result<bool, Stop> {
         let mut first: BTreeMap<(&str, u32), &shale_store::Event> = BTreeMap::new();
         for event in self.model.view.iter().filter(|e| e.key_gen > 0 && !e.shredded && !e.key_lost) {
             first.entry((event.coordinate.entity(), event.key_gen)).or_insert(event);
         }
-        for seen in first.into_values() {
-            let now = reader.read_from(seen.global_seq, 1).map_err(|e| self.read_violation(&e))?;
+        let first: Vec<shale_store::Event> = first.into_values().cloned().collect();
+        for seen in &first {
+            let Some(now) = self.read_ok(reader.read_from(seen.global_seq, 1), true)? else { return Ok(false) };
             if now.first().is_none_or(|now| now.payload != seen.payload) {
                 return Err(self.violation(
                     Promise::P8Integrity,
@@ -323,7 +370,7 @@ impl Sim {
                 ));
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     /// One more open that did not finish; after too many in a row the

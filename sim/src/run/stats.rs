@@ -78,7 +78,7 @@ impl RunStats {
 
     /// Counts as noticed every located fault (since the last call, or
     /// still unseen) that touched one of `places`.
-    fn noticed_at(&mut self, disk: &SimDisk, places: &[(u64, Range<u64>)]) {
+    pub(super) fn noticed_at(&mut self, disk: &SimDisk, places: &[(u64, Range<u64>)]) {
         self.unseen.extend(disk.effects_since(self.effects_mark));
         self.effects_mark = disk.effects_mark();
         for effect in &self.unseen {

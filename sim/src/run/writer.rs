@@ -47,6 +47,10 @@ impl Sim {
 
     /// A possible crash between steps, and the next writer step.
     pub(super) fn after_step(&mut self) -> Result<(), Stop> {
+        if self.core.is_none() {
+            // The step ended in a crash (a read met the power going out).
+            return Ok(());
+        }
         if self.fault_rng.chance(self.scenario.faults.crash_between_steps) && self.faults_stopped_at.is_none() {
             self.note("crash between steps".into());
             self.crash_point("between steps");
@@ -94,9 +98,21 @@ impl Sim {
                 self.model.shred_unknown(&entity);
                 self.model.recheck_bucket_of(&entity);
                 let Some(core) = &self.core else { unreachable!("the store is up") };
-                let now =
-                    core.reader().query(&shale_store::Region::entity(&entity)).map_err(|e| self.read_violation(&e))?;
-                self.model.adopt_shred(&entity, &now).map_err(|m| self.violation(Promise::P5ShredIsForever, m))?;
+                let now = core.reader().query(&shale_store::Region::entity(&entity));
+                match self.read_ok(now, true)? {
+                    Some(now) => self
+                        .model
+                        .adopt_shred(&entity, &now)
+                        .map_err(|m| self.violation(Promise::P5ShredIsForever, m))?,
+                    // The machine went down: the shred's outcome is
+                    // settled by the recovery.
+                    None => {
+                        self.clients[c as usize].waiting = None;
+                        let at = self.time.now() + self.scenario.run.restart_delay_ns;
+                        self.schedule(at, Event::Client(c));
+                        return Ok(());
+                    }
+                }
                 false
             }
             Err(other) => return Err(self.violation(Promise::P5ShredIsForever, format!("shred of {entity}: {other}"))),

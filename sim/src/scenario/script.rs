@@ -13,7 +13,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::rng::{Choice, SimRng};
 
 /// The streams a script lists, by the label their seeded twins use.
-pub const STREAMS: [&str; 4] = ["workload", "scheduler", "crashes", "disk"];
+pub const STREAMS: [&str; 5] = ["workload", "scheduler", "crashes", "disk", "reads"];
 
 /// One recorded choice. Written as a number where TOML can hold it, as
 /// `"max"` for the largest (a chance that said no), else as hex.
@@ -65,6 +65,10 @@ pub struct Script {
     pub scheduler: Vec<Value>,
     pub crashes: Vec<Value>,
     pub disk: Vec<Value>,
+    /// The faults of readers' reads (the store's readers, apart from its
+    /// writer and its recovery), so that a read more or less moves no
+    /// fault of a write.
+    pub reads: Vec<Value>,
 }
 
 impl Script {
@@ -74,6 +78,7 @@ impl Script {
             "scheduler" => &self.scheduler,
             "crashes" => &self.crashes,
             "disk" => &self.disk,
+            "reads" => &self.reads,
             _ => unreachable!("{label} is not a scripted stream"),
         }
     }
@@ -84,6 +89,7 @@ impl Script {
             "scheduler" => &mut self.scheduler,
             "crashes" => &mut self.crashes,
             "disk" => &mut self.disk,
+            "reads" => &mut self.reads,
             _ => unreachable!("{label} is not a scripted stream"),
         }
     }
@@ -112,7 +118,7 @@ pub struct Recorded {
     pub streams: BTreeMap<&'static str, Vec<Choice>>,
     /// Where each scheduler step began in each stream (in `STREAMS`
     /// order): a shrinker deletes whole steps across every stream.
-    pub step_marks: Vec<[usize; 4]>,
+    pub step_marks: Vec<[usize; STREAMS.len()]>,
 }
 
 impl Recorded {

@@ -25,12 +25,22 @@ pub struct Unreadable {
 /// bytes there count as unreadable only after `READ_ATTEMPTS` failures in a
 /// row at that place. End of file is not retried.
 pub fn read_retrying(file: &impl ReadAt, offset: u64, len: usize) -> io::Result<Vec<u8>> {
+    let buf = read_up_to(file, offset, len)?;
+    match buf.len() == len {
+        true => Ok(buf),
+        false => Err(io::ErrorKind::UnexpectedEof.into()),
+    }
+}
+
+/// Reads up to `len` bytes at `offset`, as [`read_retrying`] does, but
+/// fewer where the file ends.
+pub fn read_up_to(file: &(impl ReadAt + ?Sized), offset: u64, len: usize) -> io::Result<Vec<u8>> {
     let mut buf = vec![0u8; len];
     let mut done = 0;
     let mut failures = 0;
     while done < len {
         match file.read_at(offset + done as u64, &mut buf[done..]) {
-            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(0) => break,
             Ok(n) => {
                 done += n;
                 failures = 0;
@@ -44,6 +54,7 @@ pub fn read_retrying(file: &impl ReadAt, offset: u64, len: usize) -> io::Result<
             }
         }
     }
+    buf.truncate(done);
     Ok(buf)
 }
 

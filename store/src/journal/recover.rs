@@ -25,7 +25,6 @@
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use super::read::{read_range, read_retrying, Unreadable};
 use super::record::{begin_at, Begin};
@@ -251,7 +250,8 @@ pub fn analyze<D: Disk>(
         .filter(|n| n.strip_suffix(SEGMENT_TEMP_SUFFIX).and_then(parse_segment_name).is_some())
         .map(|n| dir.join(n))
         .collect();
-    let mut state = State::new(store_id);
+    let files = std::sync::Arc::new(super::files::SegmentFiles::new(dir.to_owned(), disk.reads()));
+    let mut state = State::new(store_id, files);
     state.set_keys(keys);
     let mut a = Analysis {
         state,
@@ -386,8 +386,7 @@ fn scan_one(
     let (body, unreadable) = read_range(file, header_len..readable_to);
     let mut bytes = header.encode().to_vec();
     bytes.extend_from_slice(&body);
-    let bytes = Arc::new(bytes);
-    let scan = scan_segment(&bytes, bytes.len(), a.next_group, a.next_flush, planted.scan, &mut a.state);
+    let scan = scan_segment(&bytes, header.segment, a.next_group, a.next_flush, planted.scan, &mut a.state);
     a.report.segments += 1;
     a.report.groups += scan.groups;
     a.report.events += scan.events;

@@ -7,14 +7,12 @@
 //! why. It never panics, whatever the bytes.
 
 use std::ops::Range;
-use std::sync::Arc;
 
 use super::record::{
     decode_body, read_frame, Begin, EventRecord, GenerationRecord, IdempotencyRecord, KeyRecord, Record,
 };
 use crate::limits::{FRAME_HEADER_LEN, SEGMENT_HEADER_LEN};
-use crate::model::Payload;
-use crate::state::{IdempotencyEntry, State};
+use crate::state::{FrameLoc, IdempotencyEntry, State};
 
 /// Where a group sits in its flush.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,21 +86,22 @@ struct ParsedGroup<'a> {
     keys: Vec<KeyRecord<'a>>,
     shred: Option<GenerationRecord<'a>>,
     lost: Vec<GenerationRecord<'a>>,
-    events: Vec<(EventRecord<'a>, Range<usize>)>,
+    events: Vec<(EventRecord<'a>, FrameLoc)>,
     end: usize,
 }
 
-/// Scans `buf[SEGMENT_HEADER_LEN..limit]`, applying whole groups to `state`.
+/// Scans `bytes[SEGMENT_HEADER_LEN..]`, the bytes of segment `segment`
+/// from its start, applying whole groups to `state`.
 pub fn scan_segment(
-    buf: &Arc<Vec<u8>>,
-    limit: usize,
+    bytes: &[u8],
+    segment: u64,
     first_group: u64,
     first_flush: u64,
     bugs: ScanBugs,
     state: &mut State,
 ) -> ScanOutcome {
-    assert!(limit <= buf.len() && limit >= SEGMENT_HEADER_LEN);
-    let bytes = &buf[..limit];
+    let limit = bytes.len();
+    assert!(limit >= SEGMENT_HEADER_LEN);
     let mut outcome = ScanOutcome {
         good_end: SEGMENT_HEADER_LEN,
         next_group: first_group,
@@ -129,9 +128,9 @@ pub fn scan_segment(
                 continue;
             }
         }
-        match parse_group(bytes, outcome.good_end, outcome.next_group, due, state) {
+        match parse_group(bytes, segment, outcome.good_end, outcome.next_group, due, state) {
             Ok(group) => {
-                if let Err(reason) = apply_group(buf, &group, state) {
+                if let Err(reason) = apply_group(&group, state) {
                     outcome.problem = Some(problem(outcome.good_end, reason));
                     break;
                 }
@@ -147,7 +146,9 @@ pub fn scan_segment(
             }
             Err(problem) => {
                 if bugs.keep_uncommitted {
-                    keep_partial_group(buf, outcome.good_end, state);
+                    if let Some(end) = keep_partial_group(bytes, segment, outcome.good_end, state) {
+                        outcome.good_end = end;
+                    }
                 }
                 outcome.problem = Some(problem);
                 break;
@@ -158,11 +159,11 @@ pub fn scan_segment(
 }
 
 /// Applies a whole group, or nothing of it if an event does not follow on.
-fn apply_group(buf: &Arc<Vec<u8>>, group: &ParsedGroup<'_>, state: &mut State) -> Result<(), String> {
+fn apply_group(group: &ParsedGroup<'_>, state: &mut State) -> Result<(), String> {
     if state.keys().is_none() && (!group.keys.is_empty() || group.shred.is_some() || !group.lost.is_empty()) {
         return Err("key records in a plaintext store".into());
     }
-    apply_events(buf, &group.events, state, group.begin.epoch)?;
+    apply_events(&group.events, state, group.begin.epoch)?;
     if let Some(keys) = state.keys_mut() {
         for key in &group.keys {
             let Some(wrapped) = key.wrapped() else { unreachable!("decode checks the length") };
@@ -188,19 +189,18 @@ fn apply_group(buf: &Arc<Vec<u8>>, group: &ParsedGroup<'_>, state: &mut State) -
     Ok(())
 }
 
-fn apply_events(
-    buf: &Arc<Vec<u8>>,
-    events: &[(EventRecord<'_>, Range<usize>)],
-    state: &mut State,
-    epoch: u32,
-) -> Result<(), String> {
-    for (applied, (record, payload)) in events.iter().enumerate() {
-        if let Err(reason) = state.try_apply(record, Payload::new(buf.clone(), payload.clone()), epoch) {
-            for _ in 0..applied {
-                state.undo_last();
+fn apply_events(events: &[(EventRecord<'_>, FrameLoc)], state: &mut State, epoch: u32) -> Result<(), String> {
+    // Each entity's head before each event, to undo the group by.
+    let mut heads = Vec::with_capacity(events.len());
+    for (record, loc) in events {
+        let head = state.version_and_head(record.entity).1;
+        if let Err(reason) = state.try_apply(record, *loc, epoch) {
+            for head in heads.into_iter().rev() {
+                state.undo_last(head);
             }
             return Err(reason);
         }
+        heads.push(head);
     }
     Ok(())
 }
@@ -223,24 +223,28 @@ fn seen_group_end(bytes: &[u8], start: usize, next_group: u64) -> Option<usize> 
 }
 
 /// The planted bug `KeepUncommittedGroup`: apply whatever whole event
-/// frames follow a begin record, commit record or not.
-fn keep_partial_group(buf: &Arc<Vec<u8>>, start: usize, state: &mut State) {
-    let bytes = &buf[..];
-    let Ok((_, Record::Begin(begin), body)) = next_record(bytes, start) else { return };
+/// frames follow a begin record, commit record or not, and keep them.
+/// The bytes it applied are kept as valid (the end of its last frame).
+fn keep_partial_group(bytes: &[u8], segment: u64, start: usize, state: &mut State) -> Option<usize> {
+    let Ok((_, Record::Begin(begin), body)) = next_record(bytes, start) else { return None };
     let mut at = body.end;
     let mut events = Vec::new();
-    while let Ok((_, record, body)) = next_record(bytes, at) {
+    while let Ok((header, record, body)) = next_record(bytes, at) {
         match record {
-            Record::Event(event) => {
-                let payload = body.end - event.payload.len()..body.end;
-                events.push((event, payload));
-            }
+            Record::Event(event) => events.push((event, frame_loc(segment, at, &header, &body))),
             Record::Idempotency(_) | Record::Key(_) => {}
             _ => break,
         }
         at = body.end;
     }
-    let _ = apply_events(buf, &events, state, begin.epoch);
+    let kept = events.last().map(|(_, loc)| (loc.offset + u64::from(loc.len)) as usize);
+    apply_events(&events, state, begin.epoch).ok().and(kept)
+}
+
+/// Where the frame at `at` with `header` and `body` lies.
+fn frame_loc(segment: u64, at: usize, header: &[u8; FRAME_HEADER_LEN], body: &Range<usize>) -> FrameLoc {
+    let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+    FrameLoc { segment, offset: at as u64, len: (body.end - at) as u32, crc }
 }
 
 fn problem(offset: usize, reason: impl Into<String>) -> Problem {
@@ -257,6 +261,7 @@ fn next_record(bytes: &[u8], at: usize) -> Result<([u8; FRAME_HEADER_LEN], Recor
 
 fn parse_group<'a>(
     bytes: &'a [u8],
+    segment: u64,
     start: usize,
     group_id: u64,
     due: FlushDue,
@@ -312,8 +317,7 @@ fn parse_group<'a>(
                 group.lost.push(lost);
             }
             Record::Event(event) if group.events.len() < begin.event_count as usize => {
-                let payload = body.end - event.payload.len()..body.end;
-                group.events.push((event, payload));
+                group.events.push((event, frame_loc(segment, at, &header, &body)));
             }
             Record::Commit(commit) => {
                 if commit.group_id != group_id

@@ -20,7 +20,7 @@ use super::segment::{segment_name, SegmentHeader, SEGMENT_TEMP_SUFFIX};
 
 use crate::disk::Disk;
 use crate::error::IoError;
-use crate::limits::SEGMENT_HEADER_LEN;
+use crate::limits::{SEGMENTS_MAX, SEGMENT_HEADER_LEN};
 
 pub struct JournalWriter<D: Disk> {
     dir: PathBuf,
@@ -94,6 +94,11 @@ impl<D: Disk> JournalWriter<D> {
         self.segment
     }
 
+    /// Where the next flush goes in the current segment.
+    pub fn end(&self) -> u64 {
+        self.end
+    }
+
     /// Makes sure a durable segment is there to append to.
     pub fn ready(&mut self, disk: &mut D) -> Result<(), IoError> {
         if self.broken && self.planted.is(canary!(PoisonedWriter)) {
@@ -107,6 +112,11 @@ impl<D: Disk> JournalWriter<D> {
 
     fn start_segment(&mut self, disk: &mut D, number: u64) -> Result<(), IoError> {
         let path = self.dir.join(segment_name(number));
+        if number >= SEGMENTS_MAX {
+            let full =
+                std::io::Error::new(std::io::ErrorKind::StorageFull, "the store has as many segments as it can number");
+            return Err(IoError::new(format!("starting segment {}", path.display()), full));
+        }
         let temp = self.dir.join(format!("{}{SEGMENT_TEMP_SUFFIX}", segment_name(number)));
         let context = || format!("starting segment {}", path.display());
         let header = SegmentHeader {

@@ -9,7 +9,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use shale_store::disk::ReadAt;
+use shale_store::disk::{OpenRead, ReadAt};
 use shale_store::{Disk, Env, FileDisk, OsEntropy, SystemClock};
 
 #[derive(Default)]
@@ -63,6 +63,21 @@ impl ReadAt for FaultyFile {
     }
 }
 
+/// Readers' opening of files, through the same faults.
+struct FaultyReads(Shared);
+
+impl FaultyReads {
+    fn open(&self, p: &Path) -> io::Result<FaultyFile> {
+        Ok(FaultyFile { inner: std::fs::File::open(p)?, path: p.to_owned(), faults: self.0.clone() })
+    }
+}
+
+impl OpenRead for FaultyReads {
+    fn open_read(&self, p: &Path) -> io::Result<Arc<dyn ReadAt>> {
+        Ok(Arc::new(self.open(p)?))
+    }
+}
+
 impl Disk for FaultyDisk {
     type File = std::fs::File;
     type ReadFile = FaultyFile;
@@ -86,7 +101,10 @@ impl Disk for FaultyDisk {
         self.inner.open(p)
     }
     fn open_read(&mut self, p: &Path) -> io::Result<FaultyFile> {
-        Ok(FaultyFile { inner: self.inner.open_read(p)?, path: p.to_owned(), faults: self.faults.clone() })
+        FaultyReads(self.faults.clone()).open(p)
+    }
+    fn reads(&mut self) -> Arc<dyn OpenRead> {
+        Arc::new(FaultyReads(self.faults.clone()))
     }
     fn write_at(&mut self, f: &mut std::fs::File, o: u64, d: &[u8]) -> io::Result<()> {
         self.inner.write_at(f, o, d)

@@ -1,0 +1,218 @@
+//! Reading committed bytes back from the segments, for readers.
+//!
+//! The state in memory is an index; every payload stays in its segment and
+//! is read through the `Disk` seam when asked for. Segment files are opened
+//! on first use and kept open, at most [`READ_FILES_OPEN_MAX`] at a time
+//! (the least recently used is closed first). Bytes are read and kept in
+//! aligned blocks of [`READ_BLOCK_LEN`], at most [`READ_CACHE_BLOCKS`] of
+//! them, so a reader walking the journal in order makes one read per block
+//! and a hot entity's events stay in memory.
+//!
+//! Committed bytes never change in place: the writer only appends, and
+//! after a failed write it moves to a new segment instead of writing over
+//! the bytes in doubt. A cached block is therefore never stale; one cut
+//! short by the end of the file is read again when bytes past its end are
+//! asked for. Checking what was read (checksums, identity) is the caller's.
+
+use std::io;
+use std::num::NonZeroUsize;
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use lru::LruCache;
+
+use super::read::read_up_to;
+use super::segment::segment_name;
+use crate::disk::{OpenRead, ReadAt};
+use crate::limits::{READ_BLOCK_LEN, READ_CACHE_BLOCKS, READ_FILES_OPEN_MAX};
+use crate::state::FixedHasher;
+
+type Blocks = LruCache<(u64, u64), Arc<Vec<u8>>, FixedHasher>;
+type Handles = LruCache<u64, Arc<dyn ReadAt>, FixedHasher>;
+
+/// The segments of one store directory, as readers see them.
+pub struct SegmentFiles {
+    dir: PathBuf,
+    opener: Arc<dyn OpenRead>,
+    handles: Mutex<Handles>,
+    blocks: Mutex<Blocks>,
+}
+
+impl std::fmt::Debug for SegmentFiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SegmentFiles").field("dir", &self.dir).finish_non_exhaustive()
+    }
+}
+
+fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn capacity(n: usize) -> NonZeroUsize {
+    NonZeroUsize::new(n).unwrap_or(NonZeroUsize::MIN)
+}
+
+impl SegmentFiles {
+    pub fn new(dir: PathBuf, opener: Arc<dyn OpenRead>) -> Self {
+        Self {
+            dir,
+            opener,
+            handles: Mutex::new(LruCache::with_hasher(capacity(READ_FILES_OPEN_MAX), FixedHasher::default())),
+            blocks: Mutex::new(LruCache::with_hasher(capacity(READ_CACHE_BLOCKS), FixedHasher::default())),
+        }
+    }
+
+    /// The bytes `range` of `segment`. A file that ends before `range.end`
+    /// is `UnexpectedEof`; a read that keeps failing is its error.
+    pub fn read(&self, segment: u64, range: Range<u64>) -> io::Result<Vec<u8>> {
+        assert!(range.start <= range.end);
+        let mut out = Vec::with_capacity((range.end - range.start) as usize);
+        let block_len = READ_BLOCK_LEN as u64;
+        let mut at = range.start;
+        while at < range.end {
+            let block = at / block_len;
+            let start = block * block_len;
+            let want_end = range.end.min(start + block_len);
+            match self.block(segment, block, (want_end - start) as usize)? {
+                Some(bytes) => out.extend_from_slice(&bytes[(at - start) as usize..(want_end - start) as usize]),
+                // Elsewhere in the block a read fails: the bytes asked for
+                // may still read, on their own and uncached.
+                None => {
+                    let bytes = read_up_to(&*self.handle(segment)?, at, (want_end - at) as usize)?;
+                    out.extend_from_slice(&whole(Arc::new(bytes), (want_end - at) as usize)?);
+                }
+            }
+            at = want_end;
+        }
+        Ok(out)
+    }
+
+    /// Block `block` of `segment`, holding at least its first `need` bytes;
+    /// `None` if reading the whole block fails.
+    fn block(&self, segment: u64, block: u64, need: usize) -> io::Result<Option<Arc<Vec<u8>>>> {
+        if let Some(hit) = locked(&self.blocks).get(&(segment, block)).filter(|b| b.len() >= need) {
+            return Ok(Some(hit.clone()));
+        }
+        let file = self.handle(segment)?;
+        let Ok(bytes) = read_up_to(&*file, block * READ_BLOCK_LEN as u64, READ_BLOCK_LEN) else { return Ok(None) };
+        let bytes = Arc::new(bytes);
+        locked(&self.blocks).put((segment, block), bytes.clone());
+        whole(bytes, need).map(Some)
+    }
+
+    fn handle(&self, segment: u64) -> io::Result<Arc<dyn ReadAt>> {
+        let mut handles = locked(&self.handles);
+        if let Some(file) = handles.get(&segment) {
+            return Ok(file.clone());
+        }
+        let file = self.opener.open_read(&self.dir.join(segment_name(segment)))?;
+        handles.put(segment, file.clone());
+        Ok(file)
+    }
+
+    /// The path of `segment`, for error messages.
+    pub fn path(&self, segment: u64) -> PathBuf {
+        self.dir.join(segment_name(segment))
+    }
+}
+
+/// `bytes` if it holds at least `need` bytes; else the file ended first.
+fn whole(bytes: Arc<Vec<u8>>, need: usize) -> io::Result<Arc<Vec<u8>>> {
+    match bytes.len() >= need {
+        true => Ok(bytes),
+        false => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the segment ends before the bytes asked for")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::limits::READ_ATTEMPTS;
+    use std::path::Path;
+    use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+
+    /// Files of `len` bytes (byte i holds i as u8) that count their reads
+    /// and opens; `flaky` reads fail first.
+    #[derive(Default)]
+    struct Counting {
+        len: u64,
+        reads: AtomicUsize,
+        opens: AtomicUsize,
+        flaky: AtomicU32,
+    }
+
+    struct File(Arc<Counting>);
+
+    impl ReadAt for File {
+        fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+            self.0.reads.fetch_add(1, Ordering::SeqCst);
+            if self.0.flaky.load(Ordering::SeqCst) > 0 {
+                self.0.flaky.fetch_sub(1, Ordering::SeqCst);
+                return Err(io::Error::other("transient"));
+            }
+            let end = (offset + buf.len() as u64).min(self.0.len);
+            for (i, b) in buf.iter_mut().take(end.saturating_sub(offset) as usize).enumerate() {
+                *b = (offset + i as u64) as u8;
+            }
+            Ok(end.saturating_sub(offset) as usize)
+        }
+        fn len(&self) -> io::Result<u64> {
+            Ok(self.0.len)
+        }
+    }
+
+    struct Opener(Arc<Counting>);
+
+    impl OpenRead for Opener {
+        fn open_read(&self, _: &Path) -> io::Result<Arc<dyn ReadAt>> {
+            self.0.opens.fetch_add(1, Ordering::SeqCst);
+            Ok(Arc::new(File(self.0.clone())))
+        }
+    }
+
+    fn files(len: u64) -> (SegmentFiles, Arc<Counting>) {
+        let counting = Arc::new(Counting { len, ..Counting::default() });
+        (SegmentFiles::new(PathBuf::from("store"), Arc::new(Opener(counting.clone()))), counting)
+    }
+
+    #[test]
+    fn reads_come_back_whole_from_one_read_per_block() {
+        let (files, counting) = files(1 << 20);
+        let block = READ_BLOCK_LEN as u64;
+        for range in [0..10, 5..block + 7, block - 1..3 * block + 1, 3 * block..3 * block] {
+            let bytes = files.read(0, range.clone()).unwrap();
+            assert_eq!(bytes.len() as u64, range.end - range.start);
+            assert!(bytes.iter().enumerate().all(|(i, &b)| b == (range.start + i as u64) as u8));
+        }
+        assert_eq!(counting.reads.load(Ordering::SeqCst), 4, "blocks 0..=3 read once each");
+        assert_eq!(counting.opens.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_block_cut_short_by_the_end_is_read_again_and_past_the_end_fails() {
+        let (files, counting) = files(100);
+        assert_eq!(files.read(0, 0..50).unwrap().len(), 50);
+        let first = counting.reads.load(Ordering::SeqCst);
+        assert_eq!(files.read(0, 10..100).unwrap().len(), 90, "the cached block holds it");
+        assert_eq!(counting.reads.load(Ordering::SeqCst), first);
+        let error = files.read(0, 90..110).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof);
+        assert!(counting.reads.load(Ordering::SeqCst) > first, "the short block was read again");
+    }
+
+    #[test]
+    fn transient_errors_pass_and_open_files_are_bounded() {
+        let (files, counting) = files(1 << 16);
+        counting.flaky.store(READ_ATTEMPTS - 1, Ordering::SeqCst);
+        assert_eq!(files.read(0, 0..10).unwrap().len(), 10);
+        counting.flaky.store(READ_ATTEMPTS, Ordering::SeqCst);
+        assert!(files.read(1, 0..10).is_ok(), "the bytes alone are read when their block fails");
+        counting.flaky.store(2 * READ_ATTEMPTS, Ordering::SeqCst);
+        assert!(files.read(2, 0..10).is_err(), "a read failing every attempt is an error");
+        for segment in 0..READ_FILES_OPEN_MAX as u64 + 10 {
+            files.read(segment, 0..1).unwrap();
+        }
+        assert!(locked(&files.handles).len() <= READ_FILES_OPEN_MAX);
+    }
+}
