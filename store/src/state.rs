@@ -17,7 +17,7 @@ use crate::hash::{chain_hash, GENESIS};
 use crate::journal::files::SegmentFiles;
 use crate::journal::record::{decode_body, read_frame, EventRecord, Record};
 use crate::keys::{KeyStatus, StoreKeys};
-use crate::limits::{FRAME_HEADER_LEN, READ_BLOCK_LEN, SEGMENTS_MAX};
+use crate::limits::{FRAME_HEADER_LEN, SEGMENTS_MAX};
 use crate::model::{Coordinate, Event, EventDigest, EventId, Payload, Region};
 
 /// FxHash: no random seed, the same hashes in every run and process, so
@@ -79,9 +79,6 @@ pub struct IdempotencyEntry {
     pub first_global: u64,
     pub count: u32,
 }
-
-/// The most bytes one read of consecutive frames spans.
-const SPAN_LEN_MAX: u64 = 4 * READ_BLOCK_LEN as u64;
 
 #[derive(Debug)]
 pub struct State {
@@ -437,51 +434,22 @@ impl State {
         assert!(previous.is_none(), "idempotency key {key:?} committed twice");
     }
 
-    /// Reads the frames of the events `globals` (each must exist), in runs
-    /// of neighbouring frames read at once, and hands each, checked against
-    /// its slot, to `each` with the bytes it lies in.
+    /// Reads the frames of the events `globals` (each must exist) and hands
+    /// each, checked against its slot, to `each` with the bytes it lies in
+    /// (a cached block, shared, where the frame lies in one).
     fn frames(&self, globals: &[u64], each: &mut EachFrame<'_>) -> Result<(), ReadError> {
-        let mut i = 0;
-        while i < globals.len() {
-            let first = self.must_slot(globals[i]);
-            let (segment, start) = (first.segment, first.offset);
-            let mut end = start + u64::from(first.len);
-            let mut j = i + 1;
-            while let Some(next) = globals.get(j).map(|&g| self.must_slot(g)) {
-                let adjacent =
-                    next.segment == segment && next.offset >= end && next.offset - end <= READ_BLOCK_LEN as u64;
-                if !adjacent || next.offset + u64::from(next.len) - start > SPAN_LEN_MAX {
-                    break;
-                }
-                end = next.offset + u64::from(next.len);
-                j += 1;
-            }
-            let bytes = match self.files.read(u64::from(segment), start..end) {
-                Ok(bytes) => Arc::new(bytes),
-                // Read one by one to name the event whose bytes fail.
-                Err(_) if j > i + 1 => {
-                    for &global in &globals[i..j] {
-                        self.frames(&[global], each)?;
-                    }
-                    i = j;
-                    continue;
-                }
-                Err(e) => {
-                    return Err(ReadError::Io {
-                        id: self.id_of(globals[i]),
-                        file: self.files.path(u64::from(segment)),
-                        range: start..end,
-                        reason: e.to_string(),
-                    })
-                }
-            };
-            for &global in &globals[i..j] {
-                let slot = self.must_slot(global);
-                let at = (slot.offset - start) as usize;
-                let frame = self.check_frame(global, slot, &bytes, at..at + slot.len as usize)?;
-                each(global, frame, &bytes)?;
-            }
-            i = j;
+        let mut hot = None;
+        for &global in globals {
+            let slot = self.must_slot(global);
+            let (segment, range) = (u64::from(slot.segment), slot.offset..slot.offset + u64::from(slot.len));
+            let (bytes, at) = self.files.view(segment, range.clone(), &mut hot).map_err(|e| ReadError::Io {
+                id: self.id_of(global),
+                file: self.files.path(segment),
+                range,
+                reason: e.to_string(),
+            })?;
+            let frame = self.check_frame(global, slot, &bytes, at..at + slot.len as usize)?;
+            each(global, frame, &bytes)?;
         }
         Ok(())
     }

@@ -31,6 +31,14 @@ use crate::state::FixedHasher;
 type Blocks = LruCache<(u64, u64), Arc<Vec<u8>>, FixedHasher>;
 type Handles = LruCache<u64, Arc<dyn ReadAt>, FixedHasher>;
 
+/// The block a reader used last, kept across the frames of one read so
+/// that neighbouring frames cost no lookup.
+pub struct Hot {
+    segment: u64,
+    block: u64,
+    bytes: Arc<Vec<u8>>,
+}
+
 /// The segments of one store directory, as readers see them.
 pub struct SegmentFiles {
     dir: PathBuf,
@@ -86,6 +94,31 @@ impl SegmentFiles {
             at = want_end;
         }
         Ok(out)
+    }
+
+    /// The bytes `range` of `segment`, as a buffer and where in it they
+    /// start: the cached block that holds them all, shared, where one
+    /// does (`hot`, the block the caller used last, is tried first and
+    /// then kept); else a copy.
+    pub fn view(&self, segment: u64, range: Range<u64>, hot: &mut Option<Hot>) -> io::Result<(Arc<Vec<u8>>, usize)> {
+        let block_len = READ_BLOCK_LEN as u64;
+        let block = range.start / block_len;
+        let start = block * block_len;
+        if (range.end - 1) / block_len != block || range.is_empty() {
+            return Ok((Arc::new(self.read(segment, range)?), 0));
+        }
+        let need = (range.end - start) as usize;
+        let at = (range.start - start) as usize;
+        if let Some(h) = hot.as_ref().filter(|h| (h.segment, h.block) == (segment, block) && h.bytes.len() >= need) {
+            return Ok((h.bytes.clone(), at));
+        }
+        match self.block(segment, block, need)? {
+            Some(bytes) => {
+                *hot = Some(Hot { segment, block, bytes: bytes.clone() });
+                Ok((bytes, at))
+            }
+            None => Ok((Arc::new(self.read(segment, range)?), 0)),
+        }
     }
 
     /// Block `block` of `segment`, holding at least its first `need` bytes;

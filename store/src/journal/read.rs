@@ -36,6 +36,15 @@ pub fn read_retrying(file: &impl ReadAt, offset: u64, len: usize) -> io::Result<
 /// fewer where the file ends.
 pub fn read_up_to(file: &(impl ReadAt + ?Sized), offset: u64, len: usize) -> io::Result<Vec<u8>> {
     let mut buf = vec![0u8; len];
+    let done = read_into(file, offset, &mut buf)?;
+    buf.truncate(done);
+    Ok(buf)
+}
+
+/// Reads into `buf` from `offset` until it is full or the file ends; how
+/// many bytes were read.
+fn read_into(file: &(impl ReadAt + ?Sized), offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+    let len = buf.len();
     let mut done = 0;
     let mut failures = 0;
     while done < len {
@@ -54,8 +63,7 @@ pub fn read_up_to(file: &(impl ReadAt + ?Sized), offset: u64, len: usize) -> io:
             }
         }
     }
-    buf.truncate(done);
-    Ok(buf)
+    Ok(done)
 }
 
 /// Reads `range` of `file`: the bytes readable from its start, and where
@@ -63,25 +71,41 @@ pub fn read_up_to(file: &(impl ReadAt + ?Sized), offset: u64, len: usize) -> io:
 /// before `range.end` stops the read there as unreadable (with
 /// `UnexpectedEof`).
 pub fn read_range(file: &impl ReadAt, range: Range<u64>) -> (Vec<u8>, Option<Unreadable>) {
+    let mut out = Vec::new();
+    let unreadable = read_range_into(file, range, &mut out);
+    (out, unreadable)
+}
+
+/// [`read_range`], appending to `out` (a buffer used again and again
+/// costs no fresh memory).
+pub fn read_range_into(file: &impl ReadAt, range: Range<u64>, out: &mut Vec<u8>) -> Option<Unreadable> {
     assert!(range.start <= range.end);
-    let mut out = Vec::with_capacity(usize::try_from(range.end - range.start).unwrap_or(0));
+    let base = out.len();
+    out.reserve(usize::try_from(range.end - range.start).unwrap_or(0));
     let mut at = range.start;
     while at < range.end {
         let len = (range.end - at).min(RECOVERY_READ_CHUNK as u64) as usize;
-        match read_retrying(file, at, len) {
-            Ok(bytes) => {
-                out.extend_from_slice(&bytes);
-                at += len as u64;
-            }
-            Err(error) => {
-                let (good, bad) = narrow(file, at, len, error);
-                out.extend_from_slice(&good);
-                return (out, Some(bad));
-            }
+        let start = out.len();
+        out.resize(start + len, 0);
+        if let Err(error) = read_exact_retrying(file, at, &mut out[start..]) {
+            out.truncate(start);
+            let (good, bad) = narrow(file, at, len, error);
+            out.extend_from_slice(&good);
+            return Some(bad);
         }
+        at += len as u64;
     }
-    assert_eq!(out.len() as u64, range.end - range.start);
-    (out, None)
+    assert_eq!((out.len() - base) as u64, range.end - range.start);
+    None
+}
+
+/// Fills `buf` from `offset`, retrying as [`read_up_to`] does; a file that
+/// ends first is `UnexpectedEof`.
+fn read_exact_retrying(file: &(impl ReadAt + ?Sized), offset: u64, buf: &mut [u8]) -> io::Result<()> {
+    match read_into(file, offset, buf)? == buf.len() {
+        true => Ok(()),
+        false => Err(io::ErrorKind::UnexpectedEof.into()),
+    }
 }
 
 /// Within `len` bytes at `offset` that failed to read as a whole: the

@@ -200,6 +200,83 @@ fn push_bytes(b: &mut Vec<u8>, bytes: &[u8]) {
     b.extend_from_slice(bytes);
 }
 
+/// Postcard's reading of an event record, done directly: the record
+/// `push_event_body` writes, taking exactly the bytes postcard would take
+/// (a test holds the two equal on valid and broken bodies alike), without
+/// serde's per-field and per-byte calls. Recovery and every read decode
+/// every event. Nothing may follow the record: the payload ends the frame.
+fn decode_event_body(body: &[u8]) -> Option<EventRecord<'_>> {
+    let mut r = Cursor { bytes: body, at: 0 };
+    let global_seq = r.varint(64)? as u64;
+    let entity_seq = r.varint(64)? as u64;
+    let timestamp_ns = r.varint(64)? as u64;
+    let causation = match r.take(1)?[0] {
+        0 => None,
+        1 => Some(r.varint(64)? as u64),
+        _ => return None,
+    };
+    let correlation = r.varint(128)?;
+    let (kind, entity, scope) = (r.str()?, r.str()?, r.str()?);
+    let key_gen = r.varint(32)? as u32;
+    let hash = r.take(32)?.try_into().ok()?;
+    let payload = r.bytes()?;
+    let record = EventRecord {
+        global_seq,
+        entity_seq,
+        timestamp_ns,
+        causation,
+        correlation,
+        kind,
+        entity,
+        scope,
+        key_gen,
+        hash,
+        payload: Cow::Borrowed(payload),
+    };
+    (r.at == body.len()).then_some(record)
+}
+
+/// A reading position in a record's bytes.
+struct Cursor<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let taken = self.bytes.get(self.at..self.at.checked_add(n)?)?;
+        self.at += n;
+        Some(taken)
+    }
+
+    /// A varint of an integer of `bits` bits, as postcard reads one: at
+    /// most as many bytes as the bits need, the last holding no bit past
+    /// them.
+    fn varint(&mut self, bits: u32) -> Option<u128> {
+        let max_len = bits.div_ceil(7);
+        let last_max = (1u8 << (bits % 7)) - 1;
+        let mut value = 0u128;
+        for i in 0..max_len {
+            let byte = self.take(1)?[0];
+            value |= u128::from(byte & 0x7f) << (7 * i);
+            if byte & 0x80 == 0 {
+                return (i + 1 < max_len || byte <= last_max).then_some(value);
+            }
+        }
+        None
+    }
+
+    /// Bytes with their length first, as a varint of a `usize`.
+    fn bytes(&mut self) -> Option<&'a [u8]> {
+        let len = usize::try_from(self.varint(usize::BITS)?).ok()?;
+        self.take(len)
+    }
+
+    fn str(&mut self) -> Option<&'a str> {
+        std::str::from_utf8(self.bytes()?).ok()
+    }
+}
+
 /// The postcard encoding of an event record, written directly: the same
 /// bytes `postcard::to_extend` produces (a test holds them equal), without
 /// serde's per-byte calls on the commit path.
@@ -303,10 +380,7 @@ pub fn decode_body(body: &[u8]) -> Result<Record<'_>, FrameError> {
         })),
         // The payload must end the body (recovery takes its bytes from
         // there), so nothing may follow the record.
-        Some(&TAG_EVENT) => match postcard::take_from_bytes::<EventRecord<'_>>(&body[1..]) {
-            Ok((event, [])) => Ok(Record::Event(event)),
-            _ => Err(FrameError::BadBody),
-        },
+        Some(&TAG_EVENT) => decode_event_body(&body[1..]).map(Record::Event).ok_or(FrameError::BadBody),
         Some(&TAG_SHRED) => postcard::from_bytes(&body[1..]).map(Record::Shred).map_err(|_| FrameError::BadBody),
         Some(&TAG_LOST) => match postcard::from_bytes::<GenerationRecord<'_>>(&body[1..]) {
             Ok(lost) if lost.generation > 0 => Ok(Record::Lost(lost)),
@@ -446,6 +520,56 @@ mod tests {
             let reference = postcard::to_extend(&event, vec![TAG_EVENT]).unwrap();
             assert_eq!(direct, reference, "round {round}");
         }
+    }
+
+    #[test]
+    fn the_direct_decoder_takes_exactly_what_postcard_takes() {
+        fn postcard_reads(body: &[u8]) -> Option<EventRecord<'_>> {
+            match postcard::take_from_bytes::<EventRecord<'_>>(body) {
+                Ok((event, [])) => Some(event),
+                _ => None,
+            }
+        }
+        let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
+        let (mut valid, mut broken) = (0, 0);
+        for round in 0..4_000u32 {
+            let payload: Vec<u8> = (0..rng.next() % 64).map(|_| rng.next() as u8).collect();
+            let event = EventRecord {
+                global_seq: rng.sized(),
+                entity_seq: rng.sized(),
+                timestamp_ns: rng.sized(),
+                causation: if round % 3 == 0 { None } else { Some(rng.sized()) },
+                correlation: u128::from(rng.sized()) << (rng.next() % 64),
+                kind: ["k", "deposited", "", "ü"][round as usize % 4],
+                entity: "account-7",
+                scope: "main",
+                key_gen: rng.sized() as u32,
+                hash: [rng.next() as u8; 32],
+                payload: Cow::Borrowed(&payload),
+            };
+            let mut body = Vec::new();
+            push_event_body(&mut body, &event);
+            let mut body = body[1..].to_vec();
+            // Every fourth round breaks the bytes: a flipped byte, a cut,
+            // a byte more, or a varint's top bits set.
+            match round % 8 {
+                1 => {
+                    let at = (rng.next() % body.len() as u64) as usize;
+                    body[at] = rng.next() as u8;
+                }
+                3 => body.truncate((rng.next() % body.len() as u64) as usize),
+                5 => body.push(rng.next() as u8),
+                7 => body.splice(0..0, [0xff; 9].into_iter().chain([rng.next() as u8 & 0x7f])).for_each(drop),
+                _ => {}
+            }
+            let direct = decode_event_body(&body);
+            assert_eq!(direct, postcard_reads(&body), "round {round}: {body:?}");
+            match direct {
+                Some(_) => valid += 1,
+                None => broken += 1,
+            }
+        }
+        assert!(valid > 2_000 && broken > 500, "{valid} valid, {broken} broken");
     }
 
     #[test]

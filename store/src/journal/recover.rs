@@ -26,7 +26,7 @@
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use super::read::{read_range, read_retrying, Unreadable};
+use super::read::{read_range, read_range_into, read_retrying, Unreadable};
 use super::record::{begin_at, Begin};
 use super::scan::{scan_segment, ScanBugs, ScanOutcome};
 use super::segment::{
@@ -172,6 +172,8 @@ pub struct Analysis {
     next_flush: u64,
     /// Planted bug: cuts are made but left out of the report.
     silent_cut: bool,
+    /// Where segments are read into, one after the other.
+    buffer: Vec<u8>,
 }
 
 fn io(context: String) -> impl FnOnce(std::io::Error) -> OpenError {
@@ -264,6 +266,7 @@ pub fn analyze<D: Disk>(
         next_group: 1,
         next_flush: 1,
         silent_cut: planted.silent_cut,
+        buffer: Vec::new(),
     };
     if numbers.is_empty() {
         let first = dir.join(segment_name(0));
@@ -317,8 +320,15 @@ pub fn analyze<D: Disk>(
             }
             ahead = Some(next_header);
         }
-        let found = scan_one(&mut a, &file, &path, header, len, limit, is_last, planted);
+        // One buffer serves every segment: the state keeps no byte of it.
+        let mut bytes = std::mem::take(&mut a.buffer);
+        bytes.clear();
+        bytes.extend_from_slice(&header.encode());
+        let header_len = SEGMENT_HEADER_LEN as u64;
+        let unreadable = read_range_into(&file, header_len..limit.clamp(header_len, len.max(header_len)), &mut bytes);
         drop(file);
+        let found = scan_one(&mut a, &bytes, unreadable, &path, header, len, limit, is_last, planted);
+        a.buffer = bytes;
         if let Some(damage) = found {
             a.damage = Some(damage);
             a.later = numbers[i + 1..].iter().map(|&n| dir.join(segment_name(n))).collect();
@@ -368,12 +378,14 @@ fn check_header(
     })
 }
 
-/// Scans one segment whose header is valid into the analysis: a kept
-/// prefix, maybe a cut, or the damage that ends the valid prefix here.
+/// Scans one segment whose header is valid into the analysis, from its
+/// `bytes` as read (`unreadable`: where reading them stopped short): a
+/// kept prefix, maybe a cut, or the damage that ends the valid prefix here.
 #[expect(clippy::too_many_arguments, reason = "one call site; the parts of one segment's reading")]
 fn scan_one(
     a: &mut Analysis,
-    file: &impl ReadAt,
+    bytes: &[u8],
+    unreadable: Option<Unreadable>,
     path: &Path,
     header: SegmentHeader,
     len: u64,
@@ -382,11 +394,7 @@ fn scan_one(
     planted: Planted,
 ) -> Option<Damage> {
     let header_len = SEGMENT_HEADER_LEN as u64;
-    let readable_to = limit.clamp(header_len, len.max(header_len));
-    let (body, unreadable) = read_range(file, header_len..readable_to);
-    let mut bytes = header.encode().to_vec();
-    bytes.extend_from_slice(&body);
-    let scan = scan_segment(&bytes, header.segment, a.next_group, a.next_flush, planted.scan, &mut a.state);
+    let scan = scan_segment(bytes, header.segment, a.next_group, a.next_flush, planted.scan, &mut a.state);
     a.report.segments += 1;
     a.report.groups += scan.groups;
     a.report.events += scan.events;
@@ -420,7 +428,7 @@ fn scan_one(
         return damage(DamageKind::Corrupt, good_end, format!("segment ends at {len}, its successor records {limit}"));
     }
     if let Some(problem) = &scan.problem {
-        if !is_last || later_flush_after(&bytes, &scan, torn_flush, own_begin.is_some()) {
+        if !is_last || later_flush_after(bytes, &scan, torn_flush, own_begin.is_some()) {
             a.kept.push(kept);
             return damage(DamageKind::Corrupt, problem.offset as u64, problem.reason.clone());
         }
