@@ -51,10 +51,11 @@ fn a_passing_sweep_exits_zero_and_writes_its_report() {
 
 #[test]
 fn an_uncaught_canary_exits_10() {
-    // The planted bug of this canary first shows at seed 2.
-    let (code, text) = shale_sim(&["sweep", "scenarios/canary-silent-cut.toml", "--seeds", "1", "--progress", "none"]);
+    // The planted bug of this canary first shows at seed 8.
+    let canary = "scenarios/canary-replay-past-recorded-end.toml";
+    let (code, text) = shale_sim(&["sweep", canary, "--seeds", "1", "--progress", "none"]);
     assert_eq!(code, 10, "{text}");
-    assert!(text.contains("FAIL canary-silent-cut"), "{text}");
+    assert!(text.contains("FAIL canary-replay-past-recorded-end"), "{text}");
 }
 
 #[test]

@@ -44,6 +44,8 @@ pub const META_SEARCH_LEN_MAX: u64 = 64 << 10;
 
 /// Readers read segments in aligned blocks of this many bytes.
 pub const READ_BLOCK_LEN: usize = 64 << 10;
+/// The unit a block is first read in, when only part of it is asked for.
+pub const READ_PAGE_LEN: usize = 4 << 10;
 /// Blocks readers keep in memory (16 MiB).
 pub const READ_CACHE_BLOCKS: usize = 256;
 /// Segment files readers keep open at once.
@@ -61,3 +63,4 @@ const _: () = assert!(BATCH_EVENTS_MAX <= u32::MAX as usize);
 const _: () = assert!(RECOVERY_READ_CHUNK > FRAME_BODY_LEN_MAX + FRAME_HEADER_LEN);
 const _: () = assert!((RECOVERY_READ_CHUNK as u64).is_multiple_of(UNREADABLE_GRANULE));
 const _: () = assert!(READ_ATTEMPTS >= 1);
+const _: () = assert!(READ_BLOCK_LEN.is_multiple_of(READ_PAGE_LEN));

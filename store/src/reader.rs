@@ -99,6 +99,19 @@ impl Reader {
     /// event whose hash does not verify is an `Integrity` error, one that
     /// cannot be read its read error.
     pub fn verify_chains(&self) -> Result<(), ReadError> {
-        self.state().verify_chains()
+        self.state().verify_chains(1, &|_| None)
+    }
+
+    /// [`verify_chains`](Self::verify_chains) of the events from global
+    /// sequence `first` on, for a caller that verified those before it:
+    /// `head_before` gives the hash of each entity's last event before
+    /// `first` (one it does not give is taken as having none, and its
+    /// chain fails to verify).
+    pub fn verify_chains_from(
+        &self,
+        first: u64,
+        head_before: &dyn Fn(&str) -> Option<[u8; 32]>,
+    ) -> Result<(), ReadError> {
+        self.state().verify_chains(first, head_before)
     }
 }

@@ -92,9 +92,9 @@ pub struct State {
     entities: Vec<EntityState>,
     /// The entity names in order, for prefix queries.
     entity_names: BTreeSet<Arc<str>>,
-    /// Every (scope, kind) pair, numbered; looked up scope first.
+    /// Every (scope, kind) pair, numbered.
     pairs: Vec<(Arc<str>, Arc<str>)>,
-    pair_ids: HashMap<Arc<str>, HashMap<Arc<str>, u32, FixedHasher>, FixedHasher>,
+    pair_ids: hashbrown::HashMap<(Arc<str>, Arc<str>), u32, FixedHasher>,
     /// Every scope and kind name, interned: point lookups only.
     names: HashSet<Arc<str>, FixedHasher>,
     idempotency: BTreeMap<Box<str>, IdempotencyEntry>,
@@ -117,6 +117,17 @@ pub struct State {
     first_sealed: Option<(u64, u32)>,
 }
 
+/// A (scope, kind) pair looked up by borrowed names: it hashes as the
+/// pair of `Arc<str>` it stands for.
+#[derive(Hash)]
+struct PairRef<'a>(&'a str, &'a str);
+
+impl hashbrown::Equivalent<(Arc<str>, Arc<str>)> for PairRef<'_> {
+    fn equivalent(&self, key: &(Arc<str>, Arc<str>)) -> bool {
+        *key.0 == *self.0 && *key.1 == *self.1
+    }
+}
+
 /// What `State::frames` hands each frame to.
 type EachFrame<'a> = dyn FnMut(u64, Frame<'_>, &Arc<Vec<u8>>) -> Result<(), ReadError> + 'a;
 
@@ -137,7 +148,7 @@ impl State {
             entities: Vec::new(),
             entity_names: BTreeSet::new(),
             pairs: Vec::new(),
-            pair_ids: HashMap::default(),
+            pair_ids: hashbrown::HashMap::default(),
             names: HashSet::default(),
             idempotency: BTreeMap::new(),
             keys: None,
@@ -253,13 +264,13 @@ impl State {
     }
 
     fn intern_pair(&mut self, scope: &str, kind: &str) -> u32 {
-        if let Some(&id) = self.pair_ids.get(scope).and_then(|kinds| kinds.get(kind)) {
+        if let Some(&id) = self.pair_ids.get(&PairRef(scope, kind)) {
             return id;
         }
         let (scope, kind) = (self.intern(scope), self.intern(kind));
         let id = u32::try_from(self.pairs.len()).unwrap_or_else(|_| unreachable!("fewer pairs than events"));
         self.pairs.push((scope.clone(), kind.clone()));
-        self.pair_ids.entry(scope).or_default().insert(kind, id);
+        self.pair_ids.insert((scope, kind), id);
         id
     }
 
@@ -698,15 +709,25 @@ impl State {
         }
     }
 
-    /// Reads every event back and recomputes every entity's hash chain. The
-    /// first event whose stored hash differs is an `Integrity` error; an
-    /// event that cannot be read is its read error.
-    pub fn verify_chains(&self) -> Result<(), ReadError> {
+    /// Reads the events from global sequence `first` on back and
+    /// recomputes their hash chains, each entity's starting from the hash
+    /// `head_before` gives for its last event before `first` (which the
+    /// caller verified). The first event whose stored hash differs is an
+    /// `Integrity` error; an event that cannot be read is its read error.
+    pub fn verify_chains(&self, first: u64, head_before: &dyn Fn(&str) -> Option<[u8; 32]>) -> Result<(), ReadError> {
         // In global order, each entity's previous hash kept by its number,
         // so the frames are read front to back.
-        let mut heads = vec![GENESIS; self.entities.len()];
+        let first = first.max(1);
+        let mut heads: Vec<[u8; 32]> = self
+            .entities
+            .iter()
+            .map(|e| match e.events.first() {
+                Some(&g) if g < first => head_before(&e.name).unwrap_or(GENESIS),
+                _ => GENESIS,
+            })
+            .collect();
         let chunk = 4_096u64;
-        let mut from = 1;
+        let mut from = first;
         while from <= self.last_global() {
             let globals = self.range_from(from, chunk as usize);
             self.frames(&globals, &mut |global, frame, _| {

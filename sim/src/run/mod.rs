@@ -209,6 +209,9 @@ pub struct Sim {
     faults_before: FaultStats,
     canary: Canary,
     master_key: Option<MasterKey>,
+    /// How many events of the model's view a recovery verified the hash
+    /// chains of (P8): events seen since are verified by the next one.
+    chains_verified: usize,
     /// The durable key material, read incrementally (encrypted runs).
     durable_keys: Option<DurableKeys>,
     features: std::collections::BTreeMap<&'static str, u64>,
@@ -294,6 +297,7 @@ impl Sim {
             canary,
             master_key,
             durable_keys: None,
+            chains_verified: 0,
             features: std::collections::BTreeMap::new(),
         }
     }

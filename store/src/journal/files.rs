@@ -25,7 +25,7 @@ use lru::LruCache;
 use super::read::read_up_to;
 use super::segment::segment_name;
 use crate::disk::{OpenRead, ReadAt};
-use crate::limits::{READ_BLOCK_LEN, READ_CACHE_BLOCKS, READ_FILES_OPEN_MAX};
+use crate::limits::{READ_BLOCK_LEN, READ_CACHE_BLOCKS, READ_FILES_OPEN_MAX, READ_PAGE_LEN};
 use crate::state::FixedHasher;
 
 type Blocks = LruCache<(u64, u64), Arc<Vec<u8>>, FixedHasher>;
@@ -124,11 +124,18 @@ impl SegmentFiles {
     /// Block `block` of `segment`, holding at least its first `need` bytes;
     /// `None` if reading the whole block fails.
     fn block(&self, segment: u64, block: u64, need: usize) -> io::Result<Option<Arc<Vec<u8>>>> {
-        if let Some(hit) = locked(&self.blocks).get(&(segment, block)).filter(|b| b.len() >= need) {
+        let cached = locked(&self.blocks).get(&(segment, block)).cloned();
+        if let Some(hit) = cached.as_ref().filter(|b| b.len() >= need) {
             return Ok(Some(hit.clone()));
         }
+        // A block is read only as far as asked (whole pages), and asked
+        // for more, at least twice as far as before: the end of a segment
+        // being written, or a small one, costs no more than its bytes, and
+        // a reader walking a block reads it a few times at most.
+        let before = cached.map_or(0, |b| b.len());
+        let len = need.next_multiple_of(READ_PAGE_LEN).max(2 * before).min(READ_BLOCK_LEN);
         let file = self.handle(segment)?;
-        let Ok(bytes) = read_up_to(&*file, block * READ_BLOCK_LEN as u64, READ_BLOCK_LEN) else { return Ok(None) };
+        let Ok(bytes) = read_up_to(&*file, block * READ_BLOCK_LEN as u64, len) else { return Ok(None) };
         let bytes = Arc::new(bytes);
         locked(&self.blocks).put((segment, block), bytes.clone());
         whole(bytes, need).map(Some)
@@ -161,7 +168,7 @@ fn whole(bytes: Arc<Vec<u8>>, need: usize) -> io::Result<Arc<Vec<u8>>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::limits::READ_ATTEMPTS;
+    use crate::limits::{READ_ATTEMPTS, READ_PAGE_LEN};
     use std::path::Path;
     use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
@@ -218,8 +225,17 @@ mod tests {
             assert_eq!(bytes.len() as u64, range.end - range.start);
             assert!(bytes.iter().enumerate().all(|(i, &b)| b == (range.start + i as u64) as u8));
         }
-        assert_eq!(counting.reads.load(Ordering::SeqCst), 4, "blocks 0..=3 read once each");
+        // Block 0 is read in part, then whole; block 1 likewise; block 2
+        // whole at once; block 3 in part.
+        assert_eq!(counting.reads.load(Ordering::SeqCst), 6);
+        let reads_per_block_max = (READ_BLOCK_LEN / READ_PAGE_LEN).ilog2() as usize + 1;
         assert_eq!(counting.opens.load(Ordering::SeqCst), 1);
+        // A reader walking frames in order reads each block a few times.
+        let (files, counting) = super::tests::files(1 << 20);
+        for at in (0..4 * block).step_by(250) {
+            assert_eq!(files.read(0, at..at + 250).unwrap().len(), 250);
+        }
+        assert!(counting.reads.load(Ordering::SeqCst) <= 5 * reads_per_block_max, "{:?}", counting.reads);
     }
 
     #[test]
