@@ -3,7 +3,8 @@
 //! is shown (a lost item, garbled bytes, a batch visible without its ack, a
 //! lost acknowledged batch with no damage to excuse it or damage elsewhere,
 //! a hole, a loss the recovery report leaves out, intact bytes cut off, a
-//! set-aside copy that differs) and asserts the right promise is named. A
+//! set-aside copy that differs, a read error the disk did not cause) and
+//! asserts the right promise is named, or that nothing excuses it. A
 //! checker that passed all of these would be a checker that cannot fail.
 
 use std::path::Path;
@@ -279,4 +280,66 @@ fn p6_catches_a_wrong_cause_or_correlation() {
     speculative[3].causation = Some(f.events[0].id);
     speculative[3].correlation = f.events[0].correlation;
     assert_eq!(p6(&f, &speculative), Some(Promise::P6CausalClosure), "another event than the id named");
+}
+
+#[test]
+fn a_failed_read_is_excused_only_by_damage_on_the_bytes_it_names() {
+    use shale_sim::excuse::{read_trouble, ReadTrouble};
+    use shale_store::ReadError;
+    let time = SimTime::default();
+    // Every read the disk is asked for while faults are on strikes a
+    // latent sector error.
+    let options = SimDiskOptions { read_latent_error: 1.0, ..SimDiskOptions::default() };
+    let disk = SimDisk::new(1, options, time.clone());
+    disk.set_faults(false);
+    let env = || SimEnv { disk: disk.clone(), clock: SimClock::new(time.clone()), entropy: SimEntropy::new(1, "e") };
+    let (mut core, _) = Core::open(env(), Path::new(DIR), &Options::default()).unwrap();
+    for uid in 1..=3u64 {
+        let item = ModelItem {
+            entity: format!("e{uid}"),
+            scope: "main".into(),
+            kind: "k".into(),
+            payload: payload(uid, 0, &[7; 600]),
+            expected_version: None,
+            cause: None,
+            correlation: None,
+        };
+        let batch =
+            ModelBatch { uid, items: vec![item], key: None, fate: Fate::InFlight, maybe_written: false, invalid: None };
+        core.commit(&[batch.to_batch()]).remove(0).unwrap();
+    }
+    let mut map = JournalMap::default();
+    map.absorb(&disk.take_writes());
+    let events = core.reader().read_from(1, 10).unwrap();
+    let segment = Path::new(DIR).join("seg-0000000000000000.log");
+    let claim = |i: usize, range: std::ops::Range<u64>| ReadError::Damaged {
+        id: events[i].id,
+        file: segment.clone(),
+        range,
+        reason: "planted: the store says so".into(),
+    };
+    let group = |i: usize| map.copy(&events[i].hash).unwrap().range.clone();
+    // The store calling bytes damaged that the disk never touched.
+    assert_eq!(read_trouble(&disk, &map, &claim(1, group(1))), None, "no damage, no excuse");
+    // A store that reads afresh meets the disk's own damage.
+    drop(core);
+    let (core, _) = Core::open(env(), Path::new(DIR), &Options::default()).unwrap();
+    disk.set_faults(true);
+    let failed = core.reader().read_from(2, 1).unwrap_err();
+    disk.set_faults(false);
+    let Some(ReadTrouble::Damaged { class, .. }) = read_trouble(&disk, &map, &failed) else {
+        panic!("{failed} is not excused by the latent error it met: {:?}", disk.damage())
+    };
+    assert_eq!(class, FaultClass::SectorError);
+    // Damage on some bytes excuses no error that names others, nor one
+    // that names bytes where the store wrote no group.
+    let damaged = disk.damage();
+    let clear =
+        (0..3).find(|&i| damaged.iter().all(|d| d.range.end <= group(i).start || group(i).end <= d.range.start));
+    let clear = clear.expect("a group the damage missed");
+    assert_eq!(read_trouble(&disk, &map, &claim(clear, group(clear))), None, "damage elsewhere excuses nothing");
+    let past = group(2).end + 4096..group(2).end + 4200;
+    assert_eq!(read_trouble(&disk, &map, &claim(2, past)), None, "no group of the store's there");
+    disk.power_off();
+    assert_eq!(read_trouble(&disk, &map, &claim(1, group(1))), Some(ReadTrouble::PowerLost));
 }
