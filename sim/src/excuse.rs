@@ -26,6 +26,25 @@ pub struct JournalFile {
     pub path: PathBuf,
     /// Its durable length then: bytes past it were never on the medium.
     pub durable_len: u64,
+    /// Its durable bytes then.
+    pub durable: std::sync::Arc<[u8]>,
+}
+
+impl JournalFile {
+    /// Whether the disk left a valid frame other than the one at the start
+    /// of `bytes` (what was written at `at`) in its place: a lost or stale
+    /// write put an older group's frame there, and a recovery reads that
+    /// group, not the one written.
+    pub fn replaced_at(&self, at: u64, bytes: &[u8]) -> bool {
+        let Some(there) = self.durable.get(at as usize..) else { return false };
+        match shale_store::journal::record::read_frame(there) {
+            Ok((_, body)) => {
+                let len = shale_store::limits::FRAME_HEADER_LEN + body.len();
+                there.get(..len) != bytes.get(..len)
+            }
+            Err(_) => false,
+        }
+    }
 }
 
 /// The disk just before a recovery: the journal's files and the damage on
@@ -51,8 +70,9 @@ impl Before {
         for (name, inode) in disk.names_in(dir) {
             let path = dir.join(&name);
             if let Some(segment) = parse_segment_name(&name) {
-                let durable_len = disk.durable_of(inode).map_or(0, |b| b.len() as u64);
-                before.journal.insert(inode, JournalFile { segment, path, durable_len });
+                let durable: std::sync::Arc<[u8]> = disk.durable_of(inode).unwrap_or_default().into();
+                let durable_len = durable.len() as u64;
+                before.journal.insert(inode, JournalFile { segment, path, durable_len, durable });
             } else if name == KEYS_NAME || name == KEYS_COPY_NAME {
                 before.keysets.insert(inode);
             }

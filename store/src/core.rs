@@ -181,6 +181,8 @@ impl<E: Env> Core<E> {
     /// At most [`GROUP_REQUESTS_MAX`] batches go into one flush.
     pub fn commit(&mut self, batches: &[Batch]) -> Vec<Result<Vec<Receipt>, AppendError>> {
         assert!(batches.len() <= GROUP_REQUESTS_MAX, "{} requests in one flush", batches.len());
+        // Before planning: the epoch is part of every id, hash and seal.
+        self.renew_epoch_after_failed_flush();
         let now_ns = self.env.clock().wall_ns();
         let shared = self.state.clone();
         let state = shared.read().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -260,6 +262,19 @@ impl<E: Env> Core<E> {
         drop(state);
         self.journal.rotate_if_full(self.env.disk());
         results
+    }
+
+    /// After a flush whose outcome is unknown, the writer uses its
+    /// positions again, and its bytes may yet come back: past the end the
+    /// next segment's header records, they are read again if that header
+    /// is lost. Events written from then on take a fresh epoch, so an id
+    /// never names two events (a client that guessed the failed events' ids
+    /// finds nothing under them, or the failed events themselves).
+    pub(crate) fn renew_epoch_after_failed_flush(&mut self) {
+        if self.journal.take_failed_flush() {
+            let state = self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            self.journal.epoch = open::fresh_epoch(self.env.entropy(), &state, self.journal.epoch);
+        }
     }
 
     /// The frames of one flush: each group is its begin record, its

@@ -74,13 +74,14 @@ fn create_store<E: Env>(env: &mut E, dir: &Path, options: &Options) -> Result<()
     write_meta(env.disk(), dir, &meta)
 }
 
-/// An epoch for a new writer session: never 0, and none that committed an
-/// event still in the store. (An epoch whose events were all lost may come
-/// again, by a chance of one in four billion.)
-fn fresh_epoch(entropy: &mut impl Entropy, state: &State) -> u32 {
+/// An epoch for a new writer session: never 0, not `retired` (the one a
+/// failed flush used), and none that committed an event still in the
+/// store. (An epoch whose events were all lost may come again, by a chance
+/// of one in four billion.)
+pub(crate) fn fresh_epoch(entropy: &mut impl Entropy, state: &State, retired: u32) -> u32 {
     loop {
         let epoch = entropy.next_u64() as u32;
-        if epoch != 0 && state.epochs().all(|e| e != epoch) {
+        if epoch != 0 && epoch != retired && state.epochs().all(|e| e != epoch) {
             return epoch;
         }
     }
@@ -412,7 +413,7 @@ impl<E: Env> Core<E> {
                 recovered.report.keyset_repaired = opened.republish;
             }
         }
-        let epoch = fresh_epoch(env.entropy(), &recovered.state);
+        let epoch = fresh_epoch(env.entropy(), &recovered.state, 0);
         let journal_empty = recovered.tail.is_none();
         let mut journal = match recovered.tail {
             Some(tail) => JournalWriter::resume(dir, meta.store_id, options.segment_size, epoch, tail),

@@ -119,6 +119,7 @@ impl<E: Env> Core<E> {
         capacity: usize,
         encode: impl FnOnce(&mut Vec<u8>) -> Vec<[u8; FRAME_HEADER_LEN]>,
     ) -> Result<(), IoError> {
+        self.renew_epoch_after_failed_flush();
         self.journal.ready(self.env.disk())?;
         let first_global = self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner).last_global() + 1;
         let group_id = self.journal.next_group;

@@ -35,8 +35,11 @@ pub struct JournalWriter<D: Disk> {
     broken: bool,
     pub next_group: u64,
     pub next_flush: u64,
-    /// This writer session's epoch, written in every begin record.
+    /// The epoch written in every begin record: the writer session's, and
+    /// a fresh one after each flush whose outcome is unknown.
     pub epoch: u32,
+    /// A flush failed since the last [`JournalWriter::take_failed_flush`].
+    failed_flush: bool,
     planted: crate::Planted,
 }
 
@@ -62,6 +65,7 @@ impl<D: Disk> JournalWriter<D> {
             next_group: tail.next_group,
             next_flush: tail.next_flush,
             epoch,
+            failed_flush: false,
             planted: crate::Planted::default(),
         }
     }
@@ -82,6 +86,7 @@ impl<D: Disk> JournalWriter<D> {
             next_group: 1,
             next_flush: 1,
             epoch,
+            failed_flush: false,
             planted: crate::Planted::default(),
         }
     }
@@ -92,6 +97,12 @@ impl<D: Disk> JournalWriter<D> {
 
     pub fn segment(&self) -> u64 {
         self.segment
+    }
+
+    /// Whether a flush failed since the last call: its positions are used
+    /// again, and its bytes may yet come back (see `Core::commit`).
+    pub fn take_failed_flush(&mut self) -> bool {
+        std::mem::take(&mut self.failed_flush)
     }
 
     /// Where the next flush goes in the current segment.
@@ -150,6 +161,7 @@ impl<D: Disk> JournalWriter<D> {
         };
         let path = || self.dir.join(segment_name(self.segment));
         if let Err(e) = disk.write_at(file, self.end, bytes) {
+            self.failed_flush = true;
             self.broken = !write_behind;
             if !write_behind {
                 drop_unsynced(disk, file, self.end);
@@ -162,6 +174,7 @@ impl<D: Disk> JournalWriter<D> {
             return Ok(());
         }
         if let Err(e) = disk.sync(file) {
+            self.failed_flush = true;
             if write_behind {
                 self.end += bytes.len() as u64;
                 self.next_flush += 1;
