@@ -31,6 +31,9 @@ struct Aside<'a> {
     offset: u64,
     len: u64,
     to: &'a Path,
+    /// Named by a report (else found after an interrupted recovery, by
+    /// what the file's name says).
+    reported: bool,
 }
 
 /// What the report says was set aside; after an interrupted recovery, also
@@ -40,12 +43,17 @@ struct Aside<'a> {
 /// bytes must then be intact, or damage must have touched them (a lying
 /// sync of the copy, say).
 fn asides<'a>(view: &'a RecoveryView, dir: &Path) -> Vec<Aside<'a>> {
-    let reported =
-        view.report.set_aside.iter().map(|a| Aside { from: a.from.clone(), offset: a.offset, len: a.len, to: &a.to });
+    let reported = view.report.set_aside.iter().map(|a| Aside {
+        from: a.from.clone(),
+        offset: a.offset,
+        len: a.len,
+        to: &a.to,
+        reported: true,
+    });
     let new = |to: &&PathBuf| view.interrupted && !view.excuses.salvaged_before(to);
     let found = view.salvaged.iter().filter(|(to, _)| new(to)).filter_map(|(to, _)| {
         let (name, offset) = set_aside_origin(&to.file_name()?.to_string_lossy())?;
-        Some(Aside { from: dir.join(name), offset, len: u64::MAX - offset, to })
+        Some(Aside { from: dir.join(name), offset, len: u64::MAX - offset, to, reported: false })
     });
     reported.chain(found).collect()
 }
@@ -83,7 +91,11 @@ impl Checker for LossIsReported {
             // Only the bytes that were on the medium can be reported.
             let end = location.range.end.min(file.durable_len);
             let cut = report.truncated.iter().any(|t| t.file == file.path && t.offset <= start);
-            let claims = |a: &Aside<'_>| a.from == file.path && a.offset <= start && end <= a.offset + a.len;
+            // A file found by its name claims no batch a reported cut took
+            // (the cut came first: its bytes were gone when it was made).
+            let claims = |a: &Aside<'_>| {
+                a.from == file.path && a.offset <= start && end <= a.offset + a.len && (a.reported || !cut)
+            };
             let aside = asides.iter().find(|a| claims(a));
             let destroyed = matches!(view.excuses.of(location), Some(Excuse::Destroyed(_)));
             if view.interrupted && !cut && aside.is_none() {

@@ -209,6 +209,9 @@ pub struct Sim {
     faults_before: FaultStats,
     canary: Canary,
     master_key: Option<MasterKey>,
+    /// The reports of recoveries whose checks were cut short (a read met
+    /// the power going out, or damage), for the next recovery's checks.
+    unchecked_reports: Vec<shale_store::RecoveryReport>,
     /// How many events of the model's view a recovery verified the hash
     /// chains of (P8): events seen since are verified by the next one.
     chains_verified: usize,
@@ -298,6 +301,7 @@ impl Sim {
             master_key,
             durable_keys: None,
             chains_verified: 0,
+            unchecked_reports: Vec::new(),
             features: std::collections::BTreeMap::new(),
         }
     }

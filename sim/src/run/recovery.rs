@@ -4,9 +4,34 @@
 use super::*;
 use crate::model::tag_of;
 use shale_store::keyset::KeysetError;
-use shale_store::EventDigest;
+use shale_store::{EventDigest, RecoveryReport};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+
+/// `report` with what the `earlier` ones (of recoveries whose checks were
+/// cut short) said first: all of it was dropped or moved since the disk
+/// the next checks compare with.
+fn with_earlier(earlier: Vec<RecoveryReport>, report: RecoveryReport) -> RecoveryReport {
+    let mut merged = RecoveryReport::default();
+    for r in earlier.into_iter().chain([report]) {
+        merged.segments = r.segments;
+        merged.groups = r.groups;
+        merged.events = r.events;
+        merged.truncated.extend(r.truncated);
+        merged.removed.extend(r.removed);
+        merged.set_aside.extend(r.set_aside);
+        merged.unreadable.extend(r.unreadable);
+        merged.corruption = r.corruption.or(merged.corruption);
+        for key in r.keys_lost {
+            if !merged.keys_lost.contains(&key) {
+                merged.keys_lost.push(key);
+            }
+        }
+        merged.keyset_repaired.extend(r.keyset_repaired);
+        merged.meta_rebuilt = r.meta_rebuilt.or(merged.meta_rebuilt);
+    }
+    merged
+}
 
 impl Sim {
     /// Faults stop: a failed write must not have poisoned the writer, and
@@ -187,11 +212,15 @@ impl Sim {
                 let excuses = Excuses::after(before, &self.disk, Path::new(STORE_DIR));
                 let interrupted = std::mem::take(&mut self.interrupted);
                 let salvaged = self.salvaged_files();
+                let report = with_earlier(std::mem::take(&mut self.unchecked_reports), report);
                 let view = crate::check::RecoveryView { report, excuses, salvaged, interrupted };
                 if !self.check_recovery(&reader, &view)? {
                     // A read failed for a reason the run excuses and the
-                    // machine went down: this recovery counts as cut short.
+                    // machine went down before the checks were done: the
+                    // next recovery is checked against the disk as it was
+                    // before this one, with this one's report.
                     self.interrupted = true;
+                    self.unchecked_reports.push(view.report);
                     return Ok(());
                 }
                 self.before = None;
