@@ -90,6 +90,7 @@ impl Fixture {
             excuses: Excuses::new(self.before.clone(), damage),
             salvaged: BTreeMap::new(),
             interrupted: false,
+            earlier_cuts: Vec::new(),
         }
     }
 }

@@ -119,6 +119,10 @@ pub struct RecoveryView {
     /// failed half way: what it set aside is in the salvage directory, but
     /// in no report.
     pub interrupted: bool,
+    /// The cuts of earlier recoveries since the disk the checks compare
+    /// with, whose own checks a failed read cut short (their reports are
+    /// in `report` too): they came before anything this one set aside.
+    pub earlier_cuts: Vec<shale_store::Truncation>,
 }
 
 /// What would survive a crash right now, as far as the checkers need it.

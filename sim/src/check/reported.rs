@@ -31,8 +31,8 @@ struct Aside<'a> {
     offset: u64,
     len: u64,
     to: &'a Path,
-    /// Named by a report (else found after an interrupted recovery, by
-    /// what the file's name says).
+    /// Named by a report (else found by its name after an interrupted
+    /// recovery).
     reported: bool,
 }
 
@@ -91,10 +91,11 @@ impl Checker for LossIsReported {
             // Only the bytes that were on the medium can be reported.
             let end = location.range.end.min(file.durable_len);
             let cut = report.truncated.iter().any(|t| t.file == file.path && t.offset <= start);
-            // A file found by its name claims no batch a reported cut took
-            // (the cut came first: its bytes were gone when it was made).
+            // A file found by its name holds nothing an earlier recovery
+            // had cut off before it (see `RecoveryView::earlier_cuts`).
+            let cut_earlier = view.earlier_cuts.iter().any(|t| t.file == file.path && t.offset <= start);
             let claims = |a: &Aside<'_>| {
-                a.from == file.path && a.offset <= start && end <= a.offset + a.len && (a.reported || !cut)
+                a.from == file.path && a.offset <= start && end <= a.offset + a.len && (a.reported || !cut_earlier)
             };
             let aside = asides.iter().find(|a| claims(a));
             let destroyed = matches!(view.excuses.of(location), Some(Excuse::Destroyed(_)));

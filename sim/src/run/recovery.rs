@@ -212,14 +212,17 @@ impl Sim {
                 let excuses = Excuses::after(before, &self.disk, Path::new(STORE_DIR));
                 let interrupted = std::mem::take(&mut self.interrupted);
                 let salvaged = self.salvaged_files();
-                let report = with_earlier(std::mem::take(&mut self.unchecked_reports), report);
-                let view = crate::check::RecoveryView { report, excuses, salvaged, interrupted };
+                let earlier = std::mem::take(&mut self.unchecked_reports);
+                let earlier_cuts = earlier.iter().flat_map(|r| r.truncated.iter().cloned()).collect();
+                let report = with_earlier(earlier, report);
+                let view = crate::check::RecoveryView { report, excuses, salvaged, interrupted, earlier_cuts };
                 if !self.check_recovery(&reader, &view)? {
                     // A read failed for a reason the run excuses and the
                     // machine went down before the checks were done: the
                     // next recovery is checked against the disk as it was
-                    // before this one, with this one's report.
-                    self.interrupted = true;
+                    // before this one, with this one's report (seen, so
+                    // this recovery was not interrupted).
+                    self.interrupted = view.interrupted;
                     self.unchecked_reports.push(view.report);
                     return Ok(());
                 }
