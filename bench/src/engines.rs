@@ -51,10 +51,17 @@ impl System {
 
     /// Opens (creating) the system's store in `dir`.
     pub fn open(self, dir: &Path) -> Box<dyn Engine> {
+        self.open_with(dir, false)
+    }
+
+    /// Opens the system's store in `dir`; shale with `full_scan` reads its
+    /// whole journal, passing over its index checkpoint (the others have
+    /// nothing to pass over).
+    pub fn open_with(self, dir: &Path, full_scan: bool) -> Box<dyn Engine> {
         match self {
             System::Raw => Box::new(RawFile::open(dir)),
             System::Sqlite => Box::new(Sqlite::open(dir)),
-            System::Shale | System::ShaleSealed => Box::new(Shale::open(dir, self == System::ShaleSealed)),
+            System::Shale | System::ShaleSealed => Box::new(Shale::open(dir, self == System::ShaleSealed, full_scan)),
         }
     }
 }
@@ -223,13 +230,13 @@ struct Shale {
 }
 
 impl Shale {
-    fn options(sealed: bool) -> Options {
+    fn options(sealed: bool, full_scan: bool) -> Options {
         let encryption = if sealed { Encryption::PerEntity { master_key: None } } else { Encryption::Off };
-        Options { encryption, ..Options::default() }
+        Options { encryption, full_scan, ..Options::default() }
     }
 
-    fn open(dir: &Path, sealed: bool) -> Self {
-        let store = Store::open(dir.join("shale"), Self::options(sealed)).expect("open shale");
+    fn open(dir: &Path, sealed: bool, full_scan: bool) -> Self {
+        let store = Store::open(dir.join("shale"), Self::options(sealed, full_scan)).expect("open shale");
         Self { store }
     }
 }

@@ -317,6 +317,7 @@ fn rates(s: &mut Scenario) -> Vec<&mut f64> {
     let w = &mut s.workload;
     vec![
         &mut s.faults.crash_between_steps,
+        &mut s.run.close_rate,
         &mut d.crash_per_op,
         &mut d.fsync_fail,
         &mut d.fsync_lie,

@@ -51,6 +51,7 @@ const PROMISE_OF: &[(&str, &[&str])] = &[
     ("silent_cut", &["P12"]),
     ("replay_past_recorded_end", &["P4"]),
     ("hidden_state", &["nondeterminism:"]),
+    ("checkpoint_forgets_idempotency", &["P9"]),
 ];
 
 #[test]

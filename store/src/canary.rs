@@ -47,10 +47,13 @@ pub enum Canary {
     /// looks for one file more: the same seed takes a different path when
     /// it runs again in the same process (nondeterminism).
     HiddenState,
+    /// Open from the index checkpoint loses its idempotency table (a field
+    /// the image left out).
+    CheckpointForgetsIdempotency,
 }
 
 impl Canary {
-    pub const ALL: [Canary; 14] = [
+    pub const ALL: [Canary; 15] = [
         Canary::AckBeforeFsync,
         Canary::WriteBehindFailedSync,
         Canary::KeepUncommittedGroup,
@@ -65,6 +68,7 @@ impl Canary {
         Canary::SilentCut,
         Canary::ReplayPastRecordedEnd,
         Canary::HiddenState,
+        Canary::CheckpointForgetsIdempotency,
     ];
 
     pub fn name(self) -> &'static str {
@@ -84,6 +88,7 @@ impl Canary {
             Canary::SilentCut => "silent_cut",
             Canary::ReplayPastRecordedEnd => "replay_past_recorded_end",
             Canary::HiddenState => "hidden_state",
+            Canary::CheckpointForgetsIdempotency => "checkpoint_forgets_idempotency",
         }
     }
 

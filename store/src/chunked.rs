@@ -47,6 +47,10 @@ impl<T> ChunkedVec<T> {
     pub fn get(&self, index: usize) -> Option<&T> {
         self.chunks.get(index / CHUNK_LEN)?.get(index % CHUNK_LEN)
     }
+
+    pub fn iter(&self) -> impl Iterator<Item = &T> + '_ {
+        self.chunks.iter().flatten()
+    }
 }
 
 #[cfg(test)]

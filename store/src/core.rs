@@ -14,14 +14,16 @@ use crate::fence::{KeyFence, WrappedKey};
 use crate::gate::Gates;
 use crate::journal::record::{
     encode_begin, encode_commit, encode_event, encode_idempotency, encode_key, Begin, Commit, IdempotencyRecord,
+    COMMIT_FRAME_LEN,
 };
+use crate::journal::scan::FlushPos;
 use crate::journal::writer::JournalWriter;
 use crate::limits::{GROUP_REQUESTS_MAX, SEGMENT_SIZE_DEFAULT};
 use crate::meta::{FLAG_ENCRYPTED, FLAG_SEALED};
 use crate::model::{Batch, Receipt};
 use crate::plan::{plan, receipts, Context, PlannedGroup, Sealer, Slot};
 use crate::reader::Reader;
-use crate::state::{FrameLoc, IdempotencyEntry, State};
+use crate::state::{FrameLoc, IdempotencyEntry, JournalEnd, State};
 
 mod layout;
 mod open;
@@ -41,6 +43,15 @@ pub struct Options {
     pub encryption: Encryption,
     /// Caller-defined checks run at commit time.
     pub gates: Gates,
+    /// Read the whole journal on open, passing over the index checkpoint:
+    /// after a read reported damage, so that recovery finds and reports it
+    /// (salvage always does). Off by default.
+    pub full_scan: bool,
+    /// Publish the index checkpoint when a segment starts once this many
+    /// segments lie past the last one (and at least half as many as it
+    /// covered); 0: only when the store is closed. It is always published
+    /// on close.
+    pub checkpoint_every: u64,
     /// A planted bug to switch on (simulator canaries only).
     #[cfg(feature = "canaries")]
     pub canary: crate::canary::Canary,
@@ -54,6 +65,8 @@ impl Default for Options {
             salvage: false,
             encryption: Encryption::Off,
             gates: Gates::default(),
+            full_scan: false,
+            checkpoint_every: crate::limits::CHECKPOINT_SEGMENTS_MIN,
             #[cfg(feature = "canaries")]
             canary: crate::canary::Canary::None,
         }
@@ -111,6 +124,11 @@ pub struct Core<E: Env> {
     gates: Gates,
     planted: crate::Planted,
     nonces: Nonces,
+    /// META's flags (a checkpoint records them).
+    flags: u32,
+    /// Segments the last checkpoint covered (written or used by open).
+    checkpointed: u64,
+    checkpoint_every: u64,
     _lock: <E::Disk as Disk>::Lock,
 }
 
@@ -240,7 +258,9 @@ impl<E: Env> Core<E> {
             return groups.iter().map(|_| Err(AppendError::OutcomeUnknown(copy_io(&e)))).collect();
         }
         self.journal.next_group += groups.len() as u64;
+        let end = self.journal_end_after(segment, base, &encoded.bytes, groups.len() as u32);
         let mut state = self.state.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        state.set_journal_end(end);
         if let Some(fence) = self.fence.as_mut() {
             fence.settle(&mut state, &encoded.settled);
         }
@@ -260,8 +280,58 @@ impl<E: Env> Core<E> {
             results.push(Ok(receipts(&state, group.first_global, count)));
         }
         drop(state);
-        self.journal.rotate_if_full(self.env.disk());
+        self.rotate_if_full();
         results
+    }
+
+    /// Where the journal ends after the flush of `groups` groups, `bytes`,
+    /// written at `base` of `segment` (the writer has counted it).
+    pub(crate) fn journal_end_after(&self, segment: u64, base: u64, bytes: &[u8], groups: u32) -> JournalEnd {
+        let Ok(commit) = bytes[bytes.len() - COMMIT_FRAME_LEN..].try_into() else {
+            unreachable!("a flush ends with a commit frame")
+        };
+        JournalEnd {
+            segment,
+            end: base + bytes.len() as u64,
+            group_id: self.journal.next_group - 1,
+            flush: FlushPos { flush: self.journal.next_flush - 1, index: groups - 1, count: groups },
+            commit,
+        }
+    }
+
+    /// Starts the next segment once this one is full, and publishes the
+    /// index checkpoint when it is due (see [`Options::checkpoint_every`]).
+    /// A checkpoint that fails costs nothing but a longer next open: the
+    /// journal holds everything it would have.
+    pub(crate) fn rotate_if_full(&mut self) {
+        let before = self.journal.segment();
+        self.journal.rotate_if_full(self.env.disk());
+        let segment = self.journal.segment();
+        let due = self.checkpointed + self.checkpoint_every.max(self.checkpointed / 2);
+        if segment != before && self.checkpoint_every > 0 && segment >= due {
+            let _ = self.checkpoint();
+        }
+    }
+
+    /// Publishes the index checkpoint (`journal/checkpoint.rs`): the next
+    /// open reads it and only the journal after it. Not while the keyset's
+    /// last publish is in doubt (its keys' image would be wrapped under
+    /// keys that may not be durable): it is published again first.
+    pub fn checkpoint(&mut self) -> Result<(), IoError> {
+        self.publish_if_dirty()?;
+        let shared = self.state.clone();
+        let state = shared.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let entropy = self.env.entropy();
+        let keys = state.keys().map(|keys| {
+            let generations = std::array::from_fn(|bucket| keys.keyset().bucket(bucket).generation);
+            (keys.image(|| random_nonce(entropy)), generations)
+        });
+        let extras = crate::journal::checkpoint::Extras { headers: self.journal.headers(), keys };
+        crate::journal::checkpoint::publish(self.env.disk(), &self.dir, self.flags, &state, &extras)?;
+        if let Some(end) = state.journal_end() {
+            self.checkpointed = end.segment + 1;
+        }
+        Ok(())
     }
 
     /// After a flush whose outcome is unknown, the writer uses its

@@ -182,6 +182,11 @@ pub enum ReadError {
 pub enum CloseError {
     #[error("the writer thread panicked: {0}")]
     WriterPanicked(String),
+    /// Every acknowledged write is durable; the index checkpoint could not
+    /// be published, so the next open reads the journal after the last one
+    /// (or all of it).
+    #[error("the index checkpoint was not written (nothing is lost; the next open reads more of the journal): {0}")]
+    Checkpoint(IoError),
 }
 
 /// The crate's error: any operation's error converts into it.

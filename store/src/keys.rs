@@ -14,7 +14,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use crate::crypto::{unwrap, wrap_aad, Key, WRAPPED_KEY_LEN};
+use crate::crypto::{unwrap, wrap, wrap_aad, Key, NONCE_LEN, WRAPPED_KEY_LEN};
 use crate::keyset::{bucket_of, Keyset, KEY_BUCKETS};
 use crate::state::FixedHasher;
 
@@ -28,16 +28,65 @@ pub enum KeyStatus<'k> {
     Missing,
 }
 
+/// What the journal says of one entity's keys, as read (the view that
+/// counts is [`EntityKey::view`], worked out from it whenever asked, so it
+/// never depends on when a record was read: from the journal in one pass,
+/// or partly from a checkpoint).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct EntityKey {
-    /// The highest generation recorded for the entity.
-    generation: u32,
-    /// That generation's key, if a record of it opened.
+    /// The highest generation a key record names.
+    recorded: u32,
+    /// That generation's key, if a record of it opens.
     key: Option<Key>,
-    /// Generations up to this one were shredded (shred records).
-    shredded_through: u32,
+    /// The generations shred records name, in journal order.
+    shreds: Vec<u32>,
     /// Generations a salvage recorded as lost (lost records).
     lost: Vec<u32>,
+}
+
+/// An entity's keys as they count.
+struct KeyView<'k> {
+    /// The entity's newest generation.
+    generation: u32,
+    /// Its key, if live.
+    key: Option<&'k Key>,
+    /// Generations up to this one were shredded.
+    shredded_through: u32,
+}
+
+impl EntityKey {
+    /// A shred counts unless the key it names still opens (a shred whose
+    /// keyset publish never became durable was not acknowledged, and the
+    /// store went on using the key, maybe rewrapping it for a shred of
+    /// another entity of its bucket). A shred of the newest generation,
+    /// or past it (a shred of a key that was never durable), ends it.
+    fn view(&self) -> KeyView<'_> {
+        let mut view = KeyView { generation: self.recorded, key: self.key.as_ref(), shredded_through: 0 };
+        for &g in &self.shreds {
+            if view.generation == g && view.key.is_some() {
+                continue;
+            }
+            view.shredded_through = view.shredded_through.max(g);
+            if view.generation <= g {
+                view.key = None;
+            }
+            view.generation = view.generation.max(g);
+        }
+        view
+    }
+}
+
+/// What the journal says of one entity's keys, as a checkpoint keeps it:
+/// the highest generation recorded, its key only wrapped (under its
+/// bucket's wrapping key of `wrapped.0`, never in the clear), and the
+/// shred and lost records.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EntityKeyImage {
+    pub entity: Arc<str>,
+    pub recorded: u32,
+    pub wrapped: Option<(u32, [u8; WRAPPED_KEY_LEN])>,
+    pub shreds: Vec<u32>,
+    pub lost: Vec<u32>,
 }
 
 /// The keyset and every entity's key.
@@ -79,23 +128,24 @@ impl StoreKeys {
 
     pub fn status(&self, entity: &str, generation: u32) -> KeyStatus<'_> {
         let Some(e) = self.entities.get(entity) else { return KeyStatus::Missing };
-        match &e.key {
-            Some(key) if generation == e.generation => KeyStatus::Live(key),
+        let view = e.view();
+        match view.key {
+            Some(key) if generation == view.generation => KeyStatus::Live(key),
             _ if e.lost.contains(&generation) => KeyStatus::Lost,
-            _ if generation < e.generation || generation <= e.shredded_through => KeyStatus::Shredded,
+            _ if generation < view.generation || generation <= view.shredded_through => KeyStatus::Shredded,
             _ => KeyStatus::Missing,
         }
     }
 
     /// The entity's live key and its generation.
     pub fn live(&self, entity: &str) -> Option<(u32, &Key)> {
-        let e = self.entities.get(entity)?;
-        e.key.as_ref().map(|k| (e.generation, k))
+        let view = self.entities.get(entity)?.view();
+        view.key.map(|k| (view.generation, k))
     }
 
     /// The highest generation shredded for `entity` (0: none).
     pub fn shredded_through(&self, entity: &str) -> u32 {
-        self.entities.get(entity).map_or(0, |e| e.shredded_through)
+        self.entities.get(entity).map_or(0, |e| e.view().shredded_through)
     }
 
     /// The generation a new key for `entity` gets: past every generation
@@ -109,7 +159,8 @@ impl StoreKeys {
     pub fn next_generation(&self, entity: &str) -> u32 {
         let known = self.entities.get(entity).map_or(0, |e| {
             let lost = e.lost.iter().copied().max().unwrap_or(0);
-            e.generation.max(e.shredded_through).max(lost)
+            let view = e.view();
+            view.generation.max(view.shredded_through).max(lost)
         });
         (known + 1).max(self.wraps.bucket(bucket_of(entity)).generation)
     }
@@ -136,32 +187,27 @@ impl StoreKeys {
     fn record(&mut self, entity: &str, generation: u32, key: Option<Key>) {
         assert!(generation > 0, "key generations start at 1");
         let e = self.entry(entity);
-        if generation > e.generation {
-            e.generation = generation;
+        if generation > e.recorded {
+            e.recorded = generation;
             e.key = key;
-        } else if generation == e.generation && e.key.is_none() {
+        } else if generation == e.recorded && e.key.is_none() {
             e.key = key;
         }
     }
 
-    /// A shred of `entity` up to `generation` (acknowledged, or read back).
+    /// A shred of `entity` up to `generation`, acknowledged: its bucket's
+    /// wrapping key was rotated without its key, so no record of it opens
+    /// any more.
     pub fn shred(&mut self, entity: &str, generation: u32) {
         let e = self.entry(entity);
-        e.shredded_through = e.shredded_through.max(generation);
-        if e.generation <= generation {
-            e.key = None;
-        }
-        e.generation = e.generation.max(generation);
+        e.key = None;
+        e.shreds.push(generation);
     }
 
-    /// A shred read back from the journal: it counts only if the key it
-    /// names no longer opens (a shred whose keyset publish never became
-    /// durable was not acknowledged, and its key is still live).
+    /// A shred read back from the journal; whether it counts is worked out
+    /// when asked (see [`EntityKey::view`]).
     pub fn read_shred(&mut self, entity: &str, generation: u32) {
-        let live = self.entities.get(entity).is_some_and(|e| e.generation == generation && e.key.is_some());
-        if !live {
-            self.shred(entity, generation);
-        }
+        self.entry(entity).shreds.push(generation);
     }
 
     /// A salvage accepted that `entity`'s key of `generation` is lost (it
@@ -173,13 +219,79 @@ impl StoreKeys {
         }
     }
 
+    /// Every entity's keys, bucket by bucket in name order, each live key
+    /// wrapped afresh under its bucket's wrapping key (one `nonce` each).
+    pub fn image(&self, mut nonce: impl FnMut() -> [u8; NONCE_LEN]) -> Vec<EntityKeyImage> {
+        let mut image = Vec::with_capacity(self.entities.len());
+        for (bucket, names) in self.members.iter().enumerate() {
+            let wrapping = self.wraps.bucket(bucket);
+            for name in names {
+                let Some(e) = self.entities.get(name) else { unreachable!("a member has keys") };
+                let wrapped = e.key.as_ref().map(|key| {
+                    let aad = wrap_aad(self.store_id, name, e.recorded, wrapping.generation);
+                    (wrapping.generation, wrap(&wrapping.key, nonce(), &aad, key))
+                });
+                image.push(EntityKeyImage {
+                    entity: name.clone(),
+                    recorded: e.recorded,
+                    wrapped,
+                    shreds: e.shreds.clone(),
+                    lost: e.lost.clone(),
+                });
+            }
+        }
+        image
+    }
+
+    /// Takes back one entity's keys from an image: its key opens with the
+    /// keyset as a key record would (a wrapping key rotated since leaves it
+    /// closed, as it leaves the records the journal holds). An entity the
+    /// store knows already is an error.
+    pub fn restore(&mut self, image: EntityKeyImage) -> Result<(), String> {
+        if self.entities.contains_key(&*image.entity) {
+            return Err(format!("entity {:?} has keys twice", image.entity));
+        }
+        let key = image.wrapped.and_then(|(wrap_generation, wrapped)| {
+            let aad = wrap_aad(self.store_id, &image.entity, image.recorded, wrap_generation);
+            let bucket = bucket_of(&image.entity);
+            unwrap(self.wraps.wrap_key(bucket, wrap_generation)?, &aad, &wrapped).ok()
+        });
+        let e = self.entry(&image.entity);
+        *e = EntityKey { recorded: image.recorded, key, shreds: image.shreds, lost: image.lost };
+        Ok(())
+    }
+
+    /// A digest of what the store knows of every entity's keys (keys
+    /// hashed, never shown), to compare two opens of one store by.
+    pub fn digest(&self, hasher: &mut blake3::Hasher) {
+        for names in &self.members {
+            for name in names {
+                let Some(e) = self.entities.get(name) else { unreachable!("a member has keys") };
+                hasher.update(&(name.len() as u64).to_le_bytes());
+                hasher.update(name.as_bytes());
+                hasher.update(&e.recorded.to_le_bytes());
+                let key = e.key.as_ref().map_or([0; 32], |k| *blake3::hash(k.expose_secret()).as_bytes());
+                hasher.update(&key);
+                for list in [&e.shreds, &e.lost] {
+                    hasher.update(&(list.len() as u64).to_le_bytes());
+                    for generation in list {
+                        hasher.update(&generation.to_le_bytes());
+                    }
+                }
+            }
+        }
+        for (_, w) in self.wraps.iter() {
+            hasher.update(&w.generation.to_le_bytes());
+        }
+    }
+
     /// The live keys of the entities of `bucket`, in entity order.
     pub fn live_in_bucket(&self, bucket: usize) -> Vec<(&str, u32, &Key)> {
         self.members[bucket]
             .iter()
             .filter_map(|entity| {
-                let e = self.entities.get(entity)?;
-                e.key.as_ref().map(|k| (&**entity, e.generation, k))
+                let view = self.entities.get(entity)?.view();
+                view.key.map(|k| (&**entity, view.generation, k))
             })
             .collect()
     }

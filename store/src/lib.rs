@@ -90,7 +90,7 @@ pub use crate::error::{
 };
 pub use crate::gate::{Gate, GateEvent, GateView, Gates, Proposed, Verdict};
 pub use crate::graph::{Walk, WalkEnd};
-pub use crate::journal::recover::{CutReason, RecoveryReport, SetAside, Truncation};
+pub use crate::journal::recover::{CheckpointUse, CutReason, RecoveryReport, SetAside, Truncation};
 pub use crate::model::{
     Batch, Cause, Coordinate, Event, EventDigest, EventId, NewEvent, Payload, Receipt, Region, ShredReceipt,
 };

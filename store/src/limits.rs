@@ -54,6 +54,15 @@ pub const READ_FILES_OPEN_MAX: usize = 64;
 /// segment's number in 32 bits.
 pub const SEGMENTS_MAX: u64 = u32::MAX as u64;
 
+/// The pieces in which the index checkpoint is written and read.
+pub const CHECKPOINT_IO_CHUNK: usize = 1 << 20;
+/// The writer publishes a checkpoint when it starts a segment, once at
+/// least this many segments (and at least half as many as the last
+/// checkpoint covered) lie past the last one: a crash leaves at most about
+/// a third of the journal to scan, and checkpoints, which grow with the
+/// store, cost a bounded share of what is written.
+pub const CHECKPOINT_SEGMENTS_MIN: u64 = 8;
+
 /// Most events `read_from` returns in one call.
 pub const READ_LIMIT_MAX: usize = 100_000;
 

@@ -26,6 +26,19 @@ impl Reader {
         self.state.read().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// A digest of the whole index in memory (every event's place, every
+    /// table, every key's state): two opens of one store, one from its
+    /// checkpoint and one by a full scan, give the same.
+    pub fn index_fingerprint(&self) -> [u8; 32] {
+        self.state().fingerprint()
+    }
+
+    /// [`Reader::index_fingerprint`] part by part, each named ("image",
+    /// "keys", ...), to say where two indexes differ.
+    pub fn index_fingerprint_parts(&self) -> Vec<(&'static str, [u8; 32])> {
+        self.state().fingerprint_parts()
+    }
+
     /// The event `id`; `Err(Shredded)` if its entity was shredded.
     pub fn get(&self, id: EventId) -> Result<Option<Event>, ReadError> {
         self.state().get(id)

@@ -207,12 +207,20 @@ impl<E: Env> Store<E> {
 
     fn stop(&mut self) -> Result<(), CloseError> {
         drop(self.requests.take());
-        if let Some(Err(panic)) = self.writer.take().map(JoinHandle::join) {
+        // Once only: `close` stops the store, and its drop finds it stopped.
+        let Some(writer) = self.writer.take() else { return Ok(()) };
+        if let Err(panic) = writer.join() {
             return Err(CloseError::WriterPanicked(panic_message(&*panic)));
         }
-        match self.shared.panicked.get() {
-            Some(message) => Err(CloseError::WriterPanicked(message.clone())),
-            None => Ok(()),
+        if let Some(message) = self.shared.panicked.get() {
+            return Err(CloseError::WriterPanicked(message.clone()));
+        }
+        // The writer is gone: publish the checkpoint, so that the next open
+        // reads it and not the whole journal.
+        let Some(mut core) = self.shared.core() else { return Ok(()) };
+        match self.shared.run(&mut core, Core::checkpoint) {
+            Some(written) => written.map_err(CloseError::Checkpoint),
+            None => Err(CloseError::WriterPanicked(self.shared.panicked.get().cloned().unwrap_or_default())),
         }
     }
 }

@@ -16,9 +16,11 @@ use crate::journal::files::SegmentFiles;
 use crate::journal::record::EventRecord;
 use crate::keys::{KeyStatus, StoreKeys};
 
+mod image;
 mod reads;
 use crate::limits::SEGMENTS_MAX;
 use crate::model::EventId;
+pub use image::{ImageError, ImageRead};
 
 /// FxHash: no random seed, the same hashes in every run and process, so
 /// nothing about a lookup depends on one (and fast for short names).
@@ -35,6 +37,19 @@ pub struct FrameLoc {
     pub len: u32,
     /// The CRC of its body, as its header records it.
     pub crc: u32,
+}
+
+/// Where the journal the state was built from ends: its last whole group
+/// (the one a checkpoint of the state ends with).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JournalEnd {
+    pub segment: u64,
+    /// The end of the group's commit frame in the segment.
+    pub end: u64,
+    pub group_id: u64,
+    pub flush: crate::journal::scan::FlushPos,
+    /// The group's commit frame.
+    pub commit: [u8; crate::journal::record::COMMIT_FRAME_LEN],
 }
 
 /// One committed event in the index: where its frame is and what must be
@@ -115,6 +130,8 @@ pub struct State {
     /// reverse).
     first_plain: Option<u64>,
     first_sealed: Option<(u64, u32)>,
+    /// The last whole group applied; `None` before the first.
+    journal_end: Option<JournalEnd>,
 }
 
 /// A (scope, kind) pair looked up by borrowed names: it hashes as the
@@ -148,7 +165,22 @@ impl State {
             epochs: Vec::new(),
             first_plain: None,
             first_sealed: None,
+            journal_end: None,
         }
+    }
+
+    /// The last whole group applied (by the scan, or by the writer once
+    /// its flush is durable).
+    pub fn journal_end(&self) -> Option<JournalEnd> {
+        self.journal_end
+    }
+
+    pub fn set_journal_end(&mut self, end: JournalEnd) {
+        assert!(
+            self.journal_end.is_none_or(|e| (e.segment, e.end, e.group_id) < (end.segment, end.end, end.group_id)),
+            "the journal's end moves forward"
+        );
+        self.journal_end = Some(end);
     }
 
     /// The epoch of the writer session that committed the event at
@@ -428,6 +460,12 @@ impl State {
             self.entity_ids.remove(&*gone.name);
             self.entity_names.remove(&*gone.name);
         }
+    }
+
+    /// Forgets every idempotency key: the planted bug
+    /// `CheckpointForgetsIdempotency` only.
+    pub fn forget_idempotency(&mut self) {
+        self.idempotency.clear();
     }
 
     pub fn record_idempotency(&mut self, key: &str, entry: IdempotencyEntry) {

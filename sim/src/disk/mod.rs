@@ -192,6 +192,8 @@ impl SimDisk {
         copy.reads_rng = copy.reads_rng.detached();
         copy.faults_on = false;
         copy.planned.clear();
+        // Another machine's copy: no process holds its locks.
+        copy.locks.clear();
         copy.time = SimTime::default();
         SimDisk { state: Arc::new(Mutex::new(copy)) }
     }

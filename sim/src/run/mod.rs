@@ -150,7 +150,7 @@ struct Client {
 struct Stop(Outcome);
 
 /// Every feature a run can report exercising (besides fault classes).
-pub const FEATURES: [&str; 9] = [
+pub const FEATURES: [&str; 11] = [
     "encrypted",
     "master key",
     "shred acked",
@@ -160,6 +160,8 @@ pub const FEATURES: [&str; 9] = [
     "many clients",
     "big groups",
     "large payloads",
+    "clean close",
+    "checkpoint used",
 ];
 
 /// A request waiting for the writer: a client's batch (by uid) or shred.
@@ -191,6 +193,9 @@ pub struct Sim {
     crashes: u64,
     recoveries: u64,
     salvage_next: bool,
+    /// A read met damage: the next open reads the whole journal (passing
+    /// over the checkpoint), as an operator told of it would ask.
+    full_scan_next: bool,
     failed_opens: u32,
     faults_stopped_at: Option<u64>,
     checkers: Vec<Box<dyn Checker>>,
@@ -288,6 +293,7 @@ impl Sim {
             crashes: 0,
             recoveries: 0,
             salvage_next: false,
+            full_scan_next: false,
             failed_opens: 0,
             faults_stopped_at: None,
             checkers: checkers(),
@@ -337,6 +343,8 @@ impl Sim {
                 Encryption::Off
             },
             gates: if self.scenario.run.gates { simulator_gates() } else { Gates::default() },
+            full_scan: self.full_scan_next,
+            checkpoint_every: self.scenario.run.checkpoint_every,
             canary: self.canary,
         }
     }

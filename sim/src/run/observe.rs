@@ -61,6 +61,7 @@ impl Sim {
             Some(ReadTrouble::Damaged { class, inode, range }) => {
                 self.note(format!("read failed on damaged bytes ({class:?}): {e}"));
                 self.stats.noticed_at(&self.disk, &[(inode, range)]);
+                self.full_scan_next = true;
                 if restart {
                     self.crash(Vec::new());
                 }

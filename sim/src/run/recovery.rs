@@ -4,7 +4,7 @@
 use super::*;
 use crate::model::tag_of;
 use shale_store::keyset::KeysetError;
-use shale_store::{EventDigest, RecoveryReport};
+use shale_store::{CheckpointUse, EventDigest, RecoveryReport};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -97,6 +97,21 @@ impl Sim {
         self.writer_scheduled = false;
         self.disk.crash();
         self.note(format!("crash #{} (disk op {})", self.crashes, self.disk.ops()));
+        self.stopped(in_flight);
+    }
+
+    /// The store is closed with nothing in flight and no power lost (its
+    /// writes stay in the page cache), and opened again.
+    pub(super) fn shut_down(&mut self) {
+        self.learn_unseen_copies();
+        self.core = None;
+        self.writer_scheduled = false;
+        self.stopped(Vec::new());
+    }
+
+    /// What follows the store going down: the requests it had and had not
+    /// taken are settled, and a restart is scheduled.
+    fn stopped(&mut self, in_flight: Vec<(u32, u64)>) {
         let mut dropped = Vec::new();
         let queued: Vec<(u32, u64)> = self
             .inbox
@@ -193,8 +208,13 @@ impl Sim {
         match opened {
             Ok((core, report)) => {
                 self.note(format!(
-                    "recovered {} events, truncated {:?}, set aside {:?}",
+                    "recovered {} events ({}), truncated {:?}, set aside {:?}",
                     report.events,
+                    match &report.checkpoint {
+                        CheckpointUse::None => "full scan".to_owned(),
+                        CheckpointUse::Used { events } => format!("checkpoint of {events}"),
+                        CheckpointUse::Passed(why) => format!("checkpoint passed over: {why}"),
+                    },
                     report.truncated.iter().map(|t| t.len).collect::<Vec<_>>(),
                     report.set_aside.iter().filter_map(|a| a.to.file_name()).collect::<Vec<_>>()
                 ));
@@ -203,7 +223,12 @@ impl Sim {
                 }
                 self.stats.latency(Request::Recovery, self.time.now() - started);
                 self.noticed_in_recovery(&report);
+                if matches!(report.checkpoint, CheckpointUse::Used { .. }) {
+                    self.exercised("checkpoint used");
+                    self.check_checkpoint_open(&core)?;
+                }
                 self.salvage_next = false;
+                self.full_scan_next = false;
                 self.failed_opens = 0;
                 let reader = core.reader();
                 self.core = Some(core);
@@ -245,6 +270,57 @@ impl Sim {
                 self.open_failed(e)
             }
         }
+    }
+
+    /// An open that started from the index checkpoint must build the index
+    /// a full scan of the same disk builds (P9): opened again on a copy of
+    /// the disk, reading the whole journal, it must give the same
+    /// fingerprint. The two may part only where the disk recorded lossy
+    /// damage in a journal file the checkpoint may cover (a full scan reads
+    /// those bytes; the checkpoint's open does not, and its reads report
+    /// the damage when they meet it).
+    fn check_checkpoint_open(&mut self, core: &Core<SimEnv>) -> Result<(), Stop> {
+        let copy = self.disk.fork();
+        let env = SimEnv {
+            disk: copy,
+            clock: SimClock::new(self.time.clone()),
+            entropy: SimEntropy::new(self.entropy_seed, &format!("full-scan-{}", self.recoveries)),
+        };
+        let options = Options { full_scan: true, salvage: false, ..self.options() };
+        let scanned = catching(|| Core::open(env, Path::new(STORE_DIR), &options))
+            .map_err(|panic| Stop(Outcome::Panic { panic, step: self.step }))?;
+        let difference = match scanned {
+            Ok((scan, _)) if scan.reader().index_fingerprint() == core.reader().index_fingerprint() => return Ok(()),
+            Ok((scan, _)) => {
+                let (ours, theirs) = (core.reader().index_fingerprint_parts(), scan.reader().index_fingerprint_parts());
+                let parts: Vec<&str> = ours.iter().zip(&theirs).filter(|(a, b)| a.1 != b.1).map(|(a, _)| a.0).collect();
+                format!(
+                    "the index differs from a full scan's in {} ({} events from the checkpoint, {} by the scan)",
+                    parts.join(", "),
+                    core.reader().last_global(),
+                    scan.reader().last_global()
+                )
+            }
+            Err(e) => format!("a full scan of the same disk refuses it: {e}"),
+        };
+        if self.journal_damaged() {
+            self.note(format!("open from the checkpoint: {difference}; the journal holds recorded damage"));
+            return Ok(());
+        }
+        Err(self.violation(Promise::P9ModelEquivalence, format!("open from the index checkpoint: {difference}")))
+    }
+
+    /// Whether the disk recorded lossy damage on bytes a journal segment
+    /// holds now.
+    fn journal_damaged(&self) -> bool {
+        let segments: Vec<(u64, u64)> = self
+            .disk
+            .names_in(Path::new(STORE_DIR))
+            .into_iter()
+            .filter(|(name, _)| shale_store::journal::segment::parse_segment_name(name).is_some())
+            .filter_map(|(_, inode)| Some((inode, self.disk.len_of(inode)?)))
+            .collect();
+        self.disk.damage().iter().any(|d| segments.iter().any(|&(inode, len)| d.inode == inode && d.range.start < len))
     }
 
     /// The journal as a restart finds it: each segment's durable length and

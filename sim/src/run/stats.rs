@@ -113,6 +113,8 @@ fn file_kind(op: &str, path: &Path) -> String {
         "meta"
     } else if base == LOCK_NAME {
         "lock"
+    } else if base == shale_store::journal::checkpoint::INDEX_NAME {
+        "checkpoint"
     } else {
         "other"
     };

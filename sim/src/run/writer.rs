@@ -57,11 +57,40 @@ impl Sim {
             self.crash(Vec::new());
             return Ok(());
         }
+        // Drawn only where closes are on, so that older scripts replay.
+        let close_rate = self.scenario.run.close_rate;
+        if close_rate > 0.0 && self.inbox.is_empty() && self.sched_rng.chance(close_rate) {
+            return self.close_cleanly();
+        }
         if !self.inbox.is_empty() {
             self.writer_scheduled = true;
             let at = self.time.now();
             self.schedule(at, Event::Writer);
         }
+        Ok(())
+    }
+
+    /// The store is closed as `Store::close` closes it (nothing queued: its
+    /// writer answered everything): the index checkpoint is published, the
+    /// core is dropped with no power lost, and the store is opened again.
+    /// A checkpoint that fails loses nothing (the next open reads more).
+    fn close_cleanly(&mut self) -> Result<(), Stop> {
+        let Some(core) = self.core.as_mut() else { unreachable!("closes happen with the store up") };
+        self.faults_before = self.disk.stats();
+        let written =
+            catching(|| core.checkpoint()).map_err(|panic| Stop(Outcome::Panic { panic, step: self.step }))?;
+        if !self.disk.powered() {
+            self.note("power lost during the checkpoint".into());
+            self.crash_point("checkpoint");
+            self.crash(Vec::new());
+            return Ok(());
+        }
+        match written {
+            Ok(()) => self.note("clean close: checkpoint published".into()),
+            Err(e) => self.note(format!("clean close: checkpoint failed: {e}")),
+        }
+        self.exercised("clean close");
+        self.shut_down();
         Ok(())
     }
 

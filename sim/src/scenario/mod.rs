@@ -71,6 +71,13 @@ pub struct RunSpec {
     /// Register the simulator's gates: a non-negative balance per entity
     /// (P7 is checked) and one that panics on the kind "explode".
     pub gates: bool,
+    /// The store publishes its index checkpoint every this many segments
+    /// (`Options::checkpoint_every`; 0, the default here so that older
+    /// scripts replay as they were recorded: only on a clean close).
+    pub checkpoint_every: u64,
+    /// Share of writer steps after which the store is closed cleanly (its
+    /// checkpoint published) and opened again, with no power lost.
+    pub close_rate: f64,
 }
 
 impl Default for RunSpec {
@@ -88,6 +95,8 @@ impl Default for RunSpec {
             sim_time_max_ns: 3_600_000_000_000,
             master_key: false,
             gates: false,
+            checkpoint_every: 0,
+            close_rate: 0.0,
         }
     }
 }

@@ -94,6 +94,10 @@ impl Scenario {
         w.entities = pick(rng, &[2, 4, 12, 40]);
         w.payload_max = pick(rng, &[12, 32, 96, 256, 512]);
         w.explode_rate = if r.gates && rng.chance(0.6) { 0.02 + rng.unit() * 0.08 } else { 0.0 };
+        // The index checkpoint: on close only, or every few segments; clean
+        // closes (each publishes one) in most seeds.
+        r.checkpoint_every = pick(rng, &[0, 1, 2, 4, 8]);
+        r.close_rate = if rng.chance(0.7) { 0.005 + rng.unit() * 0.05 } else { 0.0 };
     }
 
     fn draw_workload(&mut self, rng: &mut SimRng) {

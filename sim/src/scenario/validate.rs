@@ -37,6 +37,7 @@ impl Scenario {
             ("faults.disk.stale_frame", d.stale_frame),
             ("faults.disk.crash_per_op", d.crash_per_op),
             ("faults.crash_between_steps", self.faults.crash_between_steps),
+            ("run.close_rate", self.run.close_rate),
             ("workload.expected_version_rate", w.expected_version_rate),
             ("workload.stale_version_rate", w.stale_version_rate),
             ("workload.idempotency_rate", w.idempotency_rate),

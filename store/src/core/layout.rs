@@ -14,6 +14,7 @@ use std::path::Path;
 
 use crate::disk::{Disk, ReadAt};
 use crate::error::{IoError, OpenError};
+use crate::journal::checkpoint::INDEX_NAME;
 use crate::journal::recover::SALVAGE_DIR;
 use crate::journal::segment::{parse_segment_name, segment_name, SEGMENT_TEMP_SUFFIX};
 use crate::keyset::{KEYS_COPY_NAME, KEYS_NAME};
@@ -39,7 +40,8 @@ pub enum Layout {
 fn store_file(name: &str) -> bool {
     let base = name.strip_suffix(".tmp").unwrap_or(name);
     let base = base.strip_suffix(SEGMENT_TEMP_SUFFIX).unwrap_or(base);
-    [KEYS_NAME, KEYS_COPY_NAME, META_NAME, SALVAGE_DIR].contains(&base) || parse_segment_name(base).is_some()
+    [KEYS_NAME, KEYS_COPY_NAME, META_NAME, SALVAGE_DIR, INDEX_NAME].contains(&base)
+        || parse_segment_name(base).is_some()
 }
 
 /// What `dir` holds; a refusal if it holds files no store makes.

@@ -12,7 +12,7 @@ use crate::error::{Corruption, IoError, OpenError};
 use crate::fence::{random_key, KeyFence};
 use crate::journal::read::read_retrying;
 use crate::journal::record::{decode_body, read_frame, Record};
-use crate::journal::recover::{analyze, copy_aside, move_aside, salvage_dir, RecoveryReport};
+use crate::journal::recover::{analyze, copy_aside, move_aside, salvage_dir, CheckpointUse, RecoveryReport};
 use crate::journal::segment::{parse_segment_name, SegmentHeader};
 use crate::journal::writer::JournalWriter;
 use crate::keys::StoreKeys;
@@ -349,7 +349,11 @@ impl<E: Env> Core<E> {
             _ => Some(open_keyset(&mut env, dir, meta.store_id, options)?),
         };
         let keys = keyset.as_ref().map(|k| StoreKeys::new(meta.store_id, k.keyset.clone()));
-        let analysis = analyze(env.disk(), dir, meta.store_id, keys, options)?;
+        let mut analysis = analyze(env.disk(), dir, meta.store_id, meta.flags, keys, options)?;
+        if options.planted().is(canary!(CheckpointForgetsIdempotency)) && analysis.used_checkpoint() {
+            // The planted bug: the checkpoint's idempotency table is lost.
+            analysis.state.forget_idempotency();
+        }
         if let Some(refusal) = analysis.refusal().filter(|_| !options.salvage) {
             return Err(refusal);
         }
@@ -413,6 +417,10 @@ impl<E: Env> Core<E> {
                 recovered.report.keyset_repaired = opened.republish;
             }
         }
+        let checkpointed = match &recovered.report.checkpoint {
+            CheckpointUse::Used { .. } => recovered.state.journal_end().map_or(0, |end| end.segment + 1),
+            _ => 0,
+        };
         let epoch = fresh_epoch(env.entropy(), &recovered.state, 0);
         let journal_empty = recovered.tail.is_none();
         let mut journal = match recovered.tail {
@@ -437,6 +445,9 @@ impl<E: Env> Core<E> {
             gates: options.gates.clone(),
             planted: options.planted(),
             nonces: super::Nonces::new(),
+            flags: meta.flags,
+            checkpointed,
+            checkpoint_every: options.checkpoint_every,
             _lock: lock,
         };
         if !recovered.report.keys_lost.is_empty() {

@@ -59,7 +59,7 @@ impl<E: Env> Core<E> {
                 .publish(self.env.disk(), &self.dir, &plan.keyset, store_id, nonce)
                 .map_err(ShredError::OutcomeUnknown)?;
         }
-        self.journal.rotate_if_full(self.env.disk());
+        self.rotate_if_full();
         Ok(ShredReceipt { entity: entity.to_owned(), generation: plan.generation })
     }
 
@@ -138,8 +138,11 @@ impl<E: Env> Core<E> {
             group_crc = crc32c::crc32c_append(group_crc, &header);
         }
         encode_commit(&mut buf, &Commit { group_id, event_count: 0, group_crc });
+        let (segment, base) = (self.journal.segment(), self.journal.end());
         self.journal.write_flush(self.env.disk(), &buf)?;
         self.journal.next_group += 1;
+        let end = self.journal_end_after(segment, base, &buf, 1);
+        self.state.write().unwrap_or_else(std::sync::PoisonError::into_inner).set_journal_end(end);
         Ok(())
     }
 }

@@ -1,5 +1,6 @@
 //! The journal: segment files of checksummed frames, grouped into commits.
 
+pub mod checkpoint;
 pub mod files;
 pub mod read;
 pub mod record;

@@ -21,6 +21,10 @@ pub const TAG_LOST: u8 = 7;
 
 pub const BEGIN_BODY_LEN: usize = 41;
 pub const COMMIT_BODY_LEN: usize = 17;
+/// A commit record's whole frame: it ends every group, and its group
+/// checksum covers every frame header of the group (a checkpoint keeps a
+/// copy of the last one it covers, to know the journal again).
+pub const COMMIT_FRAME_LEN: usize = crate::limits::FRAME_HEADER_LEN + COMMIT_BODY_LEN;
 
 /// Opens a group. `flush` numbers the write+fsync the group went out in;
 /// `flush_index` of `flush_count` places the group within it. `epoch`

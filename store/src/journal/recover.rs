@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 
 use super::read::{read_range, read_range_into, read_retrying, Unreadable};
 use super::record::{begin_at, Begin};
-use super::scan::{scan_segment, ScanBugs, ScanOutcome};
+use super::scan::{scan_segment, ScanBugs, ScanFrom, ScanOutcome};
 use super::segment::{
     header_version, parse_segment_name, segment_name, SegmentHeader, FORMAT_VERSION, SEGMENT_TEMP_SUFFIX,
 };
@@ -102,6 +102,8 @@ pub struct RecoveryReport {
     /// Salvage only: `META` was unusable, set aside, and rebuilt from the
     /// segments and the keyset (why).
     pub meta_rebuilt: Option<String>,
+    /// Whether open started from the index checkpoint.
+    pub checkpoint: CheckpointUse,
 }
 
 impl RecoveryReport {
@@ -119,6 +121,8 @@ impl RecoveryReport {
 /// Where the writer resumes.
 #[derive(Debug)]
 pub struct Tail<F> {
+    /// The header of every segment kept, in order.
+    pub headers: Vec<SegmentHeader>,
     pub segment: u64,
     pub file: F,
     pub end: u64,
@@ -165,6 +169,8 @@ pub struct Analysis {
     cuts: Vec<Truncation>,
     damage: Option<Damage>,
     kept: Vec<Kept>,
+    /// The headers of the segments read, in order (those kept first).
+    headers: Vec<SegmentHeader>,
     /// Whole segments after the damage, to set aside with it.
     later: Vec<PathBuf>,
     leftovers: Vec<PathBuf>,
@@ -174,6 +180,8 @@ pub struct Analysis {
     silent_cut: bool,
     /// Where segments are read into, one after the other.
     buffer: Vec<u8>,
+    /// The directory listed an index checkpoint.
+    index_listed: bool,
 }
 
 fn io(context: String) -> impl FnOnce(std::io::Error) -> OpenError {
@@ -234,45 +242,120 @@ fn read_header(file: &impl ReadAt, len: u64) -> HeaderRead {
     }
 }
 
+/// Whether open started from the index checkpoint.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum CheckpointUse {
+    /// There was none, or the open salvaged or was asked to scan it all.
+    #[default]
+    None,
+    /// It covered this many events; only the journal after it was read.
+    Used { events: u64 },
+    /// There was one, and it was passed over (why): the whole journal was
+    /// read. Nothing is lost: the journal holds everything it was made of.
+    Passed(String),
+}
+
 /// Reads the journal in `dir` into a fresh state for `store_id` and decides
 /// what recovery must change. Writes nothing. Refuses at once, with or
-/// without salvage, a segment of another store or another format.
+/// without salvage, a segment of another store or another format. Starts
+/// from the index checkpoint where one matches the journal (never when
+/// salvaging or asked for a full scan).
 pub fn analyze<D: Disk>(
     disk: &mut D,
     dir: &Path,
     store_id: u64,
+    flags: u32,
     keys: Option<crate::keys::StoreKeys>,
     options: &crate::core::Options,
 ) -> Result<Analysis, OpenError> {
-    let planted = Planted::from(options);
+    let files = std::sync::Arc::new(super::files::SegmentFiles::new(dir.to_owned(), disk.reads()));
+    let fresh = || {
+        let mut state = State::new(store_id, files.clone());
+        state.set_keys(keys.clone());
+        state
+    };
     let names = disk.list(dir).map_err(io(format!("listing {}", dir.display())))?;
+    let index_listed = names.iter().any(|n| n == super::checkpoint::INDEX_NAME);
+    let mut checkpoint = CheckpointUse::None;
+    if !options.salvage && !options.full_scan && index_listed {
+        let loaded = match super::checkpoint::load(disk, dir, flags, fresh()) {
+            Ok(loaded) => Some(loaded),
+            Err(why) => {
+                checkpoint = CheckpointUse::Passed(why);
+                None
+            }
+        };
+        if let Some(loaded) = loaded {
+            let events = loaded.state.last_global();
+            let from = Some((loaded.end, loaded.headers));
+            match analyze_from(disk, dir, &names, store_id, loaded.state, from, options)? {
+                Ok(mut a) => {
+                    a.report.checkpoint = CheckpointUse::Used { events };
+                    a.index_listed = true;
+                    return Ok(a);
+                }
+                Err(why) => checkpoint = CheckpointUse::Passed(why),
+            }
+        }
+    }
+    let Ok(mut a) = analyze_from(disk, dir, &names, store_id, fresh(), None, options)? else {
+        unreachable!("only a checkpoint can be passed over")
+    };
+    a.report.checkpoint = checkpoint;
+    a.index_listed = index_listed;
+    Ok(a)
+}
+
+/// [`analyze`] from `state`: fresh, or a checkpoint's with where the
+/// journal it covers ends and the segment headers it recorded. `Ok(Err)`:
+/// the journal does not match the checkpoint (why).
+fn analyze_from<D: Disk>(
+    disk: &mut D,
+    dir: &Path,
+    names: &[String],
+    store_id: u64,
+    state: State,
+    checkpoint: Option<(crate::state::JournalEnd, Vec<SegmentHeader>)>,
+    options: &crate::core::Options,
+) -> Result<Result<Analysis, String>, OpenError> {
+    let planted = Planted::from(options);
     let numbers: Vec<u64> = names.iter().filter_map(|n| parse_segment_name(n)).collect();
     let leftovers = names
         .iter()
         .filter(|n| n.strip_suffix(SEGMENT_TEMP_SUFFIX).and_then(parse_segment_name).is_some())
         .map(|n| dir.join(n))
         .collect();
-    let files = std::sync::Arc::new(super::files::SegmentFiles::new(dir.to_owned(), disk.reads()));
-    let mut state = State::new(store_id, files);
-    state.set_keys(keys);
     let mut a = Analysis {
         state,
         report: RecoveryReport::default(),
         cuts: Vec::new(),
         damage: None,
         kept: Vec::new(),
+        headers: Vec::new(),
         later: Vec::new(),
         leftovers,
         next_group: 1,
         next_flush: 1,
         silent_cut: planted.silent_cut,
         buffer: Vec::new(),
+        index_listed: false,
     };
     if numbers.is_empty() {
+        if checkpoint.is_some() {
+            return Ok(Err("the journal has no segment".into()));
+        }
         let first = dir.join(segment_name(0));
         let c = corrupt(&first, 0, "the store's first segment is missing");
         a.damage = Some(Damage { kind: DamageKind::Corrupt, corruption: c, segment: None });
-        return Ok(a);
+        return Ok(Ok(a));
+    }
+    if let Some((end, headers)) = &checkpoint {
+        let covered = numbers.len() as u64 > end.segment && numbers[end.segment as usize] == end.segment;
+        if !covered {
+            return Ok(Err(format!("the journal has no segment {}", end.segment)));
+        }
+        a.report.groups = end.group_id + 1 - headers[0].first_group_id;
+        a.report.events = a.state.last_global();
     }
     let mut ahead: Option<HeaderRead> = None;
     for (i, &number) in numbers.iter().enumerate() {
@@ -289,6 +372,35 @@ pub fn analyze<D: Disk>(
         let len = file.len().map_err(io(context()))?;
         let read = ahead.take().unwrap_or_else(|| read_header(&file, len));
         let header = check_header(read, &path, number, store_id, options.salvage)?;
+        // Inside what the checkpoint covers, every header must be the one
+        // it recorded, every segment as long as its successor says, and the
+        // last one must hold the commit frame that ends it.
+        let resume = match &checkpoint {
+            Some((end, headers)) if number <= end.segment => {
+                if header.as_ref().ok() != headers.get(i) {
+                    return Ok(Err(format!("segment {number}'s header is not the one it recorded")));
+                }
+                if number < end.segment {
+                    let limit = headers[i + 1].prev_end;
+                    if len < limit {
+                        return Ok(Err(format!("segment {number} is shorter than its successor records")));
+                    }
+                    a.report.segments += 1;
+                    a.headers.push(headers[i]);
+                    a.kept.push(Kept { number, path, end: limit });
+                    continue;
+                }
+                let commit_at =
+                    end.end.checked_sub(end.commit.len() as u64).filter(|&at| at >= SEGMENT_HEADER_LEN as u64);
+                let found =
+                    commit_at.filter(|_| end.end <= len).and_then(|at| read_retrying(&file, at, end.commit.len()).ok());
+                if found.as_deref() != Some(&end.commit[..]) {
+                    return Ok(Err(format!("segment {number} does not hold the group it ends with")));
+                }
+                Some(*end)
+            }
+            _ => None,
+        };
         let header = match header {
             Ok(header) => header,
             Err((kind, c)) => {
@@ -297,7 +409,7 @@ pub fn analyze<D: Disk>(
                 break;
             }
         };
-        if i == 0 {
+        if i == 0 || resume.is_some() {
             a.next_group = header.first_group_id;
             a.next_flush = header.first_flush;
         } else if planted.replay_past_end && header.first_group_id <= a.next_group {
@@ -323,11 +435,30 @@ pub fn analyze<D: Disk>(
         // One buffer serves every segment: the state keeps no byte of it.
         let mut bytes = std::mem::take(&mut a.buffer);
         bytes.clear();
-        bytes.extend_from_slice(&header.encode());
-        let header_len = SEGMENT_HEADER_LEN as u64;
-        let unreadable = read_range_into(&file, header_len..limit.clamp(header_len, len.max(header_len)), &mut bytes);
+        let from = match resume {
+            Some(end) => {
+                if limit < end.end {
+                    return Ok(Err(format!("segment {number} ends before the group it ends with")));
+                }
+                a.next_group = end.group_id + 1;
+                ScanFrom {
+                    segment: number,
+                    origin: end.end,
+                    next_group: a.next_group,
+                    next_flush: a.next_flush,
+                    last: Some(end.flush),
+                }
+            }
+            None => {
+                bytes.extend_from_slice(&header.encode());
+                ScanFrom { segment: number, origin: 0, next_group: a.next_group, next_flush: a.next_flush, last: None }
+            }
+        };
+        let start = from.origin.max(SEGMENT_HEADER_LEN as u64);
+        let unreadable = read_range_into(&file, start..limit.clamp(start, len.max(start)), &mut bytes);
         drop(file);
-        let found = scan_one(&mut a, &bytes, unreadable, &path, header, len, limit, is_last, planted);
+        a.headers.push(header);
+        let found = scan_one(&mut a, &bytes, unreadable, &path, from, len, limit, is_last, planted);
         a.buffer = bytes;
         if let Some(damage) = found {
             a.damage = Some(damage);
@@ -335,7 +466,7 @@ pub fn analyze<D: Disk>(
             break;
         }
     }
-    Ok(a)
+    Ok(Ok(a))
 }
 
 /// A header's verdict: a usable header, damage (with or without salvage
@@ -379,7 +510,7 @@ fn check_header(
 }
 
 /// Scans one segment whose header is valid into the analysis, from its
-/// `bytes` as read (`unreadable`: where reading them stopped short): a
+/// `bytes` as read (from `from.origin`) (`unreadable`: where reading them stopped short): a
 /// kept prefix, maybe a cut, or the damage that ends the valid prefix here.
 #[expect(clippy::too_many_arguments, reason = "one call site; the parts of one segment's reading")]
 fn scan_one(
@@ -387,14 +518,14 @@ fn scan_one(
     bytes: &[u8],
     unreadable: Option<Unreadable>,
     path: &Path,
-    header: SegmentHeader,
+    from: ScanFrom,
     len: u64,
     limit: u64,
     is_last: bool,
     planted: Planted,
 ) -> Option<Damage> {
     let header_len = SEGMENT_HEADER_LEN as u64;
-    let scan = scan_segment(bytes, header.segment, a.next_group, a.next_flush, planted.scan, &mut a.state);
+    let scan = scan_segment(bytes, from, planted.scan, &mut a.state);
     a.report.segments += 1;
     a.report.groups += scan.groups;
     a.report.events += scan.events;
@@ -405,7 +536,7 @@ fn scan_one(
     let own_begin = begin_at(&bytes[scan.good_end..]).filter(|b| b.group_id == scan.next_group);
     let torn_flush = own_begin.map_or_else(|| scan.last.map_or(a.next_flush, |l| l.next_flush()), |b| b.flush);
     a.next_flush = scan.last.map_or(a.next_flush, |l| l.flush + 1);
-    let good_end = scan.good_end as u64;
+    let good_end = from.origin + scan.good_end as u64;
     let damage = |kind, offset: u64, reason: String| {
         Some(Damage {
             kind,
@@ -413,7 +544,7 @@ fn scan_one(
             segment: Some((path.to_owned(), good_end, len)),
         })
     };
-    let kept = Kept { number: header.segment, path: path.to_owned(), end: good_end };
+    let kept = Kept { number: from.segment, path: path.to_owned(), end: good_end };
     if let Some(u) = unreadable {
         a.kept.push(kept);
         let why = if u.error.kind() == std::io::ErrorKind::UnexpectedEof {
@@ -430,7 +561,7 @@ fn scan_one(
     if let Some(problem) = &scan.problem {
         if !is_last || later_flush_after(bytes, &scan, torn_flush, own_begin.is_some()) {
             a.kept.push(kept);
-            return damage(DamageKind::Corrupt, problem.offset as u64, problem.reason.clone());
+            return damage(DamageKind::Corrupt, from.origin + problem.offset as u64, problem.reason.clone());
         }
         if planted.panic_on_torn_tail {
             panic!("planted bug: a torn tail in {}", path.display());
@@ -469,6 +600,11 @@ fn later_flush_after(bytes: &[u8], scan: &ScanOutcome, torn_flush: u64, own_begi
 }
 
 impl Analysis {
+    /// Whether the analysis started from the index checkpoint.
+    pub fn used_checkpoint(&self) -> bool {
+        matches!(self.report.checkpoint, CheckpointUse::Used { .. })
+    }
+
     /// The typed error an open without salvage gives for what was found;
     /// `None` if the journal is whole (torn tails aside).
     pub fn refusal(&self) -> Option<OpenError> {
@@ -490,6 +626,19 @@ impl Analysis {
     pub fn apply<D: Disk>(mut self, disk: &mut D, dir: &Path, salvage: bool) -> Result<Recovered<D::File>, OpenError> {
         if let Some(refusal) = self.refusal().filter(|_| !salvage) {
             return Err(refusal);
+        }
+        // A checkpoint that does not match the journal, or that may cover
+        // bytes about to be cut or set aside, goes first, durably: the
+        // journal is about to change under it, and if a cut were undone (a
+        // lying disk) its old bytes would match it again under new ones.
+        let changes = !self.cuts.is_empty() || self.damage.is_some();
+        let stale = match &self.report.checkpoint {
+            CheckpointUse::Used { .. } => false,
+            CheckpointUse::Passed(_) => true,
+            CheckpointUse::None => changes,
+        };
+        if stale && self.index_listed {
+            super::checkpoint::remove(disk, dir).map_err(OpenError::Io)?;
         }
         for cut in std::mem::take(&mut self.cuts) {
             let context = format!("truncating {} to {} bytes", cut.file.display(), cut.offset);
@@ -522,11 +671,14 @@ impl Analysis {
             }
             disk.sync_dir(dir).map_err(io(format!("syncing {}", dir.display())))?;
         }
+        let mut headers = std::mem::take(&mut self.headers);
+        headers.truncate(self.kept.len());
         let tail = match self.kept.pop() {
             None => None,
             Some(kept) => {
                 let file = disk.open(&kept.path).map_err(io(format!("opening {}", kept.path.display())))?;
                 Some(Tail {
+                    headers,
                     segment: kept.number,
                     file,
                     end: kept.end,

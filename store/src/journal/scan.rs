@@ -12,7 +12,7 @@ use super::record::{
     decode_body, read_frame, Begin, EventRecord, GenerationRecord, IdempotencyRecord, KeyRecord, Record,
 };
 use crate::limits::{FRAME_HEADER_LEN, SEGMENT_HEADER_LEN};
-use crate::state::{FrameLoc, IdempotencyEntry, State};
+use crate::state::{FrameLoc, IdempotencyEntry, JournalEnd, State};
 
 /// Where a group sits in its flush.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,7 +42,8 @@ pub struct Problem {
 
 #[derive(Debug)]
 pub struct ScanOutcome {
-    /// End of the last whole committed group (or of the header).
+    /// End of the last whole committed group (or where the scan started),
+    /// as an index into the bytes scanned.
     pub good_end: usize,
     pub next_group: u64,
     pub last: Option<FlushPos>,
@@ -87,29 +88,40 @@ struct ParsedGroup<'a> {
     shred: Option<GenerationRecord<'a>>,
     lost: Vec<GenerationRecord<'a>>,
     events: Vec<(EventRecord<'a>, FrameLoc)>,
+    /// Where its commit frame starts.
+    commit_at: usize,
     end: usize,
 }
 
-/// Scans `bytes[SEGMENT_HEADER_LEN..]`, the bytes of segment `segment`
-/// from its start, applying whole groups to `state`.
-pub fn scan_segment(
-    bytes: &[u8],
-    segment: u64,
-    first_group: u64,
-    first_flush: u64,
-    bugs: ScanBugs,
-    state: &mut State,
-) -> ScanOutcome {
+/// Where a scan starts: the bytes of segment `segment` from byte `origin`
+/// of the file, the group and flush due first, and where the group before
+/// sits in its flush (`None` at a segment's start: a new flush is due).
+#[derive(Clone, Copy, Debug)]
+pub struct ScanFrom {
+    pub segment: u64,
+    pub origin: u64,
+    pub next_group: u64,
+    pub next_flush: u64,
+    pub last: Option<FlushPos>,
+}
+
+/// Scans `bytes`, the bytes of a segment from `from.origin` (a segment's
+/// start, header included, or the end of a group a checkpoint covers),
+/// applying whole groups to `state`.
+pub fn scan_segment(bytes: &[u8], from: ScanFrom, bugs: ScanBugs, state: &mut State) -> ScanOutcome {
     let limit = bytes.len();
-    assert!(limit >= SEGMENT_HEADER_LEN);
+    let start = if from.origin == 0 { SEGMENT_HEADER_LEN } else { 0 };
+    assert!(limit >= start);
+    let (segment, origin) = (from.segment, from.origin);
     let mut outcome = ScanOutcome {
-        good_end: SEGMENT_HEADER_LEN,
-        next_group: first_group,
-        last: None,
+        good_end: start,
+        next_group: from.next_group,
+        last: from.last,
         groups: 0,
         events: 0,
         problem: None,
     };
+    let first_flush = from.next_flush;
     while outcome.good_end < limit {
         // The next group continues the last one's flush, or starts the next
         // flush. A flush may end early: recovery cut its torn tail and the
@@ -128,25 +140,36 @@ pub fn scan_segment(
                 continue;
             }
         }
-        match parse_group(bytes, segment, outcome.good_end, outcome.next_group, due, state) {
+        match parse_group(bytes, (segment, origin), outcome.good_end, outcome.next_group, due, state) {
             Ok(group) => {
                 if let Err(reason) = apply_group(&group, state) {
                     outcome.problem = Some(problem(outcome.good_end, reason));
                     break;
                 }
+                let flush = FlushPos {
+                    flush: group.begin.flush,
+                    index: group.begin.flush_index,
+                    count: group.begin.flush_count,
+                };
+                let Ok(commit) = bytes[group.commit_at..group.end].try_into() else {
+                    unreachable!("a commit frame has a fixed length")
+                };
+                state.set_journal_end(JournalEnd {
+                    segment,
+                    end: origin + group.end as u64,
+                    group_id: group.begin.group_id,
+                    flush,
+                    commit,
+                });
                 outcome.good_end = group.end;
                 outcome.next_group += 1;
                 outcome.groups += 1;
                 outcome.events += group.events.len() as u64;
-                outcome.last = Some(FlushPos {
-                    flush: group.begin.flush,
-                    index: group.begin.flush_index,
-                    count: group.begin.flush_count,
-                });
+                outcome.last = Some(flush);
             }
             Err(problem) => {
                 if bugs.keep_uncommitted {
-                    if let Some(end) = keep_partial_group(bytes, segment, outcome.good_end, state) {
+                    if let Some(end) = keep_partial_group(bytes, (segment, origin), outcome.good_end, state) {
                         outcome.good_end = end;
                     }
                 }
@@ -225,26 +248,28 @@ fn seen_group_end(bytes: &[u8], start: usize, next_group: u64) -> Option<usize> 
 /// The planted bug `KeepUncommittedGroup`: apply whatever whole event
 /// frames follow a begin record, commit record or not, and keep them.
 /// The bytes it applied are kept as valid (the end of its last frame).
-fn keep_partial_group(bytes: &[u8], segment: u64, start: usize, state: &mut State) -> Option<usize> {
+fn keep_partial_group(bytes: &[u8], at_file: (u64, u64), start: usize, state: &mut State) -> Option<usize> {
     let Ok((_, Record::Begin(begin), body)) = next_record(bytes, start) else { return None };
     let mut at = body.end;
     let mut events = Vec::new();
     while let Ok((header, record, body)) = next_record(bytes, at) {
         match record {
-            Record::Event(event) => events.push((event, frame_loc(segment, at, &header, &body))),
+            Record::Event(event) => events.push((event, frame_loc(at_file, at, &header, &body))),
             Record::Idempotency(_) | Record::Key(_) => {}
             _ => break,
         }
         at = body.end;
     }
-    let kept = events.last().map(|(_, loc)| (loc.offset + u64::from(loc.len)) as usize);
+    let kept = events.last().map(|(_, loc)| (loc.offset + u64::from(loc.len) - at_file.1) as usize);
     apply_events(&events, state, begin.epoch).ok().and(kept)
 }
 
-/// Where the frame at `at` with `header` and `body` lies.
-fn frame_loc(segment: u64, at: usize, header: &[u8; FRAME_HEADER_LEN], body: &Range<usize>) -> FrameLoc {
+/// Where the frame at `at` of bytes that start at `origin` of `segment`
+/// (`at_file`), with `header` and `body`, lies.
+fn frame_loc(at_file: (u64, u64), at: usize, header: &[u8; FRAME_HEADER_LEN], body: &Range<usize>) -> FrameLoc {
+    let (segment, origin) = at_file;
     let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-    FrameLoc { segment, offset: at as u64, len: (body.end - at) as u32, crc }
+    FrameLoc { segment, offset: origin + at as u64, len: (body.end - at) as u32, crc }
 }
 
 fn problem(offset: usize, reason: impl Into<String>) -> Problem {
@@ -261,7 +286,7 @@ fn next_record(bytes: &[u8], at: usize) -> Result<([u8; FRAME_HEADER_LEN], Recor
 
 fn parse_group<'a>(
     bytes: &'a [u8],
-    segment: u64,
+    at_file: (u64, u64),
     start: usize,
     group_id: u64,
     due: FlushDue,
@@ -292,6 +317,7 @@ fn parse_group<'a>(
         shred: None,
         lost: Vec::new(),
         events: Vec::new(),
+        commit_at: 0,
         end: 0,
     };
     loop {
@@ -317,7 +343,7 @@ fn parse_group<'a>(
                 group.lost.push(lost);
             }
             Record::Event(event) if group.events.len() < begin.event_count as usize => {
-                group.events.push((event, frame_loc(segment, at, &header, &body)));
+                group.events.push((event, frame_loc(at_file, at, &header, &body)));
             }
             Record::Commit(commit) => {
                 if commit.group_id != group_id
@@ -334,6 +360,7 @@ fn parse_group<'a>(
                         return Err(problem(start, format!("idempotency key {:?} committed twice", idem.key)));
                     }
                 }
+                group.commit_at = at;
                 group.end = body.end;
                 return Ok(group);
             }

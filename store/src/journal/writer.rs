@@ -40,6 +40,9 @@ pub struct JournalWriter<D: Disk> {
     pub epoch: u32,
     /// A flush failed since the last [`JournalWriter::take_failed_flush`].
     failed_flush: bool,
+    /// The header of every segment, in order (a checkpoint records those
+    /// it covers).
+    headers: Vec<SegmentHeader>,
     planted: crate::Planted,
 }
 
@@ -66,6 +69,7 @@ impl<D: Disk> JournalWriter<D> {
             next_flush: tail.next_flush,
             epoch,
             failed_flush: false,
+            headers: tail.headers,
             planted: crate::Planted::default(),
         }
     }
@@ -87,6 +91,7 @@ impl<D: Disk> JournalWriter<D> {
             next_flush: 1,
             epoch,
             failed_flush: false,
+            headers: Vec::new(),
             planted: crate::Planted::default(),
         }
     }
@@ -97,6 +102,11 @@ impl<D: Disk> JournalWriter<D> {
 
     pub fn segment(&self) -> u64 {
         self.segment
+    }
+
+    /// The header of every segment so far, in order.
+    pub fn headers(&self) -> &[SegmentHeader] {
+        &self.headers
     }
 
     /// Whether a flush failed since the last call: its positions are used
@@ -143,6 +153,9 @@ impl<D: Disk> JournalWriter<D> {
         disk.rename(&temp, &path).map_err(|e| IoError::new(context(), e))?;
         disk.sync_dir(&self.dir).map_err(|e| IoError::new(context(), e))?;
         self.segment = number;
+        self.headers.truncate(usize::try_from(number).unwrap_or(usize::MAX));
+        assert_eq!(self.headers.len() as u64, number, "segment headers are kept in order");
+        self.headers.push(header);
         self.file = Some(file);
         self.end = SEGMENT_HEADER_LEN as u64;
         self.broken = false;
