@@ -126,8 +126,9 @@ pub struct Core<E: Env> {
     nonces: Nonces,
     /// META's flags (a checkpoint records them).
     flags: u32,
-    /// Segments the last checkpoint covered (written or used by open).
-    checkpointed: u64,
+    /// Where the journal the last checkpoint covers ends (one written, or
+    /// the one open used).
+    checkpointed: Option<JournalEnd>,
     checkpoint_every: u64,
     _lock: <E::Disk as Disk>::Lock,
 }
@@ -307,7 +308,8 @@ impl<E: Env> Core<E> {
         let before = self.journal.segment();
         self.journal.rotate_if_full(self.env.disk());
         let segment = self.journal.segment();
-        let due = self.checkpointed + self.checkpoint_every.max(self.checkpointed / 2);
+        let covered = self.checkpointed.map_or(0, |end| end.segment + 1);
+        let due = covered + self.checkpoint_every.max(covered / 2);
         if segment != before && self.checkpoint_every > 0 && segment >= due {
             let _ = self.checkpoint();
         }
@@ -316,11 +318,15 @@ impl<E: Env> Core<E> {
     /// Publishes the index checkpoint (`journal/checkpoint.rs`): the next
     /// open reads it and only the journal after it. Not while the keyset's
     /// last publish is in doubt (its keys' image would be wrapped under
-    /// keys that may not be durable): it is published again first.
+    /// keys that may not be durable): it is published again first. Nothing
+    /// is written if the last checkpoint covers the whole journal already.
     pub fn checkpoint(&mut self) -> Result<(), IoError> {
         self.publish_if_dirty()?;
         let shared = self.state.clone();
         let state = shared.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if state.journal_end().is_some() && state.journal_end() == self.checkpointed {
+            return Ok(());
+        }
         let entropy = self.env.entropy();
         let keys = state.keys().map(|keys| {
             let generations = std::array::from_fn(|bucket| keys.keyset().bucket(bucket).generation);
@@ -328,9 +334,7 @@ impl<E: Env> Core<E> {
         });
         let extras = crate::journal::checkpoint::Extras { headers: self.journal.headers(), keys };
         crate::journal::checkpoint::publish(self.env.disk(), &self.dir, self.flags, &state, &extras)?;
-        if let Some(end) = state.journal_end() {
-            self.checkpointed = end.segment + 1;
-        }
+        self.checkpointed = state.journal_end();
         Ok(())
     }
 

@@ -203,3 +203,23 @@ fn a_checkpoint_past_what_is_left_of_the_journal_is_passed_over() {
     std::fs::write(&index, &covering).unwrap();
     assert!(matches!(open_matches_scan(dir.path(), &options()), CheckpointUse::Passed(_)));
 }
+
+#[test]
+fn a_session_that_writes_nothing_leaves_the_checkpoint_as_it_was() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), options()).unwrap();
+    work(&store, 0..50, false);
+    store.close().unwrap();
+    let index = dir.path().join(INDEX_NAME);
+    let inode = std::fs::metadata(&index).unwrap().ino();
+    let store = Store::open(dir.path(), options()).unwrap();
+    assert_eq!(store.reader().read_from(1, 1_000).unwrap().len(), 100);
+    store.close().unwrap();
+    assert_eq!(std::fs::metadata(&index).unwrap().ino(), inode, "a read-only session publishes nothing");
+    let store = Store::open(dir.path(), options()).unwrap();
+    work(&store, 50..51, false);
+    store.close().unwrap();
+    assert_ne!(std::fs::metadata(&index).unwrap().ino(), inode, "one that wrote publishes a new one");
+    assert_eq!(open_matches_scan(dir.path(), &options()), CheckpointUse::Used { events: 102 });
+}

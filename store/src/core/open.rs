@@ -12,7 +12,7 @@ use crate::error::{Corruption, IoError, OpenError};
 use crate::fence::{random_key, KeyFence};
 use crate::journal::read::read_retrying;
 use crate::journal::record::{decode_body, read_frame, Record};
-use crate::journal::recover::{analyze, copy_aside, move_aside, salvage_dir, CheckpointUse, RecoveryReport};
+use crate::journal::recover::{analyze, copy_aside, move_aside, salvage_dir, RecoveryReport};
 use crate::journal::segment::{parse_segment_name, SegmentHeader};
 use crate::journal::writer::JournalWriter;
 use crate::keys::StoreKeys;
@@ -417,10 +417,7 @@ impl<E: Env> Core<E> {
                 recovered.report.keyset_repaired = opened.republish;
             }
         }
-        let checkpointed = match &recovered.report.checkpoint {
-            CheckpointUse::Used { .. } => recovered.state.journal_end().map_or(0, |end| end.segment + 1),
-            _ => 0,
-        };
+        let checkpointed = recovered.checkpoint_end;
         let epoch = fresh_epoch(env.entropy(), &recovered.state, 0);
         let journal_empty = recovered.tail.is_none();
         let mut journal = match recovered.tail {

@@ -210,6 +210,27 @@ fn push_bytes(b: &mut Vec<u8>, bytes: &[u8]) {
 /// serde's per-field and per-byte calls. Recovery and every read decode
 /// every event. Nothing may follow the record: the payload ends the frame.
 fn decode_event_body(body: &[u8]) -> Option<EventRecord<'_>> {
+    decode_event_with(body, |r, _| r.str())
+}
+
+/// An event frame's body (tag included) read as the event whose kind,
+/// entity and scope are `names` (as the index holds them): each name is
+/// compared byte for byte rather than checked as UTF-8. `None` if the body
+/// is not that (a reader then decodes it in full to say what it is).
+pub fn decode_event_named<'a>(body: &'a [u8], names: [&'a str; 3]) -> Option<EventRecord<'a>> {
+    let rest = body.strip_prefix(&[TAG_EVENT])?;
+    decode_event_with(rest, |r, i| {
+        let bytes = r.bytes()?;
+        (bytes == names[i].as_bytes()).then_some(names[i])
+    })
+}
+
+/// [`decode_event_body`], with the kind, entity and scope (0, 1, 2) each
+/// read by `name`.
+fn decode_event_with<'a>(
+    body: &'a [u8],
+    mut name: impl FnMut(&mut Cursor<'a>, usize) -> Option<&'a str>,
+) -> Option<EventRecord<'a>> {
     let mut r = Cursor { bytes: body, at: 0 };
     let global_seq = r.varint(64)? as u64;
     let entity_seq = r.varint(64)? as u64;
@@ -220,7 +241,7 @@ fn decode_event_body(body: &[u8]) -> Option<EventRecord<'_>> {
         _ => return None,
     };
     let correlation = r.varint(128)?;
-    let (kind, entity, scope) = (r.str()?, r.str()?, r.str()?);
+    let (kind, entity, scope) = (name(&mut r, 0)?, name(&mut r, 1)?, name(&mut r, 2)?);
     let key_gen = r.varint(32)? as u32;
     let hash = r.take(32)?.try_into().ok()?;
     let payload = r.bytes()?;
@@ -538,13 +559,14 @@ mod tests {
         let (mut valid, mut broken) = (0, 0);
         for round in 0..4_000u32 {
             let payload: Vec<u8> = (0..rng.next() % 64).map(|_| rng.next() as u8).collect();
+            let kind: &'static str = ["k", "deposited", "", "ü"][round as usize % 4];
             let event = EventRecord {
                 global_seq: rng.sized(),
                 entity_seq: rng.sized(),
                 timestamp_ns: rng.sized(),
                 causation: if round % 3 == 0 { None } else { Some(rng.sized()) },
                 correlation: u128::from(rng.sized()) << (rng.next() % 64),
-                kind: ["k", "deposited", "", "ü"][round as usize % 4],
+                kind,
                 entity: "account-7",
                 scope: "main",
                 key_gen: rng.sized() as u32,
@@ -568,6 +590,21 @@ mod tests {
             }
             let direct = decode_event_body(&body);
             assert_eq!(direct, postcard_reads(&body), "round {round}: {body:?}");
+            // Read as the event the index names: the same record when the
+            // names are the event's own, nothing when any one differs.
+            let tagged: Vec<u8> = [TAG_EVENT].into_iter().chain(body.iter().copied()).collect();
+            let named = |names: [&'static str; 3]| {
+                decode_event_named(&tagged, names).map(|r| (r.kind.to_owned(), r.entity.to_owned(), r.scope.to_owned()))
+            };
+            // (A broken byte may have changed a name: then it is not the
+            // event the index names.)
+            let own = direct
+                .as_ref()
+                .filter(|r| (r.kind, r.entity, r.scope) == (kind, "account-7", "main"))
+                .map(|r| (r.kind.to_owned(), r.entity.to_owned(), r.scope.to_owned()));
+            assert_eq!(named([kind, "account-7", "main"]), own, "round {round}");
+            assert_eq!(named([kind, "account-8", "main"]), None, "round {round}");
+            assert_eq!(named(["x", "account-7", "main"]), None, "round {round}");
             match direct {
                 Some(_) => valid += 1,
                 None => broken += 1,

@@ -132,6 +132,8 @@ pub struct Tail<F> {
 
 pub struct Recovered<F> {
     pub state: State,
+    /// Where the journal the index checkpoint open used covers ends.
+    pub checkpoint_end: Option<crate::state::JournalEnd>,
     pub report: RecoveryReport,
     /// `None` if no segment is left (salvage set every one aside): the
     /// writer starts segment 0 afresh.
@@ -182,6 +184,8 @@ pub struct Analysis {
     buffer: Vec<u8>,
     /// The directory listed an index checkpoint.
     index_listed: bool,
+    /// Where the journal the checkpoint used covers ends.
+    checkpoint_end: Option<crate::state::JournalEnd>,
 }
 
 fn io(context: String) -> impl FnOnce(std::io::Error) -> OpenError {
@@ -287,11 +291,12 @@ pub fn analyze<D: Disk>(
         };
         if let Some(loaded) = loaded {
             let events = loaded.state.last_global();
-            let from = Some((loaded.end, loaded.headers));
-            match analyze_from(disk, dir, &names, store_id, loaded.state, from, options)? {
+            let end = loaded.end;
+            match analyze_from(disk, dir, &names, store_id, loaded.state, Some((end, loaded.headers)), options)? {
                 Ok(mut a) => {
                     a.report.checkpoint = CheckpointUse::Used { events };
                     a.index_listed = true;
+                    a.checkpoint_end = Some(end);
                     return Ok(a);
                 }
                 Err(why) => checkpoint = CheckpointUse::Passed(why),
@@ -339,6 +344,7 @@ fn analyze_from<D: Disk>(
         silent_cut: planted.silent_cut,
         buffer: Vec::new(),
         index_listed: false,
+        checkpoint_end: None,
     };
     if numbers.is_empty() {
         if checkpoint.is_some() {
@@ -687,7 +693,7 @@ impl Analysis {
                 })
             }
         };
-        Ok(Recovered { state: self.state, report: self.report, tail })
+        Ok(Recovered { state: self.state, checkpoint_end: self.checkpoint_end, report: self.report, tail })
     }
 }
 

@@ -9,7 +9,7 @@ use super::{Slot, State};
 use crate::crypto::{event_aad, open};
 use crate::error::ReadError;
 use crate::hash::{chain_hash, GENESIS};
-use crate::journal::record::{decode_body, read_frame, EventRecord, Record};
+use crate::journal::record::{decode_body, decode_event_named, read_frame, EventRecord, Record};
 use crate::keys::KeyStatus;
 use crate::limits::FRAME_HEADER_LEN;
 use crate::model::{Coordinate, Event, EventDigest, EventId, Payload, Region};
@@ -52,7 +52,7 @@ impl State {
     /// frame must check and be the one the slot names, never another
     /// (a stale or misplaced frame with a valid checksum).
     fn check_frame<'a>(
-        &self,
+        &'a self,
         global: u64,
         slot: &Slot,
         bytes: &'a [u8],
@@ -68,18 +68,21 @@ impl State {
         if header[4..8] != slot.crc.to_le_bytes() || header[..4] != (slot.len - FRAME_HEADER_LEN as u32).to_le_bytes() {
             return Err(damaged("another frame where the event's was written".into()));
         }
-        let Ok(Record::Event(record)) = decode_body(body) else {
-            return Err(damaged("the frame does not hold an event".into()));
-        };
         let (scope, kind) = &self.pairs[slot.names as usize];
-        let same = record.global_seq == global
-            && record.entity == &*self.entities[slot.entity as usize].name
-            && record.scope == &**scope
-            && record.kind == &**kind
-            && record.causation.unwrap_or(0) == slot.causation;
-        if !same {
-            return Err(damaged(format!("the frame holds event {} of {}", record.global_seq, record.entity)));
-        }
+        let entity = &self.entities[slot.entity as usize].name;
+        let same = |r: &EventRecord<'_>| r.global_seq == global && r.causation.unwrap_or(0) == slot.causation;
+        let record = match decode_event_named(body, [kind, entity, scope]) {
+            Some(record) if same(&record) => record,
+            // Not the event the index names: say what the frame holds.
+            _ => {
+                return Err(damaged(match decode_body(body) {
+                    Ok(Record::Event(other)) => {
+                        format!("the frame holds event {} of {}", other.global_seq, other.entity)
+                    }
+                    _ => "the frame does not hold an event".into(),
+                }))
+            }
+        };
         let payload = range.end - record.payload.len()..range.end;
         Ok(Frame { record, payload })
     }
