@@ -382,20 +382,20 @@ impl<E: Env> Core<E> {
             env.disk().sync_dir(parent).map_err(io(format!("syncing {}", parent.display())))?;
         }
         env.disk().sync_dir(dir).map_err(io(format!("syncing {}", dir.display())))?;
-        let mut recovered = analysis.apply(env.disk(), dir, options.salvage)?;
-        recovered.report.keys_lost = keys_lost;
+        // Everything that may fail and drops nothing goes before the
+        // journal's cuts and set-asides: an open that failed after cutting
+        // would leave the cut in no report.
         if let Some(why) = meta_rebuilt {
             // The damaged META is copied aside and replaced in one rename:
             // a crash leaves the old one or the new one, never none.
             let meta_path = dir.join(META_NAME);
             if env.disk().exists(&meta_path).map_err(io(format!("looking for {}", meta_path.display())))? {
                 let aside = salvage_dir(env.disk(), dir)?;
-                copy_aside(env.disk(), &aside, &meta_path, &mut recovered.report)?;
+                copy_aside(env.disk(), &aside, &meta_path, &mut report)?;
             }
             write_meta(env.disk(), dir, &meta)?;
-            recovered.report.meta_rebuilt = Some(why);
+            report.meta_rebuilt = Some(why);
         }
-        recovered.report.set_aside.splice(0..0, report.set_aside);
         let mut fence = keyset.as_ref().map(|_| KeyFence::new(options.encryption.master_key().cloned()));
         if let (Some(opened), Some(fence)) = (keyset, fence.as_mut()) {
             let aside_names: Vec<std::path::PathBuf> = if opened.replaced {
@@ -407,16 +407,21 @@ impl<E: Env> Core<E> {
                 let aside = salvage_dir(env.disk(), dir)?;
                 for path in aside_names {
                     if env.disk().exists(&path).map_err(io(format!("looking for {}", path.display())))? {
-                        move_aside(env.disk(), dir, &aside, &path, &mut recovered.report)?;
+                        move_aside(env.disk(), dir, &aside, &path, &mut report)?;
                     }
                 }
             }
             if !opened.republish.is_empty() {
                 let nonce = random_nonce(env.entropy());
                 fence.publish(env.disk(), dir, &opened.keyset, meta.store_id, nonce).map_err(OpenError::Io)?;
-                recovered.report.keyset_repaired = opened.republish;
+                report.keyset_repaired = opened.republish;
             }
         }
+        let mut recovered = analysis.apply(env.disk(), dir, options.salvage)?;
+        recovered.report.keys_lost = keys_lost;
+        recovered.report.meta_rebuilt = report.meta_rebuilt;
+        recovered.report.keyset_repaired = report.keyset_repaired;
+        recovered.report.set_aside.splice(0..0, report.set_aside);
         let checkpointed = recovered.checkpoint_end;
         let epoch = fresh_epoch(env.entropy(), &recovered.state, 0);
         let journal_empty = recovered.tail.is_none();

@@ -646,6 +646,12 @@ impl Analysis {
         if stale && self.index_listed {
             super::checkpoint::remove(disk, dir).map_err(OpenError::Io)?;
         }
+        // The salvage directory first: a failure to make it must come
+        // before any cut, or the cut would be in no report.
+        let aside = match self.damage.is_some() {
+            true => Some(salvage_dir(disk, dir)?),
+            false => None,
+        };
         for cut in std::mem::take(&mut self.cuts) {
             let context = format!("truncating {} to {} bytes", cut.file.display(), cut.offset);
             let mut file = disk.open(&cut.file).map_err(io(context.clone()))?;
@@ -654,8 +660,7 @@ impl Analysis {
                 self.report.truncated.push(cut);
             }
         }
-        if let Some(damage) = self.damage.take() {
-            let aside = salvage_dir(disk, dir)?;
+        if let (Some(damage), Some(aside)) = (self.damage.take(), aside) {
             match damage.segment {
                 Some((path, cut, len)) if cut >= SEGMENT_HEADER_LEN as u64 => {
                     copy_rest_aside(disk, &aside, &path, cut, len, &mut self.report)?;
