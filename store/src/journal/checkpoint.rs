@@ -278,7 +278,10 @@ pub fn load<D: Disk>(disk: &mut D, dir: &Path, flags: u32, mut state: State) -> 
             return Err("the keyset is older than the one it was written with".into());
         }
     }
-    state.read_image(&mut src, header.events, header.image_len, &header.end).map_err(|e| e.0)?;
+    // Each covered segment ends where the next one's header says; the
+    // last, at the end of the group the checkpoint ends with.
+    let limits: Vec<u64> = headers.iter().skip(1).map(|h| h.prev_end).chain([header.end.end]).collect();
+    state.read_image(&mut src, header.events, header.image_len, &header.end, &limits).map_err(|e| e.0)?;
     if src.pos != src.buf.len() || src.at != src.limit {
         return Err("bytes left over after its image".into());
     }

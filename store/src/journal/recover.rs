@@ -360,7 +360,7 @@ fn analyze_from<D: Disk>(
         if !covered {
             return Ok(Err(format!("the journal has no segment {}", end.segment)));
         }
-        a.report.groups = end.group_id + 1 - headers[0].first_group_id;
+        a.report.groups = (end.group_id + 1).saturating_sub(headers[0].first_group_id);
         a.report.events = a.state.last_global();
     }
     let mut ahead: Option<HeaderRead> = None;
@@ -606,6 +606,13 @@ fn later_flush_after(bytes: &[u8], scan: &ScanOutcome, torn_flush: u64, own_begi
 }
 
 impl Analysis {
+    /// Records that the checkpoint was passed over (why), after the fact:
+    /// the analysis was made again by a full scan. Apply then removes it.
+    pub fn pass_over_checkpoint(&mut self, why: &str) {
+        self.report.checkpoint = CheckpointUse::Passed(why.into());
+        self.index_listed = true;
+    }
+
     /// Whether the analysis started from the index checkpoint.
     pub fn used_checkpoint(&self) -> bool {
         matches!(self.report.checkpoint, CheckpointUse::Used { .. })

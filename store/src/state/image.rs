@@ -186,14 +186,17 @@ impl State {
 
     /// Reads an image of `slots` events, of `len` bytes in all, written by
     /// [`State::write_image`], into `self` (a fresh state, its keys set for
-    /// an encrypted store), for a journal that ends at `end`. Every number
-    /// is checked; on error `self` is to be dropped.
+    /// an encrypted store), for a journal that ends at `end` and whose
+    /// segments end at `limits` (one per segment up to `end.segment`: where
+    /// the next one's header says, and `end.end` for the last). Every
+    /// number is checked; on error `self` is to be dropped.
     pub fn read_image(
         &mut self,
         src: &mut dyn ImageRead,
         slots: u64,
         len: u64,
         end: &JournalEnd,
+        limits: &[u64],
     ) -> Result<(), ImageError> {
         assert_eq!(self.last_global(), 0, "an image is read into a fresh state");
         let slot_bytes = slots.checked_mul(SLOT_IMAGE_LEN as u64).filter(|&b| b <= len);
@@ -203,7 +206,7 @@ impl State {
             read_slots.push(Slot::decode(src.next(SLOT_IMAGE_LEN)?));
         }
         let tables = read_tables(src, len - slot_bytes)?;
-        self.rebuild(read_slots, tables, end)
+        self.rebuild(read_slots, tables, end, limits)
     }
 
     fn rebuild(
@@ -211,6 +214,7 @@ impl State {
         slots: crate::chunked::ChunkedVec<Slot>,
         tables: Tables,
         end: &JournalEnd,
+        limits: &[u64],
     ) -> Result<(), ImageError> {
         let Tables { entities, pairs, idempotency, correlations, epochs, first_plain, first_sealed, keys } = tables;
         for (name, head, key_gens) in entities {
@@ -239,7 +243,7 @@ impl State {
         let count = slots.len() as u64;
         for (index, slot) in slots.iter().enumerate() {
             let global = index as u64 + 1;
-            self.check_slot(global, slot, end)?;
+            self.check_slot(global, slot, limits)?;
             self.entities[slot.entity as usize].events.push(global);
             if slot.causation != 0 {
                 self.effects.entry(slot.causation).or_default().push(global);
@@ -291,10 +295,11 @@ impl State {
     }
 
     /// Checks one slot of an image against the tables read and the journal
-    /// the image covers.
-    fn check_slot(&self, global: u64, slot: &Slot, end: &JournalEnd) -> Result<(), ImageError> {
-        let inside = u64::from(slot.segment) < end.segment
-            || (u64::from(slot.segment) == end.segment && slot.offset + u64::from(slot.len) <= end.end);
+    /// the image covers (`limits`: where each of its segments ends).
+    fn check_slot(&self, global: u64, slot: &Slot, limits: &[u64]) -> Result<(), ImageError> {
+        let frame_end = slot.offset.checked_add(u64::from(slot.len));
+        let limit = limits.get(slot.segment as usize);
+        let inside = frame_end.zip(limit).is_some_and(|(e, &limit)| e <= limit);
         let fine = (slot.entity as usize) < self.entities.len()
             && (slot.names as usize) < self.pairs.len()
             && (slot.correlation as usize) <= self.correlations.len()
