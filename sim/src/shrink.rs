@@ -456,7 +456,9 @@ pub fn scenario_file(shrunk: &Shrunk, origin: &str) -> Result<String, String> {
         shrunk.runs,
         shrunk.elapsed.as_secs_f64()
     );
-    for line in shrunk.report.trace.iter().flatten().take(STORY_LINES_MAX) {
+    // A trace line may hold line breaks (a panic's message): every line
+    // of it is commented, or the file would not parse.
+    for line in shrunk.report.trace.iter().flatten().take(STORY_LINES_MAX).flat_map(|l| l.lines()) {
         text.push_str(&format!("#   {line}\n"));
     }
     text.push('\n');
