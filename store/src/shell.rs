@@ -200,7 +200,11 @@ impl<E: Env> Store<E> {
         self.reader.clone()
     }
 
-    /// Stops the writer after it has answered every queued request.
+    /// Stops the writer after it has answered every queued request, then
+    /// publishes the index checkpoint (unless the last one already covers
+    /// the whole journal), so that the next open reads it and only what
+    /// follows. Dropping the store does the same and ignores the outcome;
+    /// `CloseError::Checkpoint` loses nothing.
     pub fn close(mut self) -> Result<(), CloseError> {
         self.stop()
     }
