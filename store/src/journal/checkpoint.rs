@@ -167,7 +167,7 @@ pub fn publish<D: Disk>(
         store_id: state.store_id(),
         flags,
         end,
-        events: state.image_slots(),
+        events: state.last_global(),
         image_len,
         segments: end.segment + 1,
     };

@@ -23,10 +23,9 @@
 //! short for its header, or with a damaged one, is damage too, never a
 //! segment "being created".
 
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use super::read::{read_range, read_range_into, read_retrying, Unreadable};
+use super::read::{read_range_into, read_retrying, Unreadable};
 use super::record::{begin_at, Begin};
 use super::scan::{scan_segment, ScanBugs, ScanFrom, ScanOutcome};
 use super::segment::{
@@ -34,89 +33,12 @@ use super::segment::{
 };
 use crate::disk::{Disk, ReadAt};
 use crate::error::{Corruption, IoError, OpenError};
-use crate::limits::{SEGMENT_HEADER_LEN, UNREADABLE_GRANULE};
+use crate::limits::SEGMENT_HEADER_LEN;
 use crate::state::State;
 
-pub const SALVAGE_DIR: &str = "salvage";
-
-/// Why bytes were cut off the end of a segment.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CutReason {
-    /// A torn or uncommitted tail of the last segment: bytes of a flush
-    /// whose fsync never completed (nothing acknowledged).
-    TornTail,
-    /// Bytes past the end the next segment's header records (a flush whose
-    /// write or fsync failed, answered "outcome unknown").
-    PastRecordedEnd,
-}
-
-/// Bytes recovery cut off a segment.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Truncation {
-    pub file: PathBuf,
-    /// Where the segment now ends.
-    pub offset: u64,
-    /// How many bytes were cut.
-    pub len: u64,
-    pub reason: CutReason,
-}
-
-/// Bytes salvage moved or copied out of the journal.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SetAside {
-    /// The journal file they were in.
-    pub from: PathBuf,
-    /// Where they are now.
-    pub to: PathBuf,
-    /// Where in `from` they started (`to` holds them from its byte 0).
-    pub offset: u64,
-    pub len: u64,
-}
-
-/// What recovery found and did. Every byte it dropped or moved is here.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RecoveryReport {
-    pub segments: u64,
-    pub groups: u64,
-    pub events: u64,
-    /// Bytes cut off the end of segments.
-    pub truncated: Vec<Truncation>,
-    /// Temporary files of interrupted segment starts, removed: a segment is
-    /// renamed into place before any frame is written, so they never held
-    /// data.
-    pub removed: Vec<PathBuf>,
-    /// Salvage only: what was set aside.
-    pub set_aside: Vec<SetAside>,
-    /// Salvage only: bytes that could not be read; the set-aside copy holds
-    /// zeros there.
-    pub unreadable: Vec<(PathBuf, Range<u64>)>,
-    /// Salvage only: the damage that was set aside.
-    pub corruption: Option<Corruption>,
-    /// Salvage only: keys no key record opens and no shred covers (their
-    /// record or wrapping key was damaged), as (entity, generation). Their
-    /// events keep their place; their payloads read as an integrity error.
-    pub keys_lost: Vec<(String, u32)>,
-    /// Keyset copies written again, and why: one was damaged, unreadable or
-    /// behind the other (nothing was lost while the other was intact).
-    pub keyset_repaired: Vec<(PathBuf, String)>,
-    /// Salvage only: `META` was unusable, set aside, and rebuilt from the
-    /// segments and the keyset (why).
-    pub meta_rebuilt: Option<String>,
-    /// Whether open started from the index checkpoint.
-    pub checkpoint: CheckpointUse,
-}
-
-impl RecoveryReport {
-    /// True if recovery dropped or moved anything (leftover temporary files
-    /// aside, which never hold data).
-    pub fn lost_anything(&self) -> bool {
-        !self.truncated.is_empty()
-            || !self.set_aside.is_empty()
-            || !self.unreadable.is_empty()
-            || self.corruption.is_some()
-            || !self.keys_lost.is_empty()
-    }
-}
+pub use super::report::{CheckpointUse, CutReason, RecoveryReport, SetAside, Truncation};
+pub(crate) use super::salvage::{copy_aside, copy_rest_aside, move_aside, salvage_dir};
+pub use super::salvage::{set_aside_name, set_aside_origin, SALVAGE_DIR};
 
 /// Where the writer resumes.
 #[derive(Debug)]
@@ -244,19 +166,6 @@ fn read_header(file: &impl ReadAt, len: u64) -> HeaderRead {
         (Some(version), None) => HeaderRead::Version(version),
         (None, _) => HeaderRead::Damaged("segment header is damaged".into()),
     }
-}
-
-/// Whether open started from the index checkpoint.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub enum CheckpointUse {
-    /// There was none, or the open salvaged or was asked to scan it all.
-    #[default]
-    None,
-    /// It covered this many events; only the journal after it was read.
-    Used { events: u64 },
-    /// There was one, and it was passed over (why): the whole journal was
-    /// read. Nothing is lost: the journal holds everything it was made of.
-    Passed(String),
 }
 
 /// Reads the journal in `dir` into a fresh state for `store_id` and decides
@@ -709,167 +618,8 @@ impl Analysis {
     }
 }
 
-fn truncate<D: Disk>(disk: &mut D, file: &mut D::File, path: &Path, len: u64) -> Result<(), OpenError> {
+pub(super) fn truncate<D: Disk>(disk: &mut D, file: &mut D::File, path: &Path, len: u64) -> Result<(), OpenError> {
     let context = format!("truncating {} to {len} bytes", path.display());
     disk.set_len(file, len).map_err(io(context.clone()))?;
     disk.sync(file).map_err(io(context))
-}
-
-/// The directory salvage moves things into, created (durably) if needed.
-pub(crate) fn salvage_dir<D: Disk>(disk: &mut D, dir: &Path) -> Result<PathBuf, OpenError> {
-    let aside = dir.join(SALVAGE_DIR);
-    if !disk.exists(&aside).map_err(io(format!("looking for {}", aside.display())))? {
-        disk.create_dir_all(&aside).map_err(io(format!("creating {}", aside.display())))?;
-        disk.sync_dir(dir).map_err(io(format!("syncing {}", dir.display())))?;
-    }
-    Ok(aside)
-}
-
-/// The name under which salvage sets aside the bytes of journal file
-/// `name` from byte `cut` on (a whole file keeps its own name). A name
-/// already used gets `.1`, `.2`, ... appended.
-pub fn set_aside_name(name: &str, cut: u64) -> String {
-    format!("{name}.from-{cut}")
-}
-
-/// Which journal file, and from which byte, a file salvage set aside holds:
-/// the inverse of [`set_aside_name`] (and of a whole file's own name).
-pub fn set_aside_origin(file_name: &str) -> Option<(String, u64)> {
-    let base = match file_name.rsplit_once('.') {
-        Some((base, n)) if n.parse::<u32>().is_ok() && !n.is_empty() => base,
-        _ => file_name,
-    };
-    match base.rsplit_once(".from-") {
-        Some((name, cut)) => Some((name.to_owned(), cut.parse().ok()?)),
-        None => parse_segment_name(base).map(|_| (base.to_owned(), 0)),
-    }
-}
-
-/// A name in `aside` that no earlier salvage has used: set-aside data is
-/// never overwritten.
-fn unused_name<D: Disk>(disk: &mut D, aside: &Path, name: &str) -> Result<PathBuf, OpenError> {
-    for n in 0u32.. {
-        let candidate = if n == 0 { aside.join(name) } else { aside.join(format!("{name}.{n}")) };
-        if !disk.exists(&candidate).map_err(io(format!("looking in {}", aside.display())))? {
-            return Ok(candidate);
-        }
-    }
-    unreachable!("some name is free")
-}
-
-/// Copies the whole of `path` into `aside` (zeros where it cannot be read,
-/// each such range reported), leaving `path` as it is.
-pub(crate) fn copy_aside<D: Disk>(
-    disk: &mut D,
-    aside: &Path,
-    path: &Path,
-    report: &mut RecoveryReport,
-) -> Result<(), OpenError> {
-    let len = disk.open_read(path).and_then(|f| f.len()).map_err(io(format!("reading {}", path.display())))?;
-    let rest = read_aside(disk, path, 0, len, report)?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    write_aside(disk, aside, path, &name, 0, &rest, report)
-}
-
-/// Bytes `from..len` of `path`, zeros where they cannot be read (each such
-/// range reported).
-fn read_aside<D: Disk>(
-    disk: &mut D,
-    path: &Path,
-    from: u64,
-    len: u64,
-    report: &mut RecoveryReport,
-) -> Result<Vec<u8>, OpenError> {
-    let source = disk.open_read(path).map_err(io(format!("reading {}", path.display())))?;
-    let mut rest = Vec::with_capacity(usize::try_from(len.saturating_sub(from)).unwrap_or(0));
-    let mut at = from;
-    while at < len {
-        let (bytes, unreadable) = read_range(&source, at..len);
-        rest.extend_from_slice(&bytes);
-        at += bytes.len() as u64;
-        if let Some(u) = unreadable {
-            // Zeros up to the end of the unreadable granule, and no further.
-            let skip = ((u.offset / UNREADABLE_GRANULE + 1) * UNREADABLE_GRANULE).min(len) - at;
-            rest.resize(rest.len() + skip as usize, 0);
-            match report.unreadable.last_mut() {
-                Some((file, range)) if file == path && range.end == at => range.end += skip,
-                _ => report.unreadable.push((path.to_owned(), at..at + skip)),
-            }
-            at += skip;
-        }
-    }
-    Ok(rest)
-}
-
-/// Writes `bytes` (bytes `offset..` of `from`) to a new, durable file in
-/// `aside` under `name`, or a variant of it no salvage used before.
-fn write_aside<D: Disk>(
-    disk: &mut D,
-    aside: &Path,
-    from: &Path,
-    name: &str,
-    offset: u64,
-    bytes: &[u8],
-    report: &mut RecoveryReport,
-) -> Result<(), OpenError> {
-    let target = unused_name(disk, aside, name)?;
-    let context = format!("setting {} aside", target.display());
-    let mut copy = disk.create(&target).map_err(io(context.clone()))?;
-    disk.write_at(&mut copy, 0, bytes).map_err(io(context.clone()))?;
-    disk.sync(&mut copy).map_err(io(context.clone()))?;
-    disk.sync_dir(aside).map_err(io(context))?;
-    report.set_aside.push(SetAside { from: from.to_owned(), to: target, offset, len: bytes.len() as u64 });
-    Ok(())
-}
-
-/// Copies bytes `cut..len` of the damaged segment `path` into `aside`
-/// (zeros where they cannot be read, each such range reported), then
-/// truncates the segment to `cut`.
-fn copy_rest_aside<D: Disk>(
-    disk: &mut D,
-    aside: &Path,
-    path: &Path,
-    cut: u64,
-    len: u64,
-    report: &mut RecoveryReport,
-) -> Result<(), OpenError> {
-    let rest = read_aside(disk, path, cut, len, report)?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    write_aside(disk, aside, path, &set_aside_name(&name, cut), cut, &rest, report)?;
-    let mut file = disk.open(path).map_err(io(format!("opening {}", path.display())))?;
-    truncate(disk, &mut file, path, cut)
-}
-
-/// Renames `path` into `aside` under a name never used there before.
-pub(crate) fn move_aside<D: Disk>(
-    disk: &mut D,
-    dir: &Path,
-    aside: &Path,
-    path: &Path,
-    report: &mut RecoveryReport,
-) -> Result<(), OpenError> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let target = unused_name(disk, aside, &name)?;
-    let context = format!("setting {} aside", path.display());
-    let len = disk.open_read(path).and_then(|f| f.len()).map_err(io(context.clone()))?;
-    disk.rename(path, &target).map_err(io(context.clone()))?;
-    disk.sync_dir(aside).map_err(io(context.clone()))?;
-    disk.sync_dir(dir).map_err(io(context))?;
-    report.set_aside.push(SetAside { from: path.to_owned(), to: target, offset: 0, len });
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn set_aside_names_say_where_their_bytes_came_from() {
-        let segment = segment_name(7);
-        assert_eq!(set_aside_origin(&set_aside_name(&segment, 4096)), Some((segment.clone(), 4096)));
-        assert_eq!(set_aside_origin(&format!("{}.2", set_aside_name(&segment, 64))), Some((segment.clone(), 64)));
-        assert_eq!(set_aside_origin(&segment), Some((segment.clone(), 0)));
-        assert_eq!(set_aside_origin(&format!("{segment}.1")), Some((segment, 0)));
-        assert_eq!(set_aside_origin("META"), None);
-    }
 }

@@ -117,11 +117,6 @@ struct Tables {
 }
 
 impl State {
-    /// How many events the state holds: the slots of its image.
-    pub fn image_slots(&self) -> u64 {
-        self.slots.len() as u64
-    }
-
     /// Writes the image, slots first; `keys` is the keys' image (an
     /// encrypted store's).
     pub fn write_image(&self, keys: &[EntityKeyImage], out: &mut dyn FnMut(&[u8])) {
