@@ -144,7 +144,7 @@ impl Sim {
             Err(AppendError::ReadFailed { error, .. }) => {
                 // A gate's read failed: the disk must excuse it, and the
                 // batch is not in the flush, whatever the model predicted.
-                match crate::excuse::read_trouble(&self.disk, &self.map, error) {
+                match crate::excuse::read_trouble(&self.disk, &self.map, error, self.commit_damage_mark) {
                     Some(ReadTrouble::Damaged { inode, range, .. }) => {
                         self.stats.noticed_at(&self.disk, &[(inode, range)])
                     }

@@ -212,6 +212,9 @@ pub struct Sim {
     /// The fault counts when the store was last handed work, for telling
     /// which faults its errors reported.
     faults_before: FaultStats,
+    /// The disk's damage mark when the last commit began: a gate's read
+    /// that failed in it is excused by damage recorded since.
+    commit_damage_mark: usize,
     canary: Canary,
     master_key: Option<MasterKey>,
     /// The reports of recoveries whose checks were cut short (a read met
@@ -303,6 +306,7 @@ impl Sim {
             excused: std::collections::BTreeMap::new(),
             stats: RunStats::default(),
             faults_before: FaultStats::default(),
+            commit_damage_mark: 0,
             canary,
             master_key,
             durable_keys: None,
