@@ -19,6 +19,7 @@
 use std::path::{Path, PathBuf};
 
 use shale_store::journal::recover::set_aside_origin;
+use shale_store::Truncation;
 
 use super::durability::lost;
 use super::{Checker, Phase, Promise, RecoveryView, Snapshot};
@@ -58,6 +59,13 @@ fn asides<'a>(view: &'a RecoveryView, dir: &Path) -> Vec<Aside<'a>> {
     reported.chain(found).collect()
 }
 
+/// Whether cut `t` took the byte at `start` of `file`: a cut takes the
+/// bytes the file held from its offset on, and no more (bytes an earlier
+/// attempt had already set aside and cut were not there to take).
+fn took(t: &Truncation, file: &Path, start: u64) -> bool {
+    t.file == file && t.offset <= start && start < t.offset.saturating_add(t.len)
+}
+
 pub struct LossIsReported;
 
 impl Checker for LossIsReported {
@@ -71,12 +79,14 @@ impl Checker for LossIsReported {
         let dir = Path::new(crate::run::STORE_DIR);
         let asides = asides(view, dir);
         let all_lost = lost(model, snapshot);
-        // The flush of the first acknowledged group each cut took.
-        let first_flush_cut = |path: &Path, offset: u64| {
+        // The flush of the first acknowledged group a cut took.
+        let first_flush_cut = |t: &Truncation| {
             all_lost
                 .iter()
                 .filter_map(|l| l.location)
-                .filter(|l| view.excuses.file(l.inode).is_some_and(|f| f.path == path) && l.range.start >= offset)
+                .filter(|l| {
+                    view.excuses.file(l.inode).is_some_and(|f| f.path == t.file) && took(t, &t.file, l.range.start)
+                })
                 .map(|l| l.flush)
                 .min()
         };
@@ -90,10 +100,10 @@ impl Checker for LossIsReported {
             let start = location.range.start;
             // Only the bytes that were on the medium can be reported.
             let end = location.range.end.min(file.durable_len);
-            let cut = report.truncated.iter().any(|t| t.file == file.path && t.offset <= start);
+            let cut = report.truncated.iter().any(|t| took(t, &file.path, start));
             // A file found by its name holds nothing an earlier recovery
-            // had cut off before it (see `RecoveryView::earlier_cuts`).
-            let cut_earlier = view.earlier_cuts.iter().any(|t| t.file == file.path && t.offset <= start);
+            // had cut off (see `RecoveryView::earlier_cuts`).
+            let cut_earlier = view.earlier_cuts.iter().any(|t| took(t, &file.path, start));
             let claims = |a: &Aside<'_>| {
                 a.from == file.path && a.offset <= start && end <= a.offset + a.len && (a.reported || !cut_earlier)
             };
@@ -131,8 +141,8 @@ impl Checker for LossIsReported {
             if view.excuses.of(location) != Some(Excuse::AfterDamage) {
                 continue;
             }
-            let cut_by = report.truncated.iter().find(|t| t.file == file.path && t.offset <= start);
-            let proven = cut_by.is_some_and(|t| first_flush_cut(&t.file, t.offset).is_some_and(|f| f < location.flush));
+            let cut_by = report.truncated.iter().find(|t| took(t, &file.path, start));
+            let proven = cut_by.is_some_and(|t| first_flush_cut(t).is_some_and(|f| f < location.flush));
             if aside.is_none() && !proven {
                 // Cut as a torn tail of the flush the damage is in: nothing
                 // on the disk told the store it had been synced.
