@@ -13,8 +13,8 @@ use crate::error::{AppendError, IoError};
 use crate::fence::{KeyFence, WrappedKey};
 use crate::gate::Gates;
 use crate::journal::record::{
-    encode_begin, encode_commit, encode_event, encode_idempotency, encode_key, Begin, Commit, IdempotencyRecord,
-    COMMIT_FRAME_LEN,
+    chain_after, encode_begin, encode_commit, encode_event, encode_idempotency, encode_key, frame_crc, Begin, Commit,
+    IdempotencyRecord, COMMIT_FRAME_LEN,
 };
 use crate::journal::scan::FlushPos;
 use crate::journal::writer::JournalWriter;
@@ -362,6 +362,7 @@ impl<E: Env> Core<E> {
                 fence.records_for(&state, groups.iter().map(|g| g.records.as_slice()), self.env.entropy())
             }
         };
+        let mut follows = self.follows();
         let size: usize = groups.iter().flat_map(|g| &g.records).map(|r| r.payload.len() + 128).sum();
         let mut buf = Vec::with_capacity(size + groups.len() * 64);
         let mut frames = Vec::with_capacity(groups.iter().map(|g| g.records.len()).sum());
@@ -377,6 +378,7 @@ impl<E: Env> Core<E> {
                 flush_count,
                 event_count,
                 first_global: group.first_global,
+                follows,
             };
             let mut group_crc = crc32c::crc32c(&encode_begin(&mut buf, &begin));
             if let Some((key, fingerprint)) = group.idempotency {
@@ -390,12 +392,20 @@ impl<E: Env> Core<E> {
                 let at = buf.len();
                 let (header, _) = encode_event(&mut buf, record);
                 group_crc = crc32c::crc32c_append(group_crc, &header);
-                let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+                let crc = frame_crc(&header);
                 frames.push((at, (buf.len() - at) as u32, crc));
             }
-            encode_commit(&mut buf, &Commit { group_id, event_count, group_crc });
+            let commit = encode_commit(&mut buf, &Commit { group_id, event_count, group_crc });
+            follows = frame_crc(&commit);
         }
         Encoded { bytes: buf, frames, settled }
+    }
+
+    /// What the next group written records it follows: the commit frame
+    /// of the last durable group (the journal's end in the state).
+    pub(crate) fn follows(&self) -> u32 {
+        let state = self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        state.journal_end().map_or(0, |end| chain_after(&end.commit))
     }
 }
 

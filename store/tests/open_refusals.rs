@@ -152,19 +152,24 @@ fn one_keyset_copy_of_another_store_is_set_aside_by_salvage_only() {
 
 #[test]
 fn an_older_format_is_refused_never_misread() {
-    let dir = tempfile::tempdir().unwrap();
-    store_with_events(dir.path(), Options::default());
-    let segment = segments(dir.path()).remove(0);
-    let mut bytes = std::fs::read(&segment).unwrap();
-    bytes[8..12].copy_from_slice(&1u32.to_le_bytes());
-    let crc = crc32c::crc32c(&bytes[..60]);
-    bytes[60..64].copy_from_slice(&crc.to_le_bytes());
-    std::fs::write(&segment, bytes).unwrap();
-    refused_untouched(
-        dir.path(),
-        Options::default(),
-        |e| matches!(e, OpenError::Format { reason, .. } if reason.contains("version 1")),
-    );
+    // Version 2 begin records are 4 bytes shorter (no `follows`); version
+    // 1 had no epochs. Either is refused, naming the version it found.
+    for old in [1u32, 2] {
+        let dir = tempfile::tempdir().unwrap();
+        store_with_events(dir.path(), Options::default());
+        let segment = segments(dir.path()).remove(0);
+        let mut bytes = std::fs::read(&segment).unwrap();
+        bytes[8..12].copy_from_slice(&old.to_le_bytes());
+        let crc = crc32c::crc32c(&bytes[..60]);
+        bytes[60..64].copy_from_slice(&crc.to_le_bytes());
+        std::fs::write(&segment, bytes).unwrap();
+        let named = format!("version {old}");
+        refused_untouched(
+            dir.path(),
+            Options::default(),
+            |e| matches!(e, OpenError::Format { reason, .. } if reason.contains(&named)),
+        );
+    }
 }
 
 #[test]

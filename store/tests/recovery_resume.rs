@@ -103,10 +103,55 @@ fn a_flush_torn_after_its_first_begin_record_following_a_cut_is_a_torn_tail() {
     assert!(core.commit(&two()).iter().all(Result::is_ok));
     drop(core);
     // Tear the next flush (of a new flush number) right after its first
-    // begin record (8 + 41 bytes).
+    // begin record (8 + 45 bytes).
     let bytes = std::fs::read(&segment).unwrap();
-    std::fs::write(&segment, &bytes[..cut + 49 + 12]).unwrap();
+    std::fs::write(&segment, &bytes[..cut + 53 + 12]).unwrap();
     let store = Store::open(dir.path(), Options::default()).expect("a torn tail, not corruption");
     assert_eq!(store.recovery_report().truncated.len(), 1);
     assert_eq!(store.read_from(1, 10).unwrap().len(), 1, "the first group survives, the torn flush does not");
+}
+
+/// Positions are used again after a cut: a disk that hands back the older
+/// group at its old position (a lost write) must not splice two histories.
+/// The older group has the right group id, flush and first global sequence
+/// and valid checksums, and follows the same group as the one it displaced;
+/// the group after it records another commit before it (`follows`, format
+/// version 3). That is corruption, never a torn tail to cut: the acked
+/// group after it is set aside by salvage, not dropped.
+#[test]
+fn an_older_group_handed_back_at_a_reused_position_is_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let commit = |core: &mut Core<RealEnv>, payload: &[u8]| {
+        core.commit(&[Batch::from(event("a", "tick", payload))]).remove(0).unwrap();
+    };
+    let (mut core, _) = Core::open(RealEnv::default(), dir.path(), &Options::default()).unwrap();
+    commit(&mut core, b"one");
+    let segment = segments(dir.path()).pop().unwrap();
+    let first_end = std::fs::metadata(&segment).unwrap().len() as usize;
+    commit(&mut core, b"old");
+    drop(core);
+    let old = std::fs::read(&segment).unwrap()[first_end..].to_vec();
+    // The second group is cut off (as a torn tail would be), and the next
+    // session writes two groups from the same position.
+    std::fs::write(&segment, &std::fs::read(&segment).unwrap()[..first_end]).unwrap();
+    let (mut core, _) = Core::open(RealEnv::default(), dir.path(), &Options::default()).unwrap();
+    commit(&mut core, b"new");
+    commit(&mut core, b"end");
+    drop(core);
+    let mut bytes = std::fs::read(&segment).unwrap();
+    assert_eq!(bytes.len(), first_end + 2 * old.len(), "the new groups take the same room as the old one");
+    bytes[first_end..first_end + old.len()].copy_from_slice(&old);
+    std::fs::write(&segment, &bytes).unwrap();
+
+    let opened = Core::open(RealEnv::default(), dir.path(), &Options::default());
+    let Err(OpenError::Corrupt(corruption)) = opened else {
+        panic!("an older group at a reused position was taken for the journal's: {:?}", opened.map(|(_, r)| r))
+    };
+    assert_eq!(corruption.offset, (first_end + old.len()) as u64, "{corruption}");
+    assert!(corruption.reason.contains("follows"), "{}", corruption.reason);
+    let store = Store::open(dir.path(), Options { salvage: true, ..Options::default() }).unwrap();
+    let aside = &store.recovery_report().set_aside;
+    assert_eq!(aside.len(), 1);
+    assert_eq!(aside[0].offset, (first_end + old.len()) as u64);
+    assert_eq!(std::fs::read(&aside[0].to).unwrap(), bytes[first_end + old.len()..], "the last group is kept aside");
 }

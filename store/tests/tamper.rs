@@ -13,7 +13,9 @@ mod common;
 use std::borrow::Cow;
 
 use common::segments;
-use shale_store::journal::record::{decode_body, encode_commit, encode_event, read_frame, Commit, Record};
+use shale_store::journal::record::{
+    decode_body, encode_begin, encode_commit, encode_event, frame_crc, read_frame, Begin, Commit, Record,
+};
 use shale_store::limits::{FRAME_HEADER_LEN, SEGMENT_HEADER_LEN};
 use shale_store::{Coordinate, Encryption, EventId, NewEvent, Options, ReadError, Store};
 
@@ -21,13 +23,10 @@ fn encrypted() -> Options {
     Options { encryption: Encryption::PerEntity { master_key: None }, ..Options::default() }
 }
 
-/// One event frame in a segment: where it is, where its group begins and
-/// ends (its commit frame), and its global sequence.
+/// One event frame in a segment: where it is, and its global sequence.
 struct Placed {
     global: u64,
     frame: std::ops::Range<usize>,
-    group: std::ops::Range<usize>,
-    commit: std::ops::Range<usize>,
 }
 
 /// The range of every whole frame of `bytes` after the header.
@@ -44,19 +43,10 @@ fn frames(bytes: &[u8]) -> Vec<std::ops::Range<usize>> {
 
 fn events(bytes: &[u8]) -> Vec<Placed> {
     let mut placed = Vec::new();
-    let mut group_start = 0;
-    let mut pending = Vec::new();
     for range in frames(bytes) {
         let (_, body) = read_frame(&bytes[range.start..]).unwrap();
-        match decode_body(body).unwrap() {
-            Record::Begin(_) => group_start = range.start,
-            Record::Event(e) => pending.push((e.global_seq, range.clone())),
-            Record::Commit(_) => {
-                for (global, frame) in pending.drain(..) {
-                    placed.push(Placed { global, frame, group: group_start..range.start, commit: range.clone() });
-                }
-            }
-            _ => {}
+        if let Record::Event(e) = decode_body(body).unwrap() {
+            placed.push(Placed { global: e.global_seq, frame: range.clone() });
         }
     }
     placed
@@ -78,19 +68,35 @@ fn moved(bytes: &[u8], from: &Placed, to: &Placed) -> Vec<u8> {
     assert_eq!(frame.len(), to.frame.len());
     let mut out = bytes.to_vec();
     out[to.frame.clone()].copy_from_slice(&frame);
-    // The group checksum covers the headers of its frames before the commit.
-    let mut crc = None;
-    for range in frames(&out).into_iter().filter(|r| to.group.start <= r.start && r.end <= to.group.end) {
-        let header = &out[range.start..range.start + FRAME_HEADER_LEN];
-        crc = Some(crc.map_or_else(|| crc32c::crc32c(header), |c| crc32c::crc32c_append(c, header)));
-    }
-    let Record::Commit(commit) = decode_body(read_frame(&out[to.commit.start..]).unwrap().1).unwrap() else {
-        panic!("not a commit")
-    };
-    let mut commit_frame = Vec::new();
-    encode_commit(&mut commit_frame, &Commit { group_crc: crc.unwrap(), ..commit });
-    out[to.commit.clone()].copy_from_slice(&commit_frame);
+    rechain(&mut out);
     out
+}
+
+/// Makes every group checksum, and every begin record's link to the commit
+/// before it (`follows`), valid again, in order (the segment's first group
+/// keeps its link to the segment before).
+fn rechain(out: &mut [u8]) {
+    let mut follows = None;
+    let mut crc = 0;
+    for range in frames(out) {
+        let (_, body) = read_frame(&out[range.start..]).unwrap();
+        let mut frame = Vec::new();
+        match decode_body(body).unwrap() {
+            Record::Begin(begin) => {
+                let header = encode_begin(&mut frame, &Begin { follows: follows.unwrap_or(begin.follows), ..begin });
+                crc = crc32c::crc32c(&header);
+            }
+            Record::Commit(commit) => {
+                let header = encode_commit(&mut frame, &Commit { group_crc: crc, ..commit });
+                follows = Some(frame_crc(&header));
+            }
+            _ => {
+                crc = crc32c::crc32c_append(crc, &out[range.start..range.start + FRAME_HEADER_LEN]);
+                continue;
+            }
+        }
+        out[range].copy_from_slice(&frame);
+    }
 }
 
 #[test]

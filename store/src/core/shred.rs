@@ -131,6 +131,7 @@ impl<E: Env> Core<E> {
             flush_count: 1,
             event_count: 0,
             first_global,
+            follows: self.follows(),
         };
         let mut buf = Vec::with_capacity(capacity);
         let mut group_crc = crc32c::crc32c(&encode_begin(&mut buf, &begin));

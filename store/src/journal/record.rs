@@ -19,7 +19,7 @@ pub const TAG_SHRED: u8 = 5;
 pub const TAG_KEY: u8 = 6;
 pub const TAG_LOST: u8 = 7;
 
-pub const BEGIN_BODY_LEN: usize = 41;
+pub const BEGIN_BODY_LEN: usize = 45;
 pub const COMMIT_BODY_LEN: usize = 17;
 /// A commit record's whole frame: it ends every group, and its group
 /// checksum covers every frame header of the group (a checkpoint keeps a
@@ -30,6 +30,10 @@ pub const COMMIT_FRAME_LEN: usize = crate::limits::FRAME_HEADER_LEN + COMMIT_BOD
 /// `flush_index` of `flush_count` places the group within it. `epoch`
 /// names the writer session that wrote it (never 0): it is part of every
 /// event id, so an id handed out before a loss never names another event.
+/// `follows` is the CRC of the commit frame of the group before it in the
+/// journal (0 for the first group): a group written over positions used
+/// once before, that the disk hands back in place of the later one, does
+/// not follow the group now before it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Begin {
     pub group_id: u64,
@@ -39,6 +43,18 @@ pub struct Begin {
     pub flush_count: u32,
     pub event_count: u32,
     pub first_global: u64,
+    pub follows: u32,
+}
+
+/// The body CRC a frame's header records (`frame`: at least its header).
+pub fn frame_crc(frame: &[u8]) -> u32 {
+    u32::from_le_bytes([frame[4], frame[5], frame[6], frame[7]])
+}
+
+/// What the group after the one ending in `commit` (a whole commit frame)
+/// records it follows: that frame's CRC.
+pub fn chain_after(commit: &[u8; COMMIT_FRAME_LEN]) -> u32 {
+    frame_crc(commit)
 }
 
 /// Closes a group: `group_crc` is the CRC-32C of the 8-byte headers of every
@@ -170,6 +186,7 @@ pub fn encode_begin(buf: &mut Vec<u8>, begin: &Begin) -> [u8; FRAME_HEADER_LEN] 
         b.extend_from_slice(&begin.flush_count.to_le_bytes());
         b.extend_from_slice(&begin.event_count.to_le_bytes());
         b.extend_from_slice(&begin.first_global.to_le_bytes());
+        b.extend_from_slice(&begin.follows.to_le_bytes());
     })
 }
 
@@ -397,6 +414,7 @@ pub fn decode_body(body: &[u8]) -> Result<Record<'_>, FrameError> {
             flush_count: le_u32(body, 25),
             event_count: le_u32(body, 29),
             first_global: le_u64(body, 33),
+            follows: le_u32(body, 41),
         })),
         Some(&TAG_COMMIT) if body.len() == COMMIT_BODY_LEN => Ok(Record::Commit(Commit {
             group_id: le_u64(body, 1),
@@ -461,8 +479,16 @@ mod tests {
     #[test]
     fn records_round_trip() {
         let mut buf = Vec::new();
-        let begin =
-            Begin { group_id: 4, epoch: 9, flush: 2, flush_index: 1, flush_count: 3, event_count: 1, first_global: 7 };
+        let begin = Begin {
+            group_id: 4,
+            epoch: 9,
+            flush: 2,
+            flush_index: 1,
+            flush_count: 3,
+            event_count: 1,
+            first_global: 7,
+            follows: 0xdead_beef,
+        };
         encode_begin(&mut buf, &begin);
         let event = sample_event(b"hello");
         let (_, payload) = encode_event(&mut buf, &event);

@@ -474,7 +474,7 @@ fn scan_one(
         return damage(DamageKind::Corrupt, good_end, format!("segment ends at {len}, its successor records {limit}"));
     }
     if let Some(problem) = &scan.problem {
-        if !is_last || later_flush_after(bytes, &scan, torn_flush, own_begin.is_some()) {
+        if !is_last || problem.other_history || later_flush_after(bytes, &scan, torn_flush, own_begin.is_some()) {
             a.kept.push(kept);
             return damage(DamageKind::Corrupt, from.origin + problem.offset as u64, problem.reason.clone());
         }

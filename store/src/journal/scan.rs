@@ -9,7 +9,8 @@
 use std::ops::Range;
 
 use super::record::{
-    decode_body, read_frame, Begin, EventRecord, GenerationRecord, IdempotencyRecord, KeyRecord, Record,
+    chain_after, decode_body, frame_crc, read_frame, Begin, EventRecord, GenerationRecord, IdempotencyRecord,
+    KeyRecord, Record,
 };
 use crate::limits::{FRAME_HEADER_LEN, SEGMENT_HEADER_LEN};
 use crate::state::{FrameLoc, IdempotencyEntry, JournalEnd, State};
@@ -38,6 +39,11 @@ impl FlushPos {
 pub struct Problem {
     pub offset: usize,
     pub reason: String,
+    /// A whole, valid begin record of the group due, that records another
+    /// commit before it: bytes of another history at a position used
+    /// twice. A crash tears and drops writes, but only a disk that loses
+    /// or misplaces written bytes leaves one, so it is never a torn tail.
+    pub other_history: bool,
 }
 
 #[derive(Debug)]
@@ -59,7 +65,8 @@ struct FlushDue {
     continuing: Option<(u64, u32, u32)>,
     /// The number of the next new flush (its first group has index 0).
     new_flush: u64,
-    /// The planted bug `ReplayPastRecordedEnd`: any flush will do.
+    /// The planted bug `ReplayPastRecordedEnd`: any flush will do, and a
+    /// group need not follow the one before it.
     any: bool,
 }
 
@@ -77,7 +84,8 @@ pub struct ScanBugs {
     /// `KeepUncommittedGroup`: a group with no commit record is applied.
     pub keep_uncommitted: bool,
     /// `ReplayPastRecordedEnd`: a group whose id was already applied is
-    /// skipped as a duplicate, and any flush number is taken.
+    /// skipped as a duplicate, and any flush number (and any link to the
+    /// commit before) is taken.
     pub skip_seen_groups: bool,
 }
 
@@ -268,12 +276,12 @@ fn keep_partial_group(bytes: &[u8], at_file: (u64, u64), start: usize, state: &m
 /// (`at_file`), with `header` and `body`, lies.
 fn frame_loc(at_file: (u64, u64), at: usize, header: &[u8; FRAME_HEADER_LEN], body: &Range<usize>) -> FrameLoc {
     let (segment, origin) = at_file;
-    let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+    let crc = frame_crc(header);
     FrameLoc { segment, offset: origin + at as u64, len: (body.end - at) as u32, crc }
 }
 
 fn problem(offset: usize, reason: impl Into<String>) -> Problem {
-    Problem { offset, reason: reason.into() }
+    Problem { offset, reason: reason.into(), other_history: false }
 }
 
 /// Reads one frame at `at`: its header, decoded record and end offset.
@@ -307,6 +315,20 @@ fn parse_group<'a>(
     }
     if begin.first_global != state.last_global() + 1 {
         return Err(problem(start, format!("group starts at global {} out of order", begin.first_global)));
+    }
+    let follows = state.journal_end().map_or(0, |end| chain_after(&end.commit));
+    if begin.follows != follows && !due.any {
+        // Another history's group at this position (bytes written here
+        // before a cut, handed back by the disk), or the journal's own
+        // group after another history's in place of the one before it.
+        return Err(Problem {
+            offset: start,
+            reason: format!(
+                "group {group_id} follows commit {:08x}, not the one before it ({follows:08x})",
+                begin.follows
+            ),
+            other_history: true,
+        });
     }
     let mut group_crc = crc32c::crc32c(&header);
     let mut at = body.end;

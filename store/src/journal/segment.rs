@@ -5,7 +5,7 @@ use crate::limits::SEGMENT_HEADER_LEN;
 pub const SEGMENT_MAGIC: [u8; 8] = *b"SHALESEG";
 /// The journal format this build writes and reads. Version 1 (event ids
 /// without an epoch) is refused with a typed error, never misread.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 const SEGMENT_PREFIX: &str = "seg-";
 const SEGMENT_SUFFIX: &str = ".log";
 /// A segment is written under this suffix first and renamed into place
