@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 use crate::crypto::{MasterKey, NONCE_LEN};
 use crate::disk::Disk;
 use crate::env::{Clock, Entropy, Env};
-use crate::error::{AppendError, IoError};
+use crate::error::{AppendError, CloseError, IoError};
 use crate::fence::{KeyFence, WrappedKey};
 use crate::gate::Gates;
 use crate::journal::record::{
@@ -313,6 +313,17 @@ impl<E: Env> Core<E> {
         if segment != before && self.checkpoint_every > 0 && segment >= due {
             let _ = self.checkpoint();
         }
+    }
+
+    /// What closing the store does once nothing is queued: after a flush
+    /// whose outcome is unknown, the next segment is started first, as
+    /// the next commit would have (its header records where the durable
+    /// bytes end: the failed bytes are never read again, whatever a later
+    /// open finds in the page cache or on the medium); then the index
+    /// checkpoint is published.
+    pub fn close(&mut self) -> Result<(), CloseError> {
+        self.journal.ready(self.env.disk()).map_err(CloseError::Segment)?;
+        self.checkpoint().map_err(CloseError::Checkpoint)
     }
 
     /// Publishes the index checkpoint (`journal/checkpoint.rs`): the next

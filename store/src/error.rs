@@ -187,6 +187,12 @@ pub enum CloseError {
     /// (or all of it).
     #[error("the index checkpoint was not written (nothing is lost; the next open reads more of the journal): {0}")]
     Checkpoint(IoError),
+    /// Every acknowledged write is durable; a flush had failed (its
+    /// batches were answered `OutcomeUnknown`) and the segment that records
+    /// where the durable bytes end could not be started, so a later open
+    /// may yet find that flush's batches, or not.
+    #[error("the segment after a failed flush was not started (acknowledged writes are durable; the failed flush's batches may come back): {0}")]
+    Segment(IoError),
 }
 
 /// The crate's error: any operation's error converts into it.

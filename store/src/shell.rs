@@ -201,10 +201,12 @@ impl<E: Env> Store<E> {
     }
 
     /// Stops the writer after it has answered every queued request, then
-    /// publishes the index checkpoint (unless the last one already covers
-    /// the whole journal), so that the next open reads it and only what
-    /// follows. Dropping the store does the same and ignores the outcome;
-    /// `CloseError::Checkpoint` loses nothing.
+    /// (see [`Core::close`]) starts the next segment if a flush failed since
+    /// the last one, and publishes the index checkpoint (unless the last
+    /// one already covers the whole journal), so that the next open reads
+    /// it and only what follows. Dropping the store does the same and
+    /// ignores the outcome; `CloseError::Checkpoint` and
+    /// `CloseError::Segment` lose nothing acknowledged.
     pub fn close(mut self) -> Result<(), CloseError> {
         self.stop()
     }
@@ -219,11 +221,12 @@ impl<E: Env> Store<E> {
         if let Some(message) = self.shared.panicked.get() {
             return Err(CloseError::WriterPanicked(message.clone()));
         }
-        // The writer is gone: publish the checkpoint, so that the next open
-        // reads it and not the whole journal.
+        // The writer is gone: close the core (a segment after a failed
+        // flush, the checkpoint), so that the next open reads the checkpoint
+        // and not the whole journal.
         let Some(mut core) = self.shared.core() else { return Ok(()) };
-        match self.shared.run(&mut core, Core::checkpoint) {
-            Some(written) => written.map_err(CloseError::Checkpoint),
+        match self.shared.run(&mut core, Core::close) {
+            Some(closed) => closed,
             None => Err(CloseError::WriterPanicked(self.shared.panicked.get().cloned().unwrap_or_default())),
         }
     }

@@ -568,7 +568,9 @@ impl Analysis {
             true => Some(salvage_dir(disk, dir)?),
             false => None,
         };
+        let mut synced = Vec::new();
         for cut in std::mem::take(&mut self.cuts) {
+            synced.push(cut.file.clone());
             let context = format!("truncating {} to {} bytes", cut.file.display(), cut.offset);
             let mut file = disk.open(&cut.file).map_err(io(context.clone()))?;
             truncate(disk, &mut file, &cut.file, cut.offset)?;
@@ -603,7 +605,15 @@ impl Analysis {
         let tail = match self.kept.pop() {
             None => None,
             Some(kept) => {
-                let file = disk.open(&kept.path).map_err(io(format!("opening {}", kept.path.display())))?;
+                let mut file = disk.open(&kept.path).map_err(io(format!("opening {}", kept.path.display())))?;
+                // What this open read of the segment the writer appends to
+                // is made durable before anything is added to it: an
+                // earlier session may have left it visible and not durable
+                // (cut back after a failed fsync, then closed), and a power
+                // loss must not bring back bytes this open reported gone.
+                if !synced.contains(&kept.path) {
+                    disk.sync(&mut file).map_err(io(format!("syncing {}", kept.path.display())))?;
+                }
                 Some(Tail {
                     headers,
                     segment: kept.number,
