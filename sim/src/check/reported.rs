@@ -51,7 +51,11 @@ fn asides<'a>(view: &'a RecoveryView, dir: &Path) -> Vec<Aside<'a>> {
         to: &a.to,
         reported: true,
     });
-    let new = |to: &&PathBuf| view.interrupted && !view.excuses.salvaged_before(to);
+    // A file the report names is what the report says it is (a segment
+    // moved whole after an interrupted attempt had cut it holds only what
+    // was left), not what its name may suggest.
+    let named = |to: &PathBuf| view.report.set_aside.iter().any(|a| &a.to == to);
+    let new = |to: &&PathBuf| view.interrupted && !view.excuses.salvaged_before(to) && !named(to);
     let found = view.salvaged.iter().filter(|(to, _)| new(to)).filter_map(|(to, _)| {
         let (name, offset) = set_aside_origin(&to.file_name()?.to_string_lossy())?;
         Some(Aside { from: dir.join(name), offset, len: u64::MAX - offset, to, reported: false })
