@@ -45,6 +45,14 @@ impl JournalFile {
             Err(_) => false,
         }
     }
+
+    /// Whether the disk holds other bytes, all of them, where `bytes` were
+    /// written at `at`: a lost or stale write left older frames over the
+    /// whole range (a group of them may begin before `at`).
+    pub fn overwritten_at(&self, at: u64, bytes: &[u8]) -> bool {
+        let range = at as usize..at as usize + bytes.len();
+        self.durable.get(range).is_some_and(|there| there != bytes)
+    }
 }
 
 /// The disk just before a recovery: the journal's files and the damage on
@@ -111,6 +119,9 @@ pub struct Excuses {
     tainted: Vec<(u64, std::ops::Range<u64>)>,
     /// The earliest damaged position in the journal: (segment, offset).
     first_damage: Option<(u64, u64)>,
+    /// Each journal file's length after the recovery (inode to length):
+    /// what it kept of the bytes it read.
+    kept: BTreeMap<u64, u64>,
 }
 
 impl Excuses {
@@ -126,7 +137,8 @@ impl Excuses {
                 before.keysets.insert(inode);
             }
         }
-        Self { tainted: disk.tainted(), ..Self::new(before, during) }
+        let kept = before.journal.keys().filter_map(|&inode| Some((inode, disk.len_of(inode)?))).collect();
+        Self { tainted: disk.tainted(), kept, ..Self::new(before, during) }
     }
 
     /// From the disk as it was before the recovery, and the damage done
@@ -147,7 +159,15 @@ impl Excuses {
             salvaged: before.salvaged,
             tainted: Vec::new(),
             first_damage,
+            kept: BTreeMap::new(),
         }
+    }
+
+    /// Whether the recovery left the journal file `inode` at least `end`
+    /// bytes long: it kept what it read there (as far as the harness
+    /// knows the length after it; not at all without one).
+    pub fn kept_through(&self, inode: u64, end: u64) -> bool {
+        self.kept.get(&inode).is_some_and(|&len| len >= end)
     }
 
     /// The excuse for losing the batch copy at `loc`, if any.

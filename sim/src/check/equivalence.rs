@@ -58,8 +58,10 @@ impl Checker for Equivalence {
                     // An outcome-unknown batch a recovery found absent has
                     // real bytes somewhere past a segment's recorded end. A
                     // salvage (after damage lost that record) may bring them
-                    // back; nothing else may.
-                    (Phase::Recovery(view), Fate::Gone) if view.report.corruption.is_some() => {}
+                    // back, reported or in an attempt that failed or was
+                    // cut short after setting files aside; nothing else may.
+                    (Phase::Recovery(view), Fate::Gone)
+                        if view.report.corruption.is_some() || view.salvaged_since() => {}
                     // An acknowledged batch an earlier salvage cut off (its
                     // loss excused) comes back, as the very copy that was
                     // acknowledged, where lossy damage hit the place it was

@@ -125,6 +125,14 @@ pub struct RecoveryView {
     pub earlier_cuts: Vec<shale_store::Truncation>,
 }
 
+impl RecoveryView {
+    /// An interrupted attempt at this recovery set files aside (salvage
+    /// ran, and found damage, but its report was never seen).
+    pub fn salvaged_since(&self) -> bool {
+        self.interrupted && self.salvaged.keys().any(|to| !self.excuses.salvaged_before(to))
+    }
+}
+
 /// What would survive a crash right now, as far as the checkers need it.
 #[derive(Default)]
 pub struct Durable<'a> {

@@ -127,11 +127,14 @@ impl Checker for LossIsReported {
                     continue;
                 }
             }
-            if destroyed && file.replaced_at(start, &location.bytes) {
-                // A lost or stale write left another group's valid frame
-                // where this batch began: the recovery read that group (P3
-                // and P8 check what it is), and had nothing of this batch
-                // before it to report.
+            let on_medium = &location.bytes[..(end - start) as usize];
+            let overwritten = file.overwritten_at(start, on_medium) && view.excuses.kept_through(location.inode, end);
+            if destroyed && (file.replaced_at(start, &location.bytes) || overwritten) {
+                // A lost or stale write left other valid frames where this
+                // batch was (a group of them may begin before it), and the
+                // recovery kept the file over them, so it read those groups
+                // there (P1, P3, P8 and P9 check what they are) and had
+                // nothing of this batch to report.
                 continue;
             }
             if !cut && aside.is_none() {
