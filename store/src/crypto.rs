@@ -3,6 +3,8 @@
 //! ciphertext moved to another event fails to open.
 
 use aes_gcm_siv::aead::{Aead, KeyInit, Payload};
+use std::sync::OnceLock;
+
 use aes_gcm_siv::{Aes256GcmSiv, Nonce};
 use zeroize::Zeroizing;
 
@@ -10,13 +12,26 @@ pub const KEY_LEN: usize = 32;
 pub const NONCE_LEN: usize = 12;
 pub const TAG_LEN: usize = 16;
 
-/// 256 bits of key material: zeroized on drop, never printed.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Key(Zeroizing<[u8; KEY_LEN]>);
+/// 256 bits of key material: zeroized on drop, never printed. Its cipher
+/// (the AES key schedule and POLYVAL key, about 500 bytes on the heap,
+/// zeroized on drop too) is built the first time the key seals or opens,
+/// and kept: a key held by the store's state opens every event sealed
+/// under it without building the schedule again. Only keys used since
+/// the store opened carry one.
+#[derive(Clone)]
+pub struct Key(Zeroizing<[u8; KEY_LEN]>, OnceLock<Box<Aes256GcmSiv>>);
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl Eq for Key {}
 
 impl Key {
     pub fn from_bytes(bytes: [u8; KEY_LEN]) -> Self {
-        Self(Zeroizing::new(bytes))
+        Self(Zeroizing::new(bytes), OnceLock::new())
     }
 
     pub(crate) fn bytes(&self) -> &[u8; KEY_LEN] {
@@ -29,11 +44,11 @@ impl Key {
         &self.0
     }
 
-    fn cipher(&self) -> Aes256GcmSiv {
-        match Aes256GcmSiv::new_from_slice(&self.0[..]) {
-            Ok(cipher) => cipher,
+    fn cipher(&self) -> &Aes256GcmSiv {
+        self.1.get_or_init(|| match Aes256GcmSiv::new_from_slice(&self.0[..]) {
+            Ok(cipher) => Box::new(cipher),
             Err(_) => unreachable!("a {KEY_LEN}-byte key has the right length"),
-        }
+        })
     }
 }
 

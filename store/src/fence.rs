@@ -128,12 +128,13 @@ impl KeyFence {
         }
     }
 
-    /// The key an append to `entity` is sealed with.
-    pub fn key_of(&self, state: &State, entity: &str) -> Option<(u32, Key)> {
+    /// The key an append to `entity` is sealed with (the one held here or
+    /// in the state: its cipher is built once and kept with it).
+    pub fn key_of<'a>(&'a self, state: &'a State, entity: &str) -> Option<(u32, &'a Key)> {
         if let Some((generation, key)) = self.minted.get(entity) {
-            return Some((*generation, key.clone()));
+            return Some((*generation, key));
         }
-        state.keys()?.live(entity).map(|(g, k)| (g, k.clone()))
+        state.keys()?.live(entity)
     }
 
     /// The key records each group of a flush carries, and the keys that

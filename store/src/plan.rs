@@ -35,7 +35,7 @@ pub struct PlannedGroup<'b> {
 /// Seals payloads when the store is encrypted.
 pub struct Sealer<'s> {
     /// The key (and its generation) an append to an entity is sealed with.
-    pub key_of: &'s dyn Fn(&str) -> Option<(u32, Key)>,
+    pub key_of: &'s dyn Fn(&str) -> Option<(u32, &'s Key)>,
     pub nonce: &'s mut dyn FnMut() -> [u8; NONCE_LEN],
 }
 
@@ -270,7 +270,7 @@ fn plan_group<'b>(
             };
             let id = EventId::new(state.store_id(), ctx.epoch, global_seq).0;
             let aad = event_aad(entity, item.coordinate.scope(), id, version + 1, &item.kind, generation);
-            record.payload = std::borrow::Cow::Owned(seal(&key, (sealer.nonce)(), &aad, &item.payload));
+            record.payload = std::borrow::Cow::Owned(seal(key, (sealer.nonce)(), &aad, &item.payload));
             record.key_gen = generation;
         }
         let link = if ctx.unchained_hash { crate::hash::GENESIS } else { head };
