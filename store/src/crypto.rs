@@ -2,9 +2,9 @@
 //! per event, and the event's identity bound in as associated data, so a
 //! ciphertext moved to another event fails to open.
 
-use aes_gcm_siv::aead::{Aead, KeyInit, Payload};
 use std::sync::OnceLock;
 
+use aes_gcm_siv::aead::{Aead, KeyInit, Payload};
 use aes_gcm_siv::{Aes256GcmSiv, Nonce};
 use zeroize::Zeroizing;
 

@@ -4,7 +4,8 @@ use crate::limits::SEGMENT_HEADER_LEN;
 
 pub const SEGMENT_MAGIC: [u8; 8] = *b"SHALESEG";
 /// The journal format this build writes and reads. Version 1 (event ids
-/// without an epoch) is refused with a typed error, never misread.
+/// without an epoch) and version 2 (begin records without `follows`) are
+/// refused with a typed error, never misread.
 pub const FORMAT_VERSION: u32 = 3;
 const SEGMENT_PREFIX: &str = "seg-";
 const SEGMENT_SUFFIX: &str = ".log";
