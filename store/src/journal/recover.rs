@@ -445,11 +445,10 @@ fn scan_one(
     a.report.groups += scan.groups;
     a.report.events += scan.events;
     a.next_group = scan.next_group;
-    // The flush the first damaged group belongs to (its own begin record
-    // says, if it survived), and the flush the writer resumes with: always
-    // a new one, even if the last flush lost groups to a torn tail.
+    // The damaged group's own begin record, if it survived, and the flush
+    // the writer resumes with: always a new one, even if the last flush
+    // lost groups to a torn tail.
     let own_begin = begin_at(&bytes[scan.good_end..]).filter(|b| b.group_id == scan.next_group);
-    let torn_flush = own_begin.map_or_else(|| scan.last.map_or(a.next_flush, |l| l.next_flush()), |b| b.flush);
     a.next_flush = scan.last.map_or(a.next_flush, |l| l.flush + 1);
     let good_end = from.origin + scan.good_end as u64;
     let damage = |kind, offset: u64, reason: String| {
@@ -474,7 +473,7 @@ fn scan_one(
         return damage(DamageKind::Corrupt, good_end, format!("segment ends at {len}, its successor records {limit}"));
     }
     if let Some(problem) = &scan.problem {
-        if !is_last || problem.other_history || later_flush_after(bytes, &scan, torn_flush, own_begin.is_some()) {
+        if !is_last || problem.other_history || later_flush_after(bytes, &scan, own_begin.is_some()) {
             a.kept.push(kept);
             return damage(DamageKind::Corrupt, from.origin + problem.offset as u64, problem.reason.clone());
         }
@@ -499,18 +498,20 @@ fn scan_one(
     None
 }
 
-/// True if a valid begin record of a flush later than `torn_flush` lies at
-/// or past the damaged group's start, of a flush that began after the
-/// damaged group (its first group, `group_id - flush_index`, comes later):
-/// proof that the damaged bytes had been synced. The damaged group's own
-/// begin record (`own_begin`: the group that was due) proves nothing about
-/// its own flush and is skipped; so is a later group of the flush the
-/// damaged group itself began (after a cut mid-flush the writer resumes
-/// with a new flush, whose first group may be the one torn).
-fn later_flush_after(bytes: &[u8], scan: &ScanOutcome, torn_flush: u64, own_begin: bool) -> bool {
+/// True if a valid begin record of a flush that began after the damaged
+/// group (its first group, `group_id - flush_index`, comes later) lies at
+/// or past the damaged group's start: the writer starts a flush only after
+/// the one before it synced, so that is proof the damaged bytes had been
+/// synced. The damaged group's own begin record (`own_begin`: the group
+/// that was due) proves nothing about its own flush and is skipped; so is
+/// a later group of the flush the damaged group itself began (after a cut
+/// mid-flush the writer resumes with a new flush, whose first group may be
+/// the one torn). Flush numbers are not compared: the groups before the
+/// damage may be an older history's (a stale frame at a reused position,
+/// chained to the same commit), whose flush ended elsewhere.
+fn later_flush_after(bytes: &[u8], scan: &ScanOutcome, own_begin: bool) -> bool {
     let from = scan.good_end + usize::from(own_begin);
-    let later =
-        |b: &Begin| b.flush > torn_flush && b.group_id.saturating_sub(u64::from(b.flush_index)) > scan.next_group;
+    let later = |b: &Begin| b.group_id.saturating_sub(u64::from(b.flush_index)) > scan.next_group;
     (from..bytes.len()).any(|at| begin_at(&bytes[at..]).is_some_and(|b| later(&b)))
 }
 
