@@ -78,31 +78,6 @@ fn failed_fsync_drops_pages_and_the_next_fsync_succeeds_without_them() {
     assert!(durable == b"one" || durable == b"onetwo", "pages were written back or dropped, not invented");
 }
 
-/// A failed fsync marks pages clean, but a length change is the inode's
-/// metadata: whether or not it was written back before the error, the next
-/// fsync makes it durable (a file system commits it; it is never dropped
-/// while the page cache shows it).
-#[test]
-fn a_length_change_outlives_a_failed_fsync() {
-    let mut cut_back = 0;
-    for seed in 1..=16 {
-        let mut d = SimDisk::new(seed, losing(), SimTime::default());
-        d.create_dir_all(Path::new("/d")).unwrap();
-        d.sync_dir(Path::new("/")).unwrap();
-        d.plan(Planned::FailSync { file: "a".into(), nth: 2 });
-        let mut f = d.create(Path::new("/d/a")).unwrap();
-        d.sync_dir(Path::new("/d")).unwrap();
-        d.write_at(&mut f, 0, b"onetwo").unwrap();
-        d.sync(&mut f).unwrap();
-        d.set_len(&mut f, 3).unwrap();
-        assert!(d.sync(&mut f).is_err(), "the second sync fails");
-        cut_back += usize::from(d.durable_image()[Path::new("/d/a")].len() == 6);
-        d.sync(&mut f).unwrap();
-        assert_eq!(d.durable_image()[Path::new("/d/a")], b"one", "seed {seed}: the cut is durable after the next sync");
-    }
-    assert!(cut_back > 0, "no seed left the cut out of the failed sync: the test shows nothing");
-}
-
 #[test]
 fn a_lying_fsync_persists_nothing() {
     let mut d = disk(losing());
