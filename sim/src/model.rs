@@ -210,6 +210,14 @@ pub struct Shreds {
     pub acked: Option<u32>,
     /// A shred since the last acknowledged one has an unknown outcome.
     pub unknown: bool,
+    /// The highest generation covered by shreds acknowledged before lossy
+    /// damage hit the keyset: each may have been undone (an older keyset
+    /// copy came back) or may still hold, whatever is acknowledged after
+    /// it. A salvage that set aside the records of the later generations
+    /// lets the next shred name a lower one, and if the cut is undone
+    /// (a lying sync) the old records come back. Cleared by a shred
+    /// acknowledged through at least this generation.
+    pub doubted: Option<u32>,
     /// Key records of the generations the acknowledged shreds cover were
     /// written under a keyset that salvage has since replaced: no keyset
     /// of the store opens them, and a record of such a generation now is
@@ -434,11 +442,11 @@ impl Model {
     }
 
     /// Lossy damage hit the keyset: every acknowledged shred may have been
-    /// undone (an older copy came back), and is in doubt until the next
-    /// one of its entity is acknowledged.
+    /// undone (an older copy came back), and is in doubt (see `doubted`)
+    /// until one of its entity covering as much is acknowledged.
     pub fn shreds_in_doubt(&mut self) {
         for shreds in self.shreds.values_mut() {
-            shreds.unknown |= shreds.acked.take().is_some();
+            shreds.doubted = shreds.doubted.max(shreds.acked.take());
         }
     }
 
@@ -452,10 +460,10 @@ impl Model {
     }
 
     /// Whether an event of `entity` sealed under `key_gen` may read as
-    /// shredded: an acknowledged shred covers it, or a shred of the entity
-    /// has an unknown outcome.
+    /// shredded: an acknowledged shred, or one in doubt, covers it, or a
+    /// shred of the entity has an unknown outcome.
     pub fn may_be_shredded(&self, entity: &str, key_gen: u32) -> bool {
-        self.shreds.get(entity).is_some_and(|s| s.unknown || s.acked.is_some_and(|g| g >= key_gen))
+        self.shreds.get(entity).is_some_and(|s| s.unknown || s.acked.max(s.doubted).is_some_and(|g| g >= key_gen))
     }
 
     /// A shred of `entity` whose outcome is unknown (until one is
@@ -469,6 +477,9 @@ impl Model {
     pub fn shredded(&mut self, entity: &str, generation: u32) {
         let shreds = self.shreds.entry(entity.to_owned()).or_default();
         shreds.unknown = false;
+        if shreds.doubted.is_some_and(|g| g <= generation) {
+            shreds.doubted = None;
+        }
         shreds.acked_before_uid = self.last_uid + 1; // past the last uid issued
                                                      // Generations a shred covered before salvage replaced the keyset
                                                      // name keys that no longer exist (numbering started again).
