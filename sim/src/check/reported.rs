@@ -94,6 +94,22 @@ impl Checker for LossIsReported {
                 .map(|l| l.flush)
                 .min()
         };
+        // Where a batch's bytes (those that were on the medium) are now,
+        // by this recovery's report: cut off, or in a salvage file that
+        // claims them.
+        let accounted = |location: &crate::journal_map::Location| {
+            let file = view.excuses.file(location.inode)?;
+            let start = location.range.start;
+            let end = location.range.end.min(file.durable_len);
+            let cut = report.truncated.iter().any(|t| took(t, &file.path, start));
+            // A file found by its name holds nothing an earlier recovery
+            // had cut off (see `RecoveryView::earlier_cuts`).
+            let cut_earlier = view.earlier_cuts.iter().any(|t| took(t, &file.path, start));
+            let claims = move |a: &Aside<'_>| {
+                a.from == file.path && a.offset <= start && end <= a.offset + a.len && (a.reported || !cut_earlier)
+            };
+            Some((cut, claims))
+        };
         for lost in &all_lost {
             let Some(location) = lost.location else { continue };
             let Some(file) = view.excuses.file(location.inode) else { continue };
@@ -104,23 +120,21 @@ impl Checker for LossIsReported {
             let start = location.range.start;
             // Only the bytes that were on the medium can be reported.
             let end = location.range.end.min(file.durable_len);
-            let cut = report.truncated.iter().any(|t| took(t, &file.path, start));
-            // A file found by its name holds nothing an earlier recovery
-            // had cut off (see `RecoveryView::earlier_cuts`).
-            let cut_earlier = view.earlier_cuts.iter().any(|t| took(t, &file.path, start));
-            let claims = |a: &Aside<'_>| {
-                a.from == file.path && a.offset <= start && end <= a.offset + a.len && (a.reported || !cut_earlier)
-            };
+            let Some((cut, claims)) = accounted(location) else { continue };
             let aside = asides.iter().find(|a| claims(a));
             let destroyed = matches!(view.excuses.of(location), Some(Excuse::Destroyed(_)));
             if view.interrupted && !cut && aside.is_none() {
                 // Cut by an attempt that never finished (its report was
                 // never seen): allowed if its bytes were damaged, or if it
                 // went with a torn tail, in the flush the cut began in (no
-                // group of an earlier flush was lost before it in its file,
-                // so nothing proved its flush synced).
+                // group of an earlier flush was lost to that cut before it
+                // in its file, so nothing proved its flush synced). A batch
+                // this report accounts for was still there after that cut.
                 let same_file = |l: &&crate::journal_map::Location| {
-                    view.excuses.file(l.inode).is_some_and(|f| f.path == file.path) && l.range.start <= start
+                    let unaccounted = accounted(l).is_some_and(|(cut, claims)| !cut && !asides.iter().any(claims));
+                    view.excuses.file(l.inode).is_some_and(|f| f.path == file.path)
+                        && l.range.start <= start
+                        && unaccounted
                 };
                 let first_flush = all_lost.iter().filter_map(|l| l.location).filter(same_file).map(|l| l.flush).min();
                 if destroyed || first_flush.is_none_or(|f| f >= location.flush) {
