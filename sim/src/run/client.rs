@@ -4,6 +4,11 @@
 use super::*;
 use crate::check::refusals::{check_answer, Flush, Predicted};
 
+/// A client gives up on a batch after this many retries in a row, as a
+/// real client with a retry budget does: with the disk full for good,
+/// retrying without end keeps a run from ever finishing its operations.
+const RETRIES_MAX: u32 = 16;
+
 impl Sim {
     pub(super) fn client_acts(&mut self, c: u32) -> Result<(), Stop> {
         let client = &self.clients[c as usize];
@@ -18,6 +23,7 @@ impl Sim {
         }
         if let Some(uid) = client.retry {
             self.clients[c as usize].retry = None;
+            self.clients[c as usize].retries += 1;
             self.model.set_fate(uid, Fate::InFlight);
             self.note(format!("client {c} retries batch {uid}"));
             self.send(c, uid);
@@ -30,6 +36,7 @@ impl Sim {
         let reader = core.reader();
         let cursor = client.cursor;
         self.clients[c as usize].ops_left -= 1;
+        self.clients[c as usize].retries = 0;
         let op = self.workload.next(&mut self.model, reader.store_tag(), cursor);
         let checked = match op {
             Op::Write(uid) => {
@@ -213,7 +220,7 @@ impl Sim {
         };
         let client = &mut self.clients[c as usize];
         client.waiting = None;
-        if retry && self.workload.retries() {
+        if retry && client.retries < RETRIES_MAX && self.workload.retries() {
             self.clients[c as usize].retry = Some(uid);
         }
         let at = self.time.now() + self.sched_rng.below(self.scenario.run.think_ns_max.max(1));
@@ -225,7 +232,7 @@ impl Sim {
     pub(super) fn unanswered(&mut self, c: u32, uid: u64) {
         let has_key = self.model.batch(uid).key.is_some();
         self.clients[c as usize].waiting = None;
-        if has_key && self.workload.retries() {
+        if has_key && self.clients[c as usize].retries < RETRIES_MAX && self.workload.retries() {
             self.clients[c as usize].retry = Some(uid);
         }
         let at = self.time.now()

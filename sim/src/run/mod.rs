@@ -143,6 +143,9 @@ struct Client {
     ops_left: u64,
     waiting: Option<u64>,
     retry: Option<u64>,
+    /// How many times in a row the batch in `retry` (or in flight) was
+    /// sent again.
+    retries: u32,
     cursor: u64,
     sent_at: u64,
 }
