@@ -78,6 +78,44 @@ fn failed_fsync_drops_pages_and_the_next_fsync_succeeds_without_them() {
     assert!(durable == b"one" || durable == b"onetwo", "pages were written back or dropped, not invented");
 }
 
+/// A failed fsync marks pages clean, but a length change is the inode's
+/// metadata: whether or not it was written back before the error, the next
+/// fsync makes it durable (a file system commits it; it is never dropped
+/// while the page cache shows it). And what was written after it never
+/// reaches the medium before it: the medium holds an order of the
+/// operations as issued, never the later write under the old length.
+#[test]
+fn a_length_change_outlives_a_failed_fsync_and_keeps_its_place() {
+    let mut cut_left_out = 0;
+    for seed in 1..=32 {
+        let mut d = SimDisk::new(seed, losing(), SimTime::default());
+        d.create_dir_all(Path::new("/d")).unwrap();
+        d.sync_dir(Path::new("/")).unwrap();
+        d.plan(Planned::FailSync { file: "a".into(), nth: 2 });
+        let mut f = d.create(Path::new("/d/a")).unwrap();
+        d.sync_dir(Path::new("/d")).unwrap();
+        d.write_at(&mut f, 0, b"onetwo").unwrap();
+        d.sync(&mut f).unwrap();
+        d.set_len(&mut f, 3).unwrap();
+        d.write_at(&mut f, 4, b"Z").unwrap();
+        assert!(d.sync(&mut f).is_err(), "the second sync fails");
+        let after_failure = d.durable_image()[Path::new("/d/a")].clone();
+        assert_ne!(after_failure, b"onetZo", "seed {seed}: the write after the cut reached the medium before it");
+        cut_left_out += usize::from(after_failure == b"onetwo");
+        d.sync(&mut f).unwrap();
+        let after_next = &d.durable_image()[Path::new("/d/a")];
+        match after_failure.as_slice() {
+            // The cut stayed pending, and the write behind it: both now.
+            b"onetwo" => assert_eq!(after_next, b"one\0Z", "seed {seed}: the next sync writes both, in order"),
+            // The cut went out; the write's page was or was not written
+            // back before the error, and is clean now either way.
+            b"one" | b"one\0Z" => assert_eq!(after_next, &after_failure, "seed {seed}"),
+            other => panic!("seed {seed}: {other:?} is no order of the operations as issued"),
+        }
+    }
+    assert!(cut_left_out > 0, "no seed left the cut out of the failed sync: the test shows nothing");
+}
+
 #[test]
 fn a_lying_fsync_persists_nothing() {
     let mut d = disk(losing());

@@ -521,14 +521,27 @@ impl Medium {
             }
             // Some pages were written back before the error; all are now
             // marked clean. Those a lying sync acknowledged earlier and that
-            // were not written back are lost for good.
-            for p in &pending {
-                if self.rng.chance(0.5) {
+            // were not written back are lost for good. A length change is
+            // the inode's metadata, not a page: one not written back stays
+            // pending (the file system commits it later, or a crash loses
+            // it like any pending operation), and so does every operation
+            // issued after it, in order: the medium never sees them before
+            // it.
+            let mut held: Vec<Pending> = Vec::new();
+            for p in pending {
+                let written_back = self.rng.chance(0.5);
+                if !held.is_empty() {
+                    held.push(p);
+                } else if written_back {
                     self.persist(id, &mut durable, &p.op);
+                } else if let Op::SetLen(_) = p.op {
+                    held.push(p);
                 } else if let (true, Op::Write { offset, data }) = (p.tainted, &p.op) {
                     self.damaged(id, *offset..offset + data.len() as u64, FaultClass::FsyncLie);
                 }
             }
+            let Some(inode) = self.inodes.get_mut(&id) else { unreachable!("looked up above") };
+            inode.pending = held;
             Err(err(io::ErrorKind::Other, "fsync failed (EIO)"))
         } else if planned_lie || self.fault(self.options.fsync_lie, FaultClass::FsyncLie) {
             if planned_lie {

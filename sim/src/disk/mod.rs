@@ -37,8 +37,12 @@
 //!    (above);
 //! 4. file and directory entries durable only after `sync_dir` (above);
 //! 5. fsync failure, Linux semantics: `sync` returns an error, each pending
-//!    operation was or was not written back, and all are marked clean — the
-//!    next `sync` succeeds without them; the page cache keeps the bytes;
+//!    write was or was not written back, and all are marked clean — the
+//!    next `sync` succeeds without them; the page cache keeps the bytes. A
+//!    length change (`set_len`) not written back stays pending, and so does
+//!    everything issued after it, in order: it is the inode's metadata,
+//!    which the file system commits later, and never after the writes that
+//!    followed it;
 //! 6. lying fsync: `sync` returns success and persists nothing (the writes
 //!    stay pending, and a crash may lose them);
 //! 7. latent sector errors (reads of a logical block, at least 512 bytes,
