@@ -130,14 +130,17 @@ impl Checker for LossIsReported {
                 // group of an earlier flush was lost to that cut before it
                 // in its file, so nothing proved its flush synced). A batch
                 // this report accounts for was still there after that cut.
+                let unaccounted = |l: &crate::journal_map::Location| {
+                    accounted(l).is_some_and(|(cut, claims)| !cut && !asides.iter().any(claims))
+                };
                 let same_file = |l: &&crate::journal_map::Location| {
-                    let unaccounted = accounted(l).is_some_and(|(cut, claims)| !cut && !asides.iter().any(claims));
                     view.excuses.file(l.inode).is_some_and(|f| f.path == file.path)
                         && l.range.start <= start
-                        && unaccounted
+                        && unaccounted(l)
                 };
-                let first_flush = all_lost.iter().filter_map(|l| l.location).filter(same_file).map(|l| l.flush).min();
-                if destroyed || first_flush.is_none_or(|f| f >= location.flush) {
+                let first_flush =
+                    || all_lost.iter().filter_map(|l| l.location).filter(same_file).map(|l| l.flush).min();
+                if destroyed || first_flush().is_none_or(|f| f >= location.flush) {
                     continue;
                 }
             }
