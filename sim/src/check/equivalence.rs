@@ -62,16 +62,17 @@ impl Checker for Equivalence {
                     // cut short after setting files aside; nothing else may.
                     (Phase::Recovery(view), Fate::Gone)
                         if view.report.corruption.is_some() || view.salvaged_since() => {}
-                    // An acknowledged batch an earlier salvage cut off (its
-                    // loss excused) comes back, as the very copy that was
-                    // acknowledged, where lossy damage hit the place it was
-                    // written since: a stale frame or lost write returned
-                    // its old bytes, or a lying sync's cut was dropped.
+                    // A batch an earlier recovery lost (its loss excused)
+                    // comes back, as a copy the store wrote of it (the one
+                    // acknowledged, or an earlier attempt whose flush
+                    // failed), where lossy damage hit the place that copy
+                    // was written since: a stale frame or lost write
+                    // returned its old bytes, or a lying sync's cut was
+                    // dropped. The disk did that, not the store.
                     (Phase::Recovery(view), Fate::Gone)
-                        if model.copy_hash.get(&uid) == Some(&event.hash)
-                            && snapshot.map.copy(&event.hash).is_some_and(|at| {
-                                matches!(view.excuses.of(at), Some(crate::excuse::Excuse::Destroyed(_)))
-                            }) => {}
+                        if snapshot.map.copy(&event.hash).is_some_and(|at| {
+                            matches!(view.excuses.of(at), Some(crate::excuse::Excuse::Destroyed(_)))
+                        }) => {}
                     (Phase::Recovery(_), Fate::Gone | Fate::Refused) => {
                         return Err(format!("batch {uid} reappeared after it was {fate:?}"));
                     }
