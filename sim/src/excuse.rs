@@ -68,9 +68,25 @@ pub struct Before {
     mark: usize,
     /// The files salvage had set aside by then.
     salvaged: BTreeSet<PathBuf>,
+    /// Each journal file's length when the last open began (inode to
+    /// length): the same files as above unless opens were cut short in
+    /// between, and a crash since may have changed them (made a cut a
+    /// lying sync had acknowledged durable, say).
+    at_last_open: BTreeMap<u64, u64>,
 }
 
 impl Before {
+    /// Notes the journal's lengths as another open begins.
+    pub fn opening(&mut self, disk: &SimDisk, dir: &Path) {
+        self.at_last_open = disk
+            .names_in(dir)
+            .into_iter()
+            .filter(|(name, _)| parse_segment_name(name).is_some())
+            .filter_map(|(_, inode)| Some((inode, disk.len_of(inode)?)))
+            .collect();
+    }
+
+    /// The disk as an open begins.
     pub fn capture(disk: &SimDisk, dir: &Path) -> Self {
         let aside = dir.join(shale_store::journal::recover::SALVAGE_DIR);
         let salvaged = disk.names_in(&aside).into_iter().map(|(n, _)| aside.join(n)).collect();
@@ -85,6 +101,7 @@ impl Before {
                 before.keysets.insert(inode);
             }
         }
+        before.opening(disk, dir);
         before
     }
 }
@@ -122,6 +139,8 @@ pub struct Excuses {
     /// Each journal file's length after the recovery (inode to length):
     /// what it kept of the bytes it read.
     kept: BTreeMap<u64, u64>,
+    /// Each journal file's length when the recovery's open began.
+    at_open: BTreeMap<u64, u64>,
 }
 
 impl Excuses {
@@ -160,7 +179,14 @@ impl Excuses {
             tainted: Vec::new(),
             first_damage,
             kept: BTreeMap::new(),
+            at_open: before.at_last_open,
         }
+    }
+
+    /// The length of journal file `inode` when the recovery's open began,
+    /// if it was in the store's directory then.
+    pub fn len_at_open(&self, inode: u64) -> Option<u64> {
+        self.at_open.get(&inode).copied()
     }
 
     /// Whether the recovery left the journal file `inode` at least `end`

@@ -189,8 +189,9 @@ impl Sim {
         self.recoveries += 1;
         self.map.absorb(&self.disk.take_writes());
         self.note(self.journal_line());
-        if self.before.is_none() {
-            self.before = Some(Before::capture(&self.disk, Path::new(STORE_DIR)));
+        match &mut self.before {
+            Some(before) => before.opening(&self.disk, Path::new(STORE_DIR)),
+            None => self.before = Some(Before::capture(&self.disk, Path::new(STORE_DIR))),
         }
         self.faults_before = self.disk.stats();
         let started = self.time.now();
