@@ -480,9 +480,10 @@ impl Model {
         if shreds.doubted.is_some_and(|g| g <= generation) {
             shreds.doubted = None;
         }
-        shreds.acked_before_uid = self.last_uid + 1; // past the last uid issued
-                                                     // Generations a shred covered before salvage replaced the keyset
-                                                     // name keys that no longer exist (numbering started again).
+        // Past the last uid issued.
+        shreds.acked_before_uid = self.last_uid + 1;
+        // Generations a shred covered before salvage replaced the keyset
+        // name keys that no longer exist (numbering started again).
         let earlier = shreds.acked.filter(|_| !std::mem::take(&mut shreds.before_fresh_keyset));
         shreds.acked = Some(earlier.map_or(generation, |g| g.max(generation)));
         for event in &mut self.view {
