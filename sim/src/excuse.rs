@@ -250,10 +250,16 @@ pub enum ReadTrouble {
 /// What excuses `e`, a read error from the store, if anything does. An
 /// error that names no bytes, or bytes no fault touched or no group of the
 /// store's lies in, is excused by nothing. Damage counts if it is on the
-/// disk now or was recorded since `since` (a [`SimDisk::damage_mark`]
-/// taken before the read): a read that failed inside a commit may find
-/// its bytes rewritten, and healed, by the time the commit answers.
-pub fn read_trouble(disk: &SimDisk, map: &JournalMap, e: &shale_store::ReadError, since: usize) -> Option<ReadTrouble> {
+/// disk now or is in `earlier` (what was on the disk when the read could
+/// have been made, or recorded since): a read that failed inside a commit
+/// may find its bytes rewritten, and healed, by the time the commit
+/// answers.
+pub fn read_trouble(
+    disk: &SimDisk,
+    map: &JournalMap,
+    e: &shale_store::ReadError,
+    earlier: &[Damage],
+) -> Option<ReadTrouble> {
     use shale_store::ReadError;
     if !disk.powered() {
         return Some(ReadTrouble::PowerLost);
@@ -264,7 +270,7 @@ pub fn read_trouble(disk: &SimDisk, map: &JournalMap, e: &shale_store::ReadError
     if !map.holds(inode, range) {
         return None;
     }
-    let damage = disk.damage().into_iter().chain(disk.damage_since(since)).collect::<Vec<_>>();
+    let damage = disk.damage().into_iter().chain(earlier.iter().cloned()).collect::<Vec<_>>();
     let hit = damage.iter().find(|d| d.inode == inode && d.range.start < range.end && range.start < d.range.end)?;
     Some(ReadTrouble::Damaged { class: hit.class, inode, range: range.clone() })
 }

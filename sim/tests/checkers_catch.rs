@@ -322,8 +322,8 @@ fn a_failed_read_is_excused_only_by_damage_on_the_bytes_it_names() {
     };
     let group = |i: usize| map.copy(&events[i].hash).unwrap().range.clone();
     // The store calling bytes damaged that the disk never touched.
-    let now = || disk.damage_mark();
-    assert_eq!(read_trouble(&disk, &map, &claim(1, group(1)), now()), None, "no damage, no excuse");
+    let now: &[Damage] = &[];
+    assert_eq!(read_trouble(&disk, &map, &claim(1, group(1)), now), None, "no damage, no excuse");
     // A store that reads afresh meets the disk's own damage.
     drop(core);
     let (core, _) = Core::open(env(), Path::new(DIR), &Options::default()).unwrap();
@@ -331,7 +331,7 @@ fn a_failed_read_is_excused_only_by_damage_on_the_bytes_it_names() {
     disk.set_faults(true);
     let failed = core.reader().read_from(2, 1).unwrap_err();
     disk.set_faults(false);
-    let Some(ReadTrouble::Damaged { class, .. }) = read_trouble(&disk, &map, &failed, now()) else {
+    let Some(ReadTrouble::Damaged { class, .. }) = read_trouble(&disk, &map, &failed, now) else {
         panic!("{failed} is not excused by the latent error it met: {:?}", disk.damage())
     };
     assert_eq!(class, FaultClass::SectorError);
@@ -341,12 +341,14 @@ fn a_failed_read_is_excused_only_by_damage_on_the_bytes_it_names() {
     let clear =
         (0..3).find(|&i| damaged.iter().all(|d| d.range.end <= group(i).start || group(i).end <= d.range.start));
     let clear = clear.expect("a group the damage missed");
-    assert_eq!(read_trouble(&disk, &map, &claim(clear, group(clear)), now()), None, "damage elsewhere excuses nothing");
+    assert_eq!(read_trouble(&disk, &map, &claim(clear, group(clear)), now), None, "damage elsewhere excuses nothing");
     let past = group(2).end + 4096..group(2).end + 4200;
-    assert_eq!(read_trouble(&disk, &map, &claim(2, past), now()), None, "no group of the store's there");
+    assert_eq!(read_trouble(&disk, &map, &claim(2, past), now), None, "no group of the store's there");
     // The damaged bytes written anew (as a commit's own write may, before
-    // it answers) are healed: only damage recorded since a mark taken
-    // before the read still excuses it.
+    // it answers) are healed: only damage that was on the disk when the
+    // read could have been made (when the commit began), or recorded since
+    // a mark taken then, still excuses it.
+    let on_disk = disk.damage();
     let mut seam = disk.clone();
     let mut file = seam.open(&segment).unwrap();
     for d in &damaged {
@@ -355,10 +357,13 @@ fn a_failed_read_is_excused_only_by_damage_on_the_bytes_it_names() {
     }
     seam.sync(&mut file).unwrap();
     assert!(disk.damage().is_empty(), "rewritten bytes are healed: {:?}", disk.damage());
-    assert_eq!(read_trouble(&disk, &map, &failed, now()), None, "healed damage excuses no later read");
-    let Some(ReadTrouble::Damaged { .. }) = read_trouble(&disk, &map, &failed, before_read) else {
+    assert_eq!(read_trouble(&disk, &map, &failed, now), None, "healed damage excuses no later read");
+    let Some(ReadTrouble::Damaged { .. }) = read_trouble(&disk, &map, &failed, &disk.damage_since(before_read)) else {
         panic!("{failed} is not excused by the damage recorded since the read began")
     };
+    let Some(ReadTrouble::Damaged { .. }) = read_trouble(&disk, &map, &failed, &on_disk) else {
+        panic!("{failed} is not excused by the damage on the disk before the read")
+    };
     disk.power_off();
-    assert_eq!(read_trouble(&disk, &map, &claim(1, group(1)), now()), Some(ReadTrouble::PowerLost));
+    assert_eq!(read_trouble(&disk, &map, &claim(1, group(1)), now), Some(ReadTrouble::PowerLost));
 }

@@ -151,7 +151,9 @@ impl Sim {
             Err(AppendError::ReadFailed { error, .. }) => {
                 // A gate's read failed: the disk must excuse it, and the
                 // batch is not in the flush, whatever the model predicted.
-                match crate::excuse::read_trouble(&self.disk, &self.map, error, self.commit_damage_mark) {
+                let mut earlier = self.commit_damage.clone();
+                earlier.extend(self.disk.damage_since(self.commit_damage_mark));
+                match crate::excuse::read_trouble(&self.disk, &self.map, error, &earlier) {
                     Some(ReadTrouble::Damaged { inode, range, .. }) => {
                         self.stats.noticed_at(&self.disk, &[(inode, range)])
                     }

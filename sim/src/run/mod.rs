@@ -215,8 +215,11 @@ pub struct Sim {
     /// The fault counts when the store was last handed work, for telling
     /// which faults its errors reported.
     faults_before: FaultStats,
-    /// The disk's damage mark when the last commit began: a gate's read
-    /// that failed in it is excused by damage recorded since.
+    /// The damage on the disk when the last commit began, and the disk's
+    /// damage mark then: a gate's read that failed in it is excused by
+    /// damage that was there, or recorded since (the commit's own write
+    /// may have healed it by the time the commit answers).
+    commit_damage: Vec<crate::disk::Damage>,
     commit_damage_mark: usize,
     canary: Canary,
     master_key: Option<MasterKey>,
@@ -309,6 +312,7 @@ impl Sim {
             excused: std::collections::BTreeMap::new(),
             stats: RunStats::default(),
             faults_before: FaultStats::default(),
+            commit_damage: Vec::new(),
             commit_damage_mark: 0,
             canary,
             master_key,

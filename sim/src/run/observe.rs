@@ -50,7 +50,7 @@ impl Sim {
             Ok(value) => return Ok(Some(value)),
             Err(e) => e,
         };
-        match crate::excuse::read_trouble(&self.disk, &self.map, &e, self.disk.damage_mark()) {
+        match crate::excuse::read_trouble(&self.disk, &self.map, &e, &[]) {
             None => Err(self.read_violation(&e)),
             Some(ReadTrouble::PowerLost) => {
                 self.note(format!("power lost during a read: {e}"));

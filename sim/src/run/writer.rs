@@ -14,6 +14,7 @@ impl Sim {
             return Err(self.violation(Promise::P10Liveness, "commit with the store down"));
         };
         self.faults_before = self.disk.stats();
+        self.commit_damage = self.disk.damage();
         self.commit_damage_mark = self.disk.damage_mark();
         catching(|| core.commit(batches)).map_err(|panic| Stop(Outcome::Panic { panic, step: self.step }))
     }
