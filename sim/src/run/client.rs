@@ -220,9 +220,8 @@ impl Sim {
                 false
             }
         };
-        let client = &mut self.clients[c as usize];
-        client.waiting = None;
-        if retry && client.retries < RETRIES_MAX && self.workload.retries() {
+        self.clients[c as usize].waiting = None;
+        if retry && self.retries_again(c) {
             self.clients[c as usize].retry = Some(uid);
         }
         let at = self.time.now() + self.sched_rng.below(self.scenario.run.think_ns_max.max(1));
@@ -230,11 +229,17 @@ impl Sim {
         Ok(())
     }
 
+    /// Whether client `c` sends its failed batch again: within its retry
+    /// budget, as the workload draws.
+    fn retries_again(&mut self, c: u32) -> bool {
+        self.clients[c as usize].retries < RETRIES_MAX && self.workload.retries()
+    }
+
     /// A client whose request died with the process.
     pub(super) fn unanswered(&mut self, c: u32, uid: u64) {
         let has_key = self.model.batch(uid).key.is_some();
         self.clients[c as usize].waiting = None;
-        if has_key && self.clients[c as usize].retries < RETRIES_MAX && self.workload.retries() {
+        if has_key && self.retries_again(c) {
             self.clients[c as usize].retry = Some(uid);
         }
         let at = self.time.now()
