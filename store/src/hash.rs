@@ -54,6 +54,41 @@ pub fn chain_hash(prev: &[u8; 32], event: &EventRecord<'_>, epoch: u32) -> [u8; 
     }
 }
 
+/// Bytes a [`RunHasher`] gathers before it hashes them.
+const HASH_RUN_LEN: usize = 64 * 1024;
+
+/// A BLAKE3 hasher for a stream fed in small pieces (integers, names):
+/// it gathers them and hashes long runs, which BLAKE3 does many chunks at
+/// a time. The digest is the one the same bytes give fed in any pieces.
+pub struct RunHasher {
+    hasher: blake3::Hasher,
+    run: Vec<u8>,
+}
+
+impl Default for RunHasher {
+    fn default() -> Self {
+        RunHasher { hasher: blake3::Hasher::new(), run: Vec::with_capacity(HASH_RUN_LEN) }
+    }
+}
+
+impl RunHasher {
+    pub fn update(&mut self, bytes: &[u8]) {
+        if self.run.len() + bytes.len() > HASH_RUN_LEN {
+            self.hasher.update(&self.run);
+            self.run.clear();
+        }
+        match bytes.len() >= HASH_RUN_LEN {
+            true => _ = self.hasher.update(bytes),
+            false => self.run.extend_from_slice(bytes),
+        }
+    }
+
+    pub fn finalize(mut self) -> [u8; 32] {
+        self.hasher.update(&self.run);
+        *self.hasher.finalize().as_bytes()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,6 +110,19 @@ mod tests {
             h.update(&(part.len() as u64).to_le_bytes()).update(part);
         }
         *h.finalize().as_bytes()
+    }
+
+    #[test]
+    fn a_run_hasher_digests_the_bytes_however_they_are_fed() {
+        let bytes: Vec<u8> = (0..3 * HASH_RUN_LEN as u32 + 17).map(|i| (i * 7 + i / 251) as u8).collect();
+        for piece in [1, 8, 33, 4096, HASH_RUN_LEN - 1, HASH_RUN_LEN, 2 * HASH_RUN_LEN + 5] {
+            let mut h = RunHasher::default();
+            for part in bytes.chunks(piece) {
+                h.update(part);
+            }
+            assert_eq!(h.finalize(), *blake3::hash(&bytes).as_bytes(), "pieces of {piece} bytes");
+        }
+        assert_eq!(RunHasher::default().finalize(), *blake3::hash(&[]).as_bytes());
     }
 
     #[test]

@@ -263,7 +263,7 @@ impl StoreKeys {
 
     /// A digest of what the store knows of every entity's keys (keys
     /// hashed, never shown), to compare two opens of one store by.
-    pub fn digest(&self, hasher: &mut blake3::Hasher) {
+    pub fn digest(&self, hasher: &mut crate::hash::RunHasher) {
         for names in &self.members {
             for name in names {
                 let Some(e) = self.entities.get(name) else { unreachable!("a member has keys") };

@@ -14,6 +14,7 @@
 use std::sync::Arc;
 
 use super::{EntityState, IdempotencyEntry, JournalEnd, Slot, State};
+use crate::hash::RunHasher;
 use crate::keys::{EntityKeyImage, StoreKeys};
 use crate::limits::FRAME_HEADER_LEN;
 
@@ -322,12 +323,12 @@ impl State {
     /// [`State::fingerprint`] part by part, each named, to say where two
     /// states differ.
     pub fn fingerprint_parts(&self) -> Vec<(&'static str, [u8; 32])> {
-        let mut image = blake3::Hasher::new();
+        let mut image = RunHasher::default();
         image.update(&self.store_id.to_le_bytes());
         self.write_image(&[], &mut |bytes| {
             image.update(bytes);
         });
-        let mut entities = blake3::Hasher::new();
+        let mut entities = RunHasher::default();
         for e in &self.entities {
             entities.update(&e.version.to_le_bytes());
             entities.update(&(e.events.len() as u64).to_le_bytes());
@@ -339,7 +340,7 @@ impl State {
             entities.update(&(name.len() as u64).to_le_bytes());
             entities.update(name.as_bytes());
         }
-        let mut effects = blake3::Hasher::new();
+        let mut effects = RunHasher::default();
         let mut sorted: Vec<(&u64, &Vec<u64>)> = self.effects.iter().collect();
         sorted.sort_unstable();
         for (cause, list) in sorted {
@@ -349,7 +350,7 @@ impl State {
                 effects.update(&global.to_le_bytes());
             }
         }
-        let mut correlations = blake3::Hasher::new();
+        let mut correlations = RunHasher::default();
         for (value, list) in &self.correlations {
             correlations.update(&value.to_le_bytes());
             correlations.update(&(list.len() as u64).to_le_bytes());
@@ -357,7 +358,7 @@ impl State {
                 correlations.update(&global.to_le_bytes());
             }
         }
-        let mut end = blake3::Hasher::new();
+        let mut end = RunHasher::default();
         if let Some(e) = &self.journal_end {
             end.update(&e.segment.to_le_bytes());
             end.update(&e.end.to_le_bytes());
@@ -367,11 +368,11 @@ impl State {
             end.update(&e.flush.count.to_le_bytes());
             end.update(&e.commit);
         }
-        let mut keys = blake3::Hasher::new();
+        let mut keys = RunHasher::default();
         if let Some(k) = &self.keys {
             k.digest(&mut keys);
         }
-        let mut idempotency = blake3::Hasher::new();
+        let mut idempotency = RunHasher::default();
         for (key, entry) in &self.idempotency {
             idempotency.update(&(key.len() as u64).to_le_bytes());
             idempotency.update(key.as_bytes());
@@ -389,7 +390,7 @@ impl State {
             ("idempotency", idempotency),
         ]
         .into_iter()
-        .map(|(name, h)| (name, *h.finalize().as_bytes()))
+        .map(|(name, h)| (name, h.finalize()))
         .collect()
     }
 }
