@@ -8,6 +8,9 @@ use shale_sim::run::{run, run_traced, Outcome, RunReport, Sim};
 use shale_sim::scenario::Scenario;
 use shale_sim::sweep::{Limit, SweepOptions, DETERMINISM_EVERY};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod progress;
 mod shrink;
 mod sweep;
