@@ -34,6 +34,8 @@ pub enum KeyStatus<'k> {
 /// or partly from a checkpoint).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct EntityKey {
+    /// The entity's bucket ([`bucket_of`], kept: it costs a hash).
+    bucket: u8,
     /// The highest generation a key record names.
     recorded: u32,
     /// That generation's key, if a record of it opens.
@@ -55,6 +57,23 @@ struct KeyView<'k> {
 }
 
 impl EntityKey {
+    /// Whether a record of `generation` would change this entity's keys:
+    /// one of a newer generation, or the key of the newest while no record
+    /// of it has opened.
+    fn takes(&self, generation: u32) -> bool {
+        generation > self.recorded || (generation == self.recorded && self.key.is_none())
+    }
+
+    /// A record of `generation` whose key (`None`: it did not open).
+    fn put(&mut self, generation: u32, key: Option<Key>) {
+        if generation > self.recorded {
+            self.recorded = generation;
+            self.key = key;
+        } else if generation == self.recorded && self.key.is_none() {
+            self.key = key;
+        }
+    }
+
     /// A shred counts unless the key it names still opens (a shred whose
     /// keyset publish never became durable was not acknowledged, and the
     /// store went on using the key, maybe rewrapping it for a shred of
@@ -110,8 +129,10 @@ impl StoreKeys {
     fn entry(&mut self, entity: &str) -> &mut EntityKey {
         if !self.entities.contains_key(entity) {
             let name: Arc<str> = entity.into();
-            self.members[bucket_of(entity)].insert(name.clone());
-            self.entities.insert(name, EntityKey::default());
+            let bucket = bucket_of(entity);
+            self.members[bucket].insert(name.clone());
+            let bucket = u8::try_from(bucket).unwrap_or_else(|_| unreachable!("{KEY_BUCKETS} buckets fit a byte"));
+            self.entities.insert(name, EntityKey { bucket, ..EntityKey::default() });
         }
         let Some(e) = self.entities.get_mut(entity) else { unreachable!("inserted above") };
         e
@@ -179,20 +200,25 @@ impl StoreKeys {
         wrap_generation: u32,
         wrapped: &[u8; WRAPPED_KEY_LEN],
     ) {
-        let aad = wrap_aad(self.store_id, entity, generation, wrap_generation);
-        let key = self.wraps.wrap_key(bucket_of(entity), wrap_generation).and_then(|w| unwrap(w, &aad, wrapped).ok());
+        assert!(generation > 0, "key generations start at 1");
+        // Only a record that would count is opened: most records rewrap a
+        // key the entity holds already (each shred of its bucket rewraps
+        // it), and opening costs a decryption.
+        let e = self.entry(entity);
+        if !e.takes(generation) {
+            return;
+        }
+        let bucket = usize::from(e.bucket);
+        let key = self.wraps.wrap_key(bucket, wrap_generation).and_then(|w| {
+            let aad = wrap_aad(self.store_id, entity, generation, wrap_generation);
+            unwrap(w, &aad, wrapped).ok()
+        });
         self.record(entity, generation, key);
     }
 
     fn record(&mut self, entity: &str, generation: u32, key: Option<Key>) {
         assert!(generation > 0, "key generations start at 1");
-        let e = self.entry(entity);
-        if generation > e.recorded {
-            e.recorded = generation;
-            e.key = key;
-        } else if generation == e.recorded && e.key.is_none() {
-            e.key = key;
-        }
+        self.entry(entity).put(generation, key);
     }
 
     /// A shred of `entity` up to `generation`, acknowledged: its bucket's
@@ -251,13 +277,13 @@ impl StoreKeys {
         if self.entities.contains_key(&*image.entity) {
             return Err(format!("entity {:?} has keys twice", image.entity));
         }
+        let bucket = usize::from(self.entry(&image.entity).bucket);
         let key = image.wrapped.and_then(|(wrap_generation, wrapped)| {
             let aad = wrap_aad(self.store_id, &image.entity, image.recorded, wrap_generation);
-            let bucket = bucket_of(&image.entity);
             unwrap(self.wraps.wrap_key(bucket, wrap_generation)?, &aad, &wrapped).ok()
         });
         let e = self.entry(&image.entity);
-        *e = EntityKey { recorded: image.recorded, key, shreds: image.shreds, lost: image.lost };
+        *e = EntityKey { bucket: e.bucket, recorded: image.recorded, key, shreds: image.shreds, lost: image.lost };
         Ok(())
     }
 
