@@ -22,13 +22,37 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use lru::LruCache;
 
-use super::read::read_up_to;
+use super::read::{read_up_to, read_up_to_in};
 use super::segment::segment_name;
 use crate::disk::{OpenRead, ReadAt};
 use crate::limits::{READ_BLOCK_LEN, READ_CACHE_BLOCKS, READ_FILES_OPEN_MAX, READ_PAGE_LEN};
 use crate::state::FixedHasher;
 
-type Blocks = LruCache<(u64, u64), Arc<Vec<u8>>, FixedHasher>;
+/// Cached blocks, and buffers of blocks dropped from the cache that no
+/// reader holds any more, kept to read the next blocks into: a reader
+/// walking the journal then reads into memory it has touched before,
+/// instead of fresh pages the system must fault in and zero.
+struct Blocks {
+    cache: LruCache<(u64, u64), Arc<Vec<u8>>, FixedHasher>,
+    spare: Vec<Vec<u8>>,
+}
+
+/// Buffers [`Blocks`] keeps for reuse.
+const SPARE_BLOCKS_MAX: usize = 8;
+
+impl Blocks {
+    /// Caches `bytes` as `key`; the buffer of a block it pushes out (or
+    /// replaces) is kept to be read into again if no reader holds it.
+    fn put(&mut self, key: (u64, u64), bytes: Arc<Vec<u8>>) {
+        if let Some((_, old)) = self.cache.push(key, bytes) {
+            if let Ok(buffer) = Arc::try_unwrap(old) {
+                if self.spare.len() < SPARE_BLOCKS_MAX {
+                    self.spare.push(buffer);
+                }
+            }
+        }
+    }
+}
 type Handles = LruCache<u64, Arc<dyn ReadAt>, FixedHasher>;
 
 /// The block a reader used last, kept across the frames of one read so
@@ -67,7 +91,10 @@ impl SegmentFiles {
             dir,
             opener,
             handles: Mutex::new(LruCache::with_hasher(capacity(READ_FILES_OPEN_MAX), FixedHasher::default())),
-            blocks: Mutex::new(LruCache::with_hasher(capacity(READ_CACHE_BLOCKS), FixedHasher::default())),
+            blocks: Mutex::new(Blocks {
+                cache: LruCache::with_hasher(capacity(READ_CACHE_BLOCKS), FixedHasher::default()),
+                spare: Vec::new(),
+            }),
         }
     }
 
@@ -124,7 +151,7 @@ impl SegmentFiles {
     /// Block `block` of `segment`, holding at least its first `need` bytes;
     /// `None` if reading the whole block fails.
     fn block(&self, segment: u64, block: u64, need: usize) -> io::Result<Option<Arc<Vec<u8>>>> {
-        let cached = locked(&self.blocks).get(&(segment, block)).cloned();
+        let cached = locked(&self.blocks).cache.get(&(segment, block)).cloned();
         if let Some(hit) = cached.as_ref().filter(|b| b.len() >= need) {
             return Ok(Some(hit.clone()));
         }
@@ -135,12 +162,16 @@ impl SegmentFiles {
         // that read the block before it whole is walking the segment:
         // this one is read whole at once.
         let before = cached.map_or(0, |b| b.len());
-        let walking =
-            block > 0 && locked(&self.blocks).peek(&(segment, block - 1)).is_some_and(|b| b.len() == READ_BLOCK_LEN);
+        let (walking, buffer) = {
+            let mut blocks = locked(&self.blocks);
+            let walking =
+                block > 0 && blocks.cache.peek(&(segment, block - 1)).is_some_and(|b| b.len() == READ_BLOCK_LEN);
+            (walking, blocks.spare.pop().unwrap_or_default())
+        };
         let asked = if walking { READ_BLOCK_LEN } else { need.next_multiple_of(READ_PAGE_LEN) };
         let len = asked.max(2 * before).min(READ_BLOCK_LEN);
         let file = self.handle(segment)?;
-        let Ok(bytes) = read_up_to(&*file, block * READ_BLOCK_LEN as u64, len) else { return Ok(None) };
+        let Ok(bytes) = read_up_to_in(&*file, block * READ_BLOCK_LEN as u64, len, buffer) else { return Ok(None) };
         let bytes = Arc::new(bytes);
         locked(&self.blocks).put((segment, block), bytes.clone());
         whole(bytes, need).map(Some)
@@ -189,6 +220,12 @@ mod tests {
 
     struct File(Arc<Counting>);
 
+    /// The byte at `at` of every test file: no two blocks alike, so bytes
+    /// left over from another block show.
+    fn byte_at(at: u64) -> u8 {
+        (at ^ (at >> 16).wrapping_mul(0x9d)) as u8
+    }
+
     impl ReadAt for File {
         fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
             self.0.reads.fetch_add(1, Ordering::SeqCst);
@@ -198,7 +235,7 @@ mod tests {
             }
             let end = (offset + buf.len() as u64).min(self.0.len);
             for (i, b) in buf.iter_mut().take(end.saturating_sub(offset) as usize).enumerate() {
-                *b = (offset + i as u64) as u8;
+                *b = byte_at(offset + i as u64);
             }
             Ok(end.saturating_sub(offset) as usize)
         }
@@ -228,7 +265,7 @@ mod tests {
         for range in [0..10, 5..block + 7, block - 1..3 * block + 1, 3 * block..3 * block] {
             let bytes = files.read(0, range.clone()).unwrap();
             assert_eq!(bytes.len() as u64, range.end - range.start);
-            assert!(bytes.iter().enumerate().all(|(i, &b)| b == (range.start + i as u64) as u8));
+            assert!(bytes.iter().enumerate().all(|(i, &b)| b == byte_at(range.start + i as u64)));
         }
         // Block 0 is read in part, then whole; blocks 1, 2 and 3 each whole
         // at once (the block before them was read whole: a walk).
@@ -270,5 +307,38 @@ mod tests {
             files.read(segment, 0..1).unwrap();
         }
         assert!(locked(&files.handles).len() <= READ_FILES_OPEN_MAX);
+    }
+
+    #[test]
+    fn buffers_of_blocks_pushed_out_are_read_into_again_and_hold_only_new_bytes() {
+        let block = READ_BLOCK_LEN as u64;
+        let blocks = READ_CACHE_BLOCKS as u64 + 2 * SPARE_BLOCKS_MAX as u64;
+        // The file ends a little way into its last block.
+        let (files, _) = files(blocks * block + 100);
+        let mut hot = None;
+        for b in 0..blocks {
+            let (bytes, at) = files.view(0, b * block..(b + 1) * block, &mut hot).unwrap();
+            assert!(bytes[at..at + READ_BLOCK_LEN]
+                .iter()
+                .enumerate()
+                .all(|(i, &x)| x == byte_at(b * block + i as u64)));
+        }
+        drop(hot);
+        assert!(!locked(&files.blocks).spare.is_empty(), "blocks pushed out left their buffers");
+        assert!(locked(&files.blocks).spare.len() <= SPARE_BLOCKS_MAX);
+        // A short block read into a whole block's buffer is only as long
+        // as the file.
+        let end = blocks * block;
+        let (bytes, at) = files.view(0, end..end + 100, &mut None).unwrap();
+        assert_eq!(bytes.len() - at, 100);
+        assert!(bytes[at..].iter().enumerate().all(|(i, &x)| x == byte_at(end + i as u64)));
+        assert_eq!(files.read(0, end + 50..end + 101).unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
+        // A buffer a reader still holds is never read into.
+        let (held, _) = files.view(0, 0..10, &mut None).unwrap();
+        let copy = held.to_vec();
+        for b in 1..blocks {
+            files.read(0, b * block..b * block + 10).unwrap();
+        }
+        assert_eq!(*held, copy);
     }
 }

@@ -35,7 +35,13 @@ pub fn read_retrying(file: &impl ReadAt, offset: u64, len: usize) -> io::Result<
 /// Reads up to `len` bytes at `offset`, as [`read_retrying`] does, but
 /// fewer where the file ends.
 pub fn read_up_to(file: &(impl ReadAt + ?Sized), offset: u64, len: usize) -> io::Result<Vec<u8>> {
-    let mut buf = vec![0u8; len];
+    read_up_to_in(file, offset, len, Vec::new())
+}
+
+/// [`read_up_to`] into `buf`, a buffer used before: its bytes are
+/// overwritten (or cut off), never returned, and its memory is reused.
+pub fn read_up_to_in(file: &(impl ReadAt + ?Sized), offset: u64, len: usize, mut buf: Vec<u8>) -> io::Result<Vec<u8>> {
+    buf.resize(len, 0);
     let done = read_into(file, offset, &mut buf)?;
     buf.truncate(done);
     Ok(buf)
