@@ -63,12 +63,40 @@ struct KeysetFile {
     decoded: Result<Keyset, String>,
 }
 
-/// Bits of a key's first three bytes: a filter that turns away almost every
-/// window of a file before the full comparison.
-const FILTER_BITS: usize = 1 << 24;
+/// Which known keys begin with which bytes, to turn away almost every
+/// window of a file before the full comparison: a bit for each key's first
+/// two bytes (8 KiB, which stays in the nearest cache while a file is
+/// searched byte by byte), then one for its first three (2 MiB, asked only
+/// for the few windows the first lets through).
+struct KeyFilter {
+    near: Vec<u64>,
+    far: Vec<u64>,
+}
 
-fn filter_slot(bytes: &[u8]) -> usize {
-    usize::from(bytes[0]) | usize::from(bytes[1]) << 8 | usize::from(bytes[2]) << 16
+impl KeyFilter {
+    const NEAR_BITS: usize = 1 << 16;
+    const FAR_BITS: usize = 1 << 24;
+
+    fn new() -> Self {
+        Self { near: vec![0; Self::NEAR_BITS / 64], far: vec![0; Self::FAR_BITS / 64] }
+    }
+
+    fn slots(bytes: &[u8]) -> (usize, usize) {
+        let near = usize::from(bytes[0]) | usize::from(bytes[1]) << 8;
+        (near, near | usize::from(bytes[2]) << 16)
+    }
+
+    fn insert(&mut self, key: &[u8]) {
+        let (near, far) = Self::slots(key);
+        self.near[near / 64] |= 1 << (near % 64);
+        self.far[far / 64] |= 1 << (far % 64);
+    }
+
+    /// False if no known key begins as `window` does.
+    fn may_hold(&self, window: &[u8]) -> bool {
+        let (near, far) = Self::slots(window);
+        self.near[near / 64] & (1 << (near % 64)) != 0 && self.far[far / 64] & (1 << (far % 64)) != 0
+    }
 }
 
 pub struct DurableKeys {
@@ -87,7 +115,7 @@ pub struct DurableKeys {
     pub keyset: Result<Keyset, String>,
     /// Every key a durable record was seen to open, and whose it is.
     known: BTreeMap<[u8; 32], (String, u32)>,
-    filter: Vec<u64>,
+    filter: KeyFilter,
     /// How far each durable file was searched: inode -> (mark, length).
     searched: BTreeMap<u64, (u64, usize)>,
     clear: Vec<ClearKey>,
@@ -140,7 +168,7 @@ impl DurableKeys {
             keyset_files: BTreeMap::new(),
             keyset: Err("not read yet".into()),
             known: BTreeMap::new(),
-            filter: vec![0; FILTER_BITS / 64],
+            filter: KeyFilter::new(),
             searched: BTreeMap::new(),
             clear: Vec::new(),
         }
@@ -271,8 +299,7 @@ impl DurableKeys {
             let key = self.keysets().find_map(|(_, ks)| self.open_with(ks, record));
             if let Some(key) = key {
                 let bytes = *key.expose_secret();
-                let slot = filter_slot(&bytes);
-                self.filter[slot / 64] |= 1 << (slot % 64);
+                self.filter.insert(&bytes);
                 let who = (record.entity.clone(), record.generation);
                 self.known.entry(bytes).or_insert(who);
             }
@@ -295,8 +322,7 @@ impl DurableKeys {
                 let start = from.saturating_sub(31);
                 let mut hits = Vec::new();
                 for (at, window) in bytes.get(start..).unwrap_or_default().windows(32).enumerate() {
-                    let slot = filter_slot(window);
-                    if filter[slot / 64] & (1 << (slot % 64)) == 0 {
+                    if !filter.may_hold(window) {
                         continue;
                     }
                     if let Some((entity, generation)) = window.try_into().ok().and_then(|k: [u8; 32]| known.get(&k)) {
