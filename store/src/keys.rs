@@ -66,10 +66,8 @@ impl EntityKey {
 
     /// A record of `generation` whose key (`None`: it did not open).
     fn put(&mut self, generation: u32, key: Option<Key>) {
-        if generation > self.recorded {
+        if self.takes(generation) {
             self.recorded = generation;
-            self.key = key;
-        } else if generation == self.recorded && self.key.is_none() {
             self.key = key;
         }
     }
