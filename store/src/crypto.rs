@@ -2,11 +2,13 @@
 //! per event, and the event's identity bound in as associated data, so a
 //! ciphertext moved to another event fails to open.
 
+use std::ops::Range;
 use std::sync::OnceLock;
 
-use aes_gcm_siv::aead::{Aead, KeyInit, Payload};
-use aes_gcm_siv::{Aes256GcmSiv, Nonce};
-use zeroize::Zeroizing;
+use aes_gcm_siv::aead::inout::InOutBuf;
+use aes_gcm_siv::aead::{Aead, AeadInOut, KeyInit, Payload};
+use aes_gcm_siv::{Aes256GcmSiv, Nonce, Tag};
+use zeroize::{Zeroize, Zeroizing};
 
 pub const KEY_LEN: usize = 32;
 pub const NONCE_LEN: usize = 12;
@@ -85,13 +87,35 @@ pub fn seal(key: &Key, nonce: [u8; NONCE_LEN], aad: &[u8], plaintext: &[u8]) -> 
 
 /// The plaintext of `sealed` (as made by [`seal`]).
 pub fn open(key: &Key, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, OpenFailed> {
+    let mut plain = Vec::with_capacity(sealed.len().saturating_sub(NONCE_LEN + TAG_LEN));
+    open_into(key, aad, sealed, &mut plain)?;
+    Ok(plain)
+}
+
+/// [`open`], the plaintext appended to `out` straight from `sealed` (no
+/// copy of the ciphertext, no buffer of its own); where in `out` it lies.
+/// If `sealed` does not open, `out` is as it was (what was decrypted
+/// before the tag failed is wiped, never left behind).
+pub fn open_into(key: &Key, aad: &[u8], sealed: &[u8], out: &mut Vec<u8>) -> Result<Range<usize>, OpenFailed> {
     if sealed.len() < NONCE_LEN + TAG_LEN {
         return Err(OpenFailed);
     }
-    let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
-    let mut n = [0u8; NONCE_LEN];
-    n.copy_from_slice(nonce);
-    key.cipher().decrypt(&Nonce::from(n), Payload { msg: ciphertext, aad }).map_err(|_| OpenFailed)
+    let (nonce, rest) = sealed.split_at(NONCE_LEN);
+    let (ciphertext, tag) = rest.split_at(rest.len() - TAG_LEN);
+    let (Ok(nonce), Ok(tag)) = (<[u8; NONCE_LEN]>::try_from(nonce), <[u8; TAG_LEN]>::try_from(tag)) else {
+        unreachable!("split at their lengths")
+    };
+    let start = out.len();
+    out.resize(start + ciphertext.len(), 0);
+    let Ok(buffer) = InOutBuf::new(ciphertext, &mut out[start..]) else { unreachable!("one length") };
+    match key.cipher().decrypt_inout_detached(&Nonce::from(nonce), aad, buffer, &Tag::from(tag)) {
+        Ok(()) => Ok(start..out.len()),
+        Err(_) => {
+            out[start..].zeroize();
+            out.truncate(start);
+            Err(OpenFailed)
+        }
+    }
 }
 
 /// Bytes of an entity key wrapped under a wrapping key: nonce, the sealed
@@ -132,6 +156,22 @@ pub fn wrap_aad(store_id: u64, entity: &str, generation: u32, wrap_generation: u
 /// The associated data that binds a sealed payload to its event.
 pub fn event_aad(entity: &str, scope: &str, id: u128, entity_seq: u64, kind: &str, key_gen: u32) -> Vec<u8> {
     let mut aad = Vec::with_capacity(entity.len() + scope.len() + kind.len() + 64);
+    event_aad_into(&mut aad, entity, scope, id, entity_seq, kind, key_gen);
+    aad
+}
+
+/// [`event_aad`] into `aad` (emptied first), so that a reader opening
+/// many events uses one buffer.
+pub fn event_aad_into(
+    aad: &mut Vec<u8>,
+    entity: &str,
+    scope: &str,
+    id: u128,
+    entity_seq: u64,
+    kind: &str,
+    key_gen: u32,
+) {
+    aad.clear();
     for part in [entity, scope, kind] {
         aad.extend_from_slice(&(part.len() as u64).to_le_bytes());
         aad.extend_from_slice(part.as_bytes());
@@ -139,7 +179,6 @@ pub fn event_aad(entity: &str, scope: &str, id: u128, entity_seq: u64, kind: &st
     aad.extend_from_slice(&id.to_le_bytes());
     aad.extend_from_slice(&entity_seq.to_le_bytes());
     aad.extend_from_slice(&key_gen.to_le_bytes());
-    aad
 }
 
 #[cfg(test)]
@@ -157,6 +196,24 @@ mod tests {
         assert_eq!(open(&key, &moved, &sealed), Err(OpenFailed), "moved to another event");
         assert_eq!(open(&Key::from_bytes([8; KEY_LEN]), &aad, &sealed), Err(OpenFailed), "another key");
         assert_eq!(open(&key, &aad, &sealed[..10]), Err(OpenFailed));
+    }
+
+    #[test]
+    fn a_payload_opens_into_the_end_of_a_buffer_and_a_failed_one_leaves_nothing() {
+        let key = Key::from_bytes([7; KEY_LEN]);
+        let aad = event_aad("acct", "main", 5, 1, "deposited", 1);
+        let mut reused = b"garbage".to_vec();
+        event_aad_into(&mut reused, "acct", "main", 5, 1, "deposited", 1);
+        assert_eq!(reused, aad, "the buffer is emptied first");
+        let sealed = seal(&key, [1; NONCE_LEN], &aad, b"secret payload");
+        let mut out = b"before".to_vec();
+        assert_eq!(open_into(&key, &aad, &sealed, &mut out), Ok(6..20));
+        assert_eq!(out, b"beforesecret payload");
+        for (aad, sealed) in [(&event_aad("acct", "main", 6, 1, "deposited", 1), &sealed[..]), (&aad, &sealed[..27])] {
+            let mut out = b"before".to_vec();
+            assert_eq!(open_into(&key, aad, sealed, &mut out), Err(OpenFailed));
+            assert_eq!(out, b"before", "nothing of a payload that did not open is left");
+        }
     }
 
     /// Each part of an event's identity binds its payload on its own:

@@ -182,6 +182,39 @@ fn a_key_nothing_opens_is_refused_and_salvage_reports_it_lost() {
     assert_eq!(&*events[1].payload, b"y");
 }
 
+/// One read opens many payloads into buffers it shares out a block at a
+/// time: every event gets its own bytes, in order, across buffers, with
+/// shredded events (no payload) among them, and an event kept alone keeps
+/// its bytes after the others are dropped.
+#[test]
+fn a_read_of_many_sealed_payloads_gives_each_event_its_own_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), encrypted()).unwrap();
+    let payload = |i: usize| format!("{i:06}-").repeat(i % 97 + 1).into_bytes();
+    // About 400 KiB of plaintext: several block-sized buffers.
+    for chunk in (0..1_200).collect::<Vec<_>>().chunks(100) {
+        let batch = chunk.iter().map(|&i| event(&format!("u{}", i % 13), "k", &payload(i))).collect();
+        store.append_batch(Batch::new(batch)).unwrap();
+    }
+    store.shred("u5").unwrap();
+    let check = |store: &Store| {
+        let events = store.read_from(1, 1_200).unwrap();
+        assert_eq!(events.len(), 1_200);
+        for (i, e) in events.iter().enumerate() {
+            match i % 13 == 5 {
+                true => assert!(e.shredded && e.payload.is_empty(), "event {i}"),
+                false => assert_eq!(&*e.payload, &payload(i)[..], "event {i}"),
+            }
+        }
+        let kept = events[1_199].clone();
+        drop(events);
+        assert_eq!(&*kept.payload, &payload(1_199)[..]);
+    };
+    check(&store);
+    store.close().unwrap();
+    check(&Store::open(dir.path(), encrypted()).unwrap());
+}
+
 #[test]
 fn shred_on_a_plaintext_store_is_refused() {
     let dir = tempfile::tempdir().unwrap();

@@ -6,13 +6,44 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use super::{Slot, State};
-use crate::crypto::{event_aad, open};
+use crate::crypto::{event_aad_into, open_into};
 use crate::error::ReadError;
 use crate::hash::{chain_hash, GENESIS};
 use crate::journal::record::{decode_body, decode_event_named, read_frame, EventRecord, Record};
 use crate::keys::KeyStatus;
-use crate::limits::FRAME_HEADER_LEN;
+use crate::limits::{FRAME_HEADER_LEN, READ_BLOCK_LEN};
 use crate::model::{Coordinate, Event, EventDigest, EventId, Payload, Region};
+
+/// Plaintexts opened by one read: decrypted straight into one buffer
+/// (with the associated data built in another), which the events opened
+/// into it share once it holds a block's worth ([`READ_BLOCK_LEN`]), as
+/// plaintext events share the block they were read from. No allocation
+/// per event, and an event kept alive keeps at most a block of others'
+/// bytes with it.
+#[derive(Default)]
+struct Opened {
+    plain: Vec<u8>,
+    /// Which event's payload lies where in `plain`.
+    placed: Vec<(usize, Range<usize>)>,
+    aad: Vec<u8>,
+    /// The empty payload of events with none (shredded, key lost) and of
+    /// opened ones until their buffer is handed out.
+    none: Arc<Vec<u8>>,
+}
+
+impl Opened {
+    /// Gives the events placed in the buffer their payloads; the next ones
+    /// go to a new buffer.
+    fn hand_out(&mut self, events: &mut [Event]) {
+        if self.placed.is_empty() {
+            return;
+        }
+        let shared = Arc::new(std::mem::take(&mut self.plain));
+        for (index, range) in self.placed.drain(..) {
+            events[index].payload = Payload::new(shared.clone(), range);
+        }
+    }
+}
 
 /// What `State::frames` hands each frame to.
 type EachFrame<'a> = dyn FnMut(u64, Frame<'_>, &Arc<Vec<u8>>) -> Result<(), ReadError> + 'a;
@@ -127,28 +158,35 @@ impl State {
     }
 
     /// The public view of an event from its checked frame: its payload
-    /// opened with the entity's key, or marked shredded (with no payload)
-    /// if the key was shredded, or marked `key_lost` (with no payload) if a
-    /// salvage found its key lost to damage.
-    fn event_of(&self, global: u64, frame: &Frame<'_>, bytes: &Arc<Vec<u8>>) -> Result<Event, ReadError> {
+    /// opened with the entity's key (into `opened`), or marked shredded
+    /// (with no payload) if the key was shredded, or marked `key_lost`
+    /// (with no payload) if a salvage found its key lost to damage.
+    fn event_of(
+        &self,
+        global: u64,
+        frame: &Frame<'_>,
+        bytes: &Arc<Vec<u8>>,
+        opened: &mut Opened,
+    ) -> Result<(Event, Option<Range<usize>>), ReadError> {
         let slot = self.must_slot(global);
         let record = &frame.record;
         let id = self.id_of(global);
-        let gone = || Payload::from(Vec::new());
-        let (payload, shredded, key_lost) = match self.key_status(global, record.entity, record.key_gen)? {
-            None => (Payload::new(bytes.clone(), frame.payload.clone()), false, false),
+        let gone = || Payload::new(opened.none.clone(), 0..0);
+        let (payload, plain, shredded, key_lost) = match self.key_status(global, record.entity, record.key_gen)? {
+            None => (Payload::new(bytes.clone(), frame.payload.clone()), None, false, false),
             Some(KeyStatus::Live(key)) => {
-                let aad = event_aad(record.entity, record.scope, id.0, record.entity_seq, record.kind, record.key_gen);
-                let plain = open(key, &aad, &record.payload)
+                let aad = &mut opened.aad;
+                event_aad_into(aad, record.entity, record.scope, id.0, record.entity_seq, record.kind, record.key_gen);
+                let plain = open_into(key, aad, &record.payload, &mut opened.plain)
                     .map_err(|_| ReadError::Integrity { id, reason: "payload does not open with its key".into() })?;
-                (Payload::from(plain), false, false)
+                (gone(), Some(plain), false, false)
             }
-            Some(KeyStatus::Shredded) => (gone(), true, false),
-            Some(KeyStatus::Missing | KeyStatus::Lost) => (gone(), false, true),
+            Some(KeyStatus::Shredded) => (gone(), None, true, false),
+            Some(KeyStatus::Missing | KeyStatus::Lost) => (gone(), None, false, true),
         };
         let (scope, kind) = &self.pairs[slot.names as usize];
         let entity = &self.entities[slot.entity as usize].name;
-        Ok(Event {
+        let event = Event {
             id,
             kind: kind.clone(),
             coordinate: Coordinate::from_parts(entity.clone(), scope.clone()),
@@ -162,16 +200,26 @@ impl State {
             shredded,
             key_lost,
             hash: record.hash,
-        })
+        };
+        Ok((event, plain))
     }
 
     /// The events `globals` (each must exist), in that order.
     pub fn events(&self, globals: &[u64]) -> Result<Vec<Event>, ReadError> {
         let mut events = Vec::with_capacity(globals.len());
+        let mut opened = Opened::default();
         self.frames(globals, &mut |global, frame, bytes| {
-            events.push(self.event_of(global, &frame, bytes)?);
+            let (event, plain) = self.event_of(global, &frame, bytes, &mut opened)?;
+            if let Some(plain) = plain {
+                opened.placed.push((events.len(), plain));
+            }
+            events.push(event);
+            if opened.plain.len() >= READ_BLOCK_LEN {
+                opened.hand_out(&mut events);
+            }
             Ok(())
         })?;
+        opened.hand_out(&mut events);
         Ok(events)
     }
 
