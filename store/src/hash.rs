@@ -1,6 +1,7 @@
 //! The per-entity hash chain: each event's hash covers its header fields
 //! (the epoch of the session that wrote it included), its stored payload
-//! bytes and the entity's previous hash.
+//! bytes and the entity's previous hash. Also [`RunHasher`], for digests
+//! of streams fed in small pieces (the index fingerprint).
 
 use crate::journal::record::EventRecord;
 

@@ -250,6 +250,13 @@ impl Payload {
         assert!(range.end <= buf.len());
         Self { buf, range }
     }
+
+    /// No bytes (a shredded event's payload, say), sharing one buffer with
+    /// every other empty payload: it costs no allocation.
+    pub(crate) fn empty() -> Self {
+        static EMPTY: std::sync::LazyLock<Arc<Vec<u8>>> = std::sync::LazyLock::new(|| Arc::new(Vec::new()));
+        Self { buf: EMPTY.clone(), range: 0..0 }
+    }
 }
 
 impl From<Vec<u8>> for Payload {

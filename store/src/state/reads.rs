@@ -26,9 +26,6 @@ struct Opened {
     /// Which event's payload lies where in `plain`.
     placed: Vec<(usize, Range<usize>)>,
     aad: Vec<u8>,
-    /// The empty payload of events with none (shredded, key lost) and of
-    /// opened ones until their buffer is handed out.
-    none: Arc<Vec<u8>>,
 }
 
 impl Opened {
@@ -171,7 +168,6 @@ impl State {
         let slot = self.must_slot(global);
         let record = &frame.record;
         let id = self.id_of(global);
-        let gone = || Payload::new(opened.none.clone(), 0..0);
         let (payload, plain, shredded, key_lost) = match self.key_status(global, record.entity, record.key_gen)? {
             None => (Payload::new(bytes.clone(), frame.payload.clone()), None, false, false),
             Some(KeyStatus::Live(key)) => {
@@ -179,10 +175,10 @@ impl State {
                 event_aad_into(aad, record.entity, record.scope, id.0, record.entity_seq, record.kind, record.key_gen);
                 let plain = open_into(key, aad, &record.payload, &mut opened.plain)
                     .map_err(|_| ReadError::Integrity { id, reason: "payload does not open with its key".into() })?;
-                (gone(), Some(plain), false, false)
+                (Payload::empty(), Some(plain), false, false)
             }
-            Some(KeyStatus::Shredded) => (gone(), None, true, false),
-            Some(KeyStatus::Missing | KeyStatus::Lost) => (gone(), None, false, true),
+            Some(KeyStatus::Shredded) => (Payload::empty(), None, true, false),
+            Some(KeyStatus::Missing | KeyStatus::Lost) => (Payload::empty(), None, false, true),
         };
         let (scope, kind) = &self.pairs[slot.names as usize];
         let entity = &self.entities[slot.entity as usize].name;
