@@ -75,15 +75,20 @@ pub struct Before {
     at_last_open: BTreeMap<u64, u64>,
 }
 
+/// Each journal segment in `dir` now, by inode, with its length as reads
+/// see it.
+pub fn journal_lengths(disk: &SimDisk, dir: &Path) -> BTreeMap<u64, u64> {
+    disk.names_in(dir)
+        .into_iter()
+        .filter(|(name, _)| parse_segment_name(name).is_some())
+        .filter_map(|(_, inode)| Some((inode, disk.len_of(inode)?)))
+        .collect()
+}
+
 impl Before {
     /// Notes the journal's lengths as another open begins.
     pub fn opening(&mut self, disk: &SimDisk, dir: &Path) {
-        self.at_last_open = disk
-            .names_in(dir)
-            .into_iter()
-            .filter(|(name, _)| parse_segment_name(name).is_some())
-            .filter_map(|(_, inode)| Some((inode, disk.len_of(inode)?)))
-            .collect();
+        self.at_last_open = journal_lengths(disk, dir);
     }
 
     /// The disk as an open begins.

@@ -314,14 +314,8 @@ impl Sim {
     /// Whether the disk recorded lossy damage on bytes a journal segment
     /// holds now.
     fn journal_damaged(&self) -> bool {
-        let segments: Vec<(u64, u64)> = self
-            .disk
-            .names_in(Path::new(STORE_DIR))
-            .into_iter()
-            .filter(|(name, _)| shale_store::journal::segment::parse_segment_name(name).is_some())
-            .filter_map(|(_, inode)| Some((inode, self.disk.len_of(inode)?)))
-            .collect();
-        self.disk.damage().iter().any(|d| segments.iter().any(|&(inode, len)| d.inode == inode && d.range.start < len))
+        let segments = crate::excuse::journal_lengths(&self.disk, Path::new(STORE_DIR));
+        self.disk.damage().iter().any(|d| segments.get(&d.inode).is_some_and(|&len| d.range.start < len))
     }
 
     /// The journal as a restart finds it: each segment's durable length and
