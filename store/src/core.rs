@@ -21,7 +21,7 @@ use crate::journal::writer::JournalWriter;
 use crate::limits::{GROUP_REQUESTS_MAX, SEGMENT_SIZE_DEFAULT};
 use crate::meta::{FLAG_ENCRYPTED, FLAG_SEALED};
 use crate::model::{Batch, Receipt};
-use crate::plan::{plan, receipts, Context, PlannedGroup, Sealer, Slot};
+use crate::plan::{plan, Context, PlannedGroup, Sealer, Slot};
 use crate::reader::Reader;
 use crate::state::{FrameLoc, IdempotencyEntry, JournalEnd, State};
 
@@ -278,7 +278,14 @@ impl<E: Env> Core<E> {
                 state
                     .record_idempotency(key, IdempotencyEntry { fingerprint, first_global: group.first_global, count });
             }
-            results.push(Ok(receipts(&state, group.first_global, count)));
+            // The receipts from the records just applied (a replayed
+            // idempotency key looks its receipts up in the state instead).
+            let receipts = group.records.iter().map(|r| Receipt {
+                id: state.id_of(r.global_seq),
+                entity_seq: r.entity_seq,
+                global_seq: r.global_seq,
+            });
+            results.push(Ok(receipts.collect()));
         }
         drop(state);
         self.rotate_if_full();

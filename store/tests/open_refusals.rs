@@ -152,9 +152,10 @@ fn one_keyset_copy_of_another_store_is_set_aside_by_salvage_only() {
 
 #[test]
 fn an_older_format_is_refused_never_misread() {
-    // Version 2 begin records are 4 bytes shorter (no `follows`); version
-    // 1 had no epochs. Either is refused, naming the version it found.
-    for old in [1u32, 2] {
+    // Version 3 chained hashes in BLAKE3; version 2 begin records are 4
+    // bytes shorter (no `follows`); version 1 had no epochs. Each is
+    // refused, naming the version it found.
+    for old in [1u32, 2, 3] {
         let dir = tempfile::tempdir().unwrap();
         store_with_events(dir.path(), Options::default());
         let segment = segments(dir.path()).remove(0);

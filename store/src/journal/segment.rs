@@ -4,9 +4,10 @@ use crate::limits::SEGMENT_HEADER_LEN;
 
 pub const SEGMENT_MAGIC: [u8; 8] = *b"SHALESEG";
 /// The journal format this build writes and reads. Version 1 (event ids
-/// without an epoch) and version 2 (begin records without `follows`) are
-/// refused with a typed error, never misread.
-pub const FORMAT_VERSION: u32 = 3;
+/// without an epoch), version 2 (begin records without `follows`) and
+/// version 3 (hash chain in BLAKE3) are refused with a typed error, never
+/// misread.
+pub const FORMAT_VERSION: u32 = 4;
 const SEGMENT_PREFIX: &str = "seg-";
 const SEGMENT_SUFFIX: &str = ".log";
 /// A segment is written under this suffix first and renamed into place
