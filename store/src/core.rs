@@ -52,6 +52,11 @@ pub struct Options {
     /// covered); 0: only when the store is closed. It is always published
     /// on close.
     pub checkpoint_every: u64,
+    /// Recovery reads and scans a segment this many bytes at a time (a
+    /// group longer than that is read whole): what an open holds of the
+    /// journal's bytes, whatever the segment size. At least
+    /// `SCAN_WINDOW_MIN` (4 KiB); 4 MiB by default.
+    pub scan_window: usize,
     /// A planted bug to switch on (simulator canaries only).
     #[cfg(feature = "canaries")]
     pub canary: crate::canary::Canary,
@@ -67,6 +72,7 @@ impl Default for Options {
             gates: Gates::default(),
             full_scan: false,
             checkpoint_every: crate::limits::CHECKPOINT_SEGMENTS_MIN,
+            scan_window: crate::limits::SCAN_WINDOW_DEFAULT,
             #[cfg(feature = "canaries")]
             canary: crate::canary::Canary::None,
         }

@@ -31,6 +31,11 @@ pub const SEGMENT_HEADER_LEN: usize = 64;
 
 /// Chunk in which recovery reads a segment.
 pub const RECOVERY_READ_CHUNK: usize = 4 << 20;
+/// Default bytes of a segment recovery holds and scans at a time
+/// (`Options::scan_window`).
+pub const SCAN_WINDOW_DEFAULT: usize = RECOVERY_READ_CHUNK;
+/// Smallest scan window an option may ask for.
+pub const SCAN_WINDOW_MIN: usize = 4 << 10;
 /// How many times a failed read is tried before its bytes count as
 /// unreadable.
 pub const READ_ATTEMPTS: u32 = 4;

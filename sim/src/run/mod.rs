@@ -153,7 +153,7 @@ struct Client {
 struct Stop(Outcome);
 
 /// Every feature a run can report exercising (besides fault classes).
-pub const FEATURES: [&str; 11] = [
+pub const FEATURES: [&str; 12] = [
     "encrypted",
     "master key",
     "shred acked",
@@ -165,6 +165,7 @@ pub const FEATURES: [&str; 11] = [
     "large payloads",
     "clean close",
     "checkpoint used",
+    "scan windows",
 ];
 
 /// A request waiting for the writer: a client's batch (by uid) or shred.
@@ -356,6 +357,7 @@ impl Sim {
             gates: if self.scenario.run.gates { simulator_gates() } else { Gates::default() },
             full_scan: self.full_scan_next,
             checkpoint_every: self.scenario.run.checkpoint_every,
+            scan_window: self.scenario.run.scan_window,
             canary: self.canary,
         }
     }
@@ -428,6 +430,7 @@ impl Sim {
             ("many clients", r.clients >= 6),
             ("big groups", r.group_max >= 32),
             ("large payloads", w.payload_max >= 256),
+            ("scan windows", r.scan_window < r.segment_size as usize),
         ];
         for (feature, on) in shape {
             if on {

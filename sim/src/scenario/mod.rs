@@ -75,6 +75,10 @@ pub struct RunSpec {
     /// (`Options::checkpoint_every`; 0, the default here so that older
     /// scripts replay as they were recorded: only on a clean close).
     pub checkpoint_every: u64,
+    /// Bytes of a segment recovery reads and scans at a time
+    /// (`Options::scan_window`; the store's default, 4 MiB, reads every
+    /// segment of a default scenario whole).
+    pub scan_window: usize,
     /// Share of writer steps after which the store is closed cleanly (its
     /// checkpoint published) and opened again, with no power lost.
     pub close_rate: f64,
@@ -96,6 +100,7 @@ impl Default for RunSpec {
             master_key: false,
             gates: false,
             checkpoint_every: 0,
+            scan_window: shale_store::limits::SCAN_WINDOW_DEFAULT,
             close_rate: 0.0,
         }
     }

@@ -12,6 +12,7 @@
 
 use super::Scenario;
 use crate::rng::SimRng;
+use shale_store::limits::SCAN_WINDOW_DEFAULT;
 
 /// Picks one of `choices`.
 fn pick<T: Copy>(rng: &mut SimRng, choices: &[T]) -> T {
@@ -98,6 +99,8 @@ impl Scenario {
         // closes (each publishes one) in most seeds.
         r.checkpoint_every = pick(rng, &[0, 1, 2, 4, 8]);
         r.close_rate = if rng.chance(0.7) { 0.005 + rng.unit() * 0.05 } else { 0.0 };
+        // Recovery reads segments whole, or in windows that cut groups.
+        r.scan_window = pick(rng, &[4096, 8192, SCAN_WINDOW_DEFAULT]);
     }
 
     fn draw_workload(&mut self, rng: &mut SimRng) {

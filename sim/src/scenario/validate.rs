@@ -3,7 +3,7 @@
 
 use super::{Expect, Scenario, ScheduledFault};
 use shale_store::canary::Canary;
-use shale_store::limits::{GROUP_REQUESTS_MAX, SEGMENT_SIZE_MIN};
+use shale_store::limits::{GROUP_REQUESTS_MAX, SCAN_WINDOW_MIN, SEGMENT_SIZE_MIN};
 
 /// Most client operations a run may ask for.
 pub const OPERATIONS_MAX: u64 = 1_000_000;
@@ -69,6 +69,9 @@ impl Scenario {
         }
         if r.segment_size < SEGMENT_SIZE_MIN {
             return Err(format!("run.segment_size = {} is below {SEGMENT_SIZE_MIN}", r.segment_size));
+        }
+        if r.scan_window < SCAN_WINDOW_MIN {
+            return Err(format!("run.scan_window = {} is below {SCAN_WINDOW_MIN}", r.scan_window));
         }
         if r.operations > OPERATIONS_MAX {
             return Err(format!("run.operations = {} is over {OPERATIONS_MAX}", r.operations));

@@ -17,7 +17,7 @@ use crate::journal::segment::{parse_segment_name, SegmentHeader};
 use crate::journal::writer::JournalWriter;
 use crate::keys::StoreKeys;
 use crate::keyset::{publish_keyset, read_keyset, Keyset, KeysetError, KeysetRead, KEYS_COPY_NAME, KEYS_NAME};
-use crate::limits::{SEGMENT_HEADER_LEN, SEGMENT_SIZE_MIN};
+use crate::limits::{SCAN_WINDOW_MIN, SEGMENT_HEADER_LEN, SEGMENT_SIZE_MIN};
 use crate::meta::{read_meta, write_meta, Meta, FLAG_ENCRYPTED, FLAG_SEALED, META_LEN, META_NAME};
 use crate::model::store_tag;
 use crate::state::State;
@@ -304,6 +304,12 @@ impl<E: Env> Core<E> {
         if options.segment_size < SEGMENT_SIZE_MIN {
             return Err(crate::error::InvalidInput::Option {
                 reason: format!("segment_size {} is below the minimum {SEGMENT_SIZE_MIN}", options.segment_size),
+            }
+            .into());
+        }
+        if options.scan_window < SCAN_WINDOW_MIN {
+            return Err(crate::error::InvalidInput::Option {
+                reason: format!("scan_window {} is below the minimum {SCAN_WINDOW_MIN}", options.scan_window),
             }
             .into());
         }

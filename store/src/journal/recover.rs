@@ -370,7 +370,8 @@ fn analyze_from<D: Disk>(
             }
         };
         let start = from.origin.max(SEGMENT_HEADER_LEN as u64);
-        let unreadable = read_range_into(&file, start..limit.clamp(start, len.max(start)), &mut bytes);
+        let end = limit.clamp(start, len.max(start));
+        let (from, unreadable) = scan_windows(&mut a, &file, &mut bytes, from, end, options.scan_window, planted);
         drop(file);
         a.headers.push(header);
         let found = scan_one(&mut a, &bytes, unreadable, &path, from, len, limit, is_last, planted);
@@ -382,6 +383,57 @@ fn analyze_from<D: Disk>(
         }
     }
     Ok(Ok(a))
+}
+
+/// Reads a segment's bytes from `from.origin` up to `end` into `bytes`
+/// (which holds the encoded header when the scan starts at the segment's
+/// start) a window of `window` bytes at a time, and applies the whole
+/// groups of every window before the last to `a`'s state. Returns where
+/// the last window starts, its bytes left in `bytes` for [`scan_one`] to
+/// scan and judge as if they were the whole rest of the segment (as after
+/// a checkpoint: nothing it decides looks before where it starts), and
+/// whether reading stopped at an unreadable stretch.
+///
+/// A window holding no whole group (a group longer than the window, or
+/// damage, which only the bytes up to `end` can tell from a torn tail) is
+/// read again twice as long. So the memory an open holds for the journal
+/// is a window, not a segment.
+fn scan_windows(
+    a: &mut Analysis,
+    file: &impl ReadAt,
+    bytes: &mut Vec<u8>,
+    mut from: ScanFrom,
+    end: u64,
+    window: usize,
+    planted: Planted,
+) -> (ScanFrom, Option<Unreadable>) {
+    // Past the first window, a partial group at its end is the window's
+    // doing, not the disk's: the planted bug keeps only the last one.
+    let bugs = ScanBugs { keep_uncommitted: false, ..planted.scan };
+    let mut window = window as u64;
+    loop {
+        let (kept, start) = (bytes.len(), from.origin.max(SEGMENT_HEADER_LEN as u64));
+        let stop = end.min(start.saturating_add(window));
+        let unreadable = read_range_into(file, start..stop, bytes);
+        if unreadable.is_some() || stop == end {
+            return (from, unreadable);
+        }
+        let scan = scan_segment(bytes, from, bugs, &mut a.state);
+        if scan.good_end == kept {
+            bytes.truncate(kept);
+            window = window.saturating_mul(2);
+            continue;
+        }
+        a.report.groups += scan.groups;
+        a.report.events += scan.events;
+        from = ScanFrom {
+            origin: from.origin + scan.good_end as u64,
+            next_group: scan.next_group,
+            last: scan.last,
+            ..from
+        };
+        bytes.clear();
+    }
 }
 
 /// A header's verdict: a usable header, damage (with or without salvage
