@@ -53,8 +53,8 @@ struct Cli {
     /// 0 skips it).
     #[arg(long)]
     rss_events: Option<u64>,
-    /// Run only these workloads (e.g. `W1,W5`; W1 includes its busy
-    /// variant).
+    /// Run only these workloads (e.g. `W1,W5`; W1 and W4 include their
+    /// busy variants).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -287,6 +287,7 @@ fn main() {
     run("W2", &|| commits(&base, "W2 batches of 100", sizes.batches_100, 100, 1));
     run("W3", &|| commits(&base, "W3 batches of 1,000", sizes.batches_1000, 1_000, 1));
     run("W4", &|| commits(&base, "W4 single appends, 4 threads", sizes.per_thread, 1, 4));
+    run("W4", &|| beside_busy_neighbours(|| commits(&base, "W4 beside 2 busy threads", sizes.per_thread, 1, 4)));
     run("W5", &|| reread(&base, sizes.reread));
     run("W6", &|| walks(&base, &sizes));
     let rss_events = cli.rss_events.unwrap_or(sizes.rss_events);

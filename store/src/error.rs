@@ -180,7 +180,7 @@ pub enum ReadError {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CloseError {
-    #[error("the writer thread panicked: {0}")]
+    #[error("the store's writer panicked (a bug; every later request was answered Closed): {0}")]
     WriterPanicked(String),
     /// Every acknowledged write is durable; the index checkpoint could not
     /// be published, so the next open reads the journal after the last one

@@ -1,26 +1,28 @@
-//! The production shell: the core behind a lock, a writer thread fed by a
-//! channel for group commit, and an inline path for a caller alone.
+//! The production shell: the core behind a lock, and group commit led by
+//! the callers themselves.
 //!
-//! A caller that finds the core idle and nothing queued commits its own
-//! request on its own thread: no hand-off, no wake-up, so a lone writer
-//! costs what its write and fsync cost, even beside busy neighbours. A
-//! caller that finds the core busy queues its request for the writer
-//! thread, which takes every request queued (up to `GROUP_REQUESTS_MAX`, up
-//! to the next shred: `work.rs`, shared with the simulator), commits them
-//! as one flush (one write, one fsync) and answers them all. The shell
-//! holds no durability logic; that is all in the core, which runs on one
-//! thread at a time.
+//! A caller that finds no commit under way leads: it commits its own
+//! request on its own thread, no hand-off, no wake-up, so a lone writer
+//! costs what its write and fsync cost. A caller that finds one under way
+//! queues its request and parks. When a leader's flush is done and
+//! answered, it passes the lead to the caller of the oldest queued request
+//! (or, with none queued, lets it go) and returns: the new leader takes
+//! every request queued (up to `GROUP_REQUESTS_MAX`, up to the next shred:
+//! `work.rs`, shared with the simulator), its own first, commits them as
+//! one flush (one write, one fsync) and answers them all. So every request
+//! wakes its caller once, with its answer or with the lead: no thread sits
+//! between the callers and the disk, whose wake-up would wait for a core
+//! behind busy neighbours on every flush. The shell holds no durability
+//! logic; that is all in the core, which runs on one thread at a time.
 //!
-//! Waiting threads never poll for long: the writer and a caller waiting
-//! alone check their channel for a few tens of microseconds, then park, so
-//! an idle store uses no CPU (`tests/idle_cpu.rs`).
+//! Waiting callers never poll for long: one waiting alone checks for its
+//! wake-up for a few tens of microseconds, then parks (`shell/wake.rs`),
+//! so an idle store uses no CPU (`tests/idle_cpu.rs`).
 
+use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
-use std::thread::JoinHandle;
-
-use crossbeam_channel::{Receiver, Sender};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 
 use crate::core::{Core, Options};
 use crate::env::{Env, RealEnv};
@@ -30,57 +32,156 @@ use crate::journal::recover::RecoveryReport;
 use crate::limits::GROUP_REQUESTS_MAX;
 use crate::model::{Batch, Event, EventId, NewEvent, Receipt, Region, ShredReceipt};
 use crate::reader::Reader;
-use crate::work::{self, next_work, Queue, Work};
+use crate::work::{self, next_work, Work};
 
-type Reply = Sender<Result<Vec<Receipt>, AppendError>>;
-type ShredReply = Sender<Result<ShredReceipt, ShredError>>;
+mod wake;
+
+use wake::{slot, Wait, Waker};
+
+/// What a queued caller is woken with.
+enum Wake<T> {
+    /// Its request was committed (or refused).
+    Done(T),
+    /// Its request is first in line and nobody leads: it leads now.
+    Lead,
+}
+
+type AppendResult = Result<Vec<Receipt>, AppendError>;
+type ShredResult = Result<ShredReceipt, ShredError>;
+type Reply = Waker<Wake<AppendResult>>;
+type ShredReply = Waker<Wake<ShredResult>>;
 type Request = work::Request<(Batch, Reply), (String, ShredReply)>;
 
-/// The writer's inbox: the channel, and a request taken too early.
-struct Inbox {
-    receiver: Receiver<Request>,
-    held: Option<Request>,
-}
-
-impl Queue<(Batch, Reply), (String, ShredReply)> for Inbox {
-    fn take(&mut self) -> Option<Request> {
-        self.held.take().or_else(|| self.receiver.try_recv().ok())
-    }
-    fn put_back(&mut self, request: Request) {
-        assert!(self.held.is_none(), "one request held back at a time");
-        self.held = Some(request);
+impl Request {
+    /// Wakes the request's caller to lead.
+    fn hand_lead(&self) {
+        match self {
+            Request::Append((_, reply)) => reply.wake(Wake::Lead),
+            Request::Shred((_, reply)) => reply.wake(Wake::Lead),
+        }
     }
 }
 
-/// What the writer thread and inline callers share: the core, and the
-/// message of a panic that stopped it (the core is not used after one).
+/// The requests waiting for a leader, and whether one leads. Nothing is
+/// queued while nobody leads: a leader that finds the line empty lets the
+/// lead go, and a caller that finds nobody leading leads.
+#[derive(Default)]
+struct Line {
+    queued: VecDeque<Request>,
+    leading: bool,
+}
+
+/// What the callers share: the core, the line of requests waiting for it,
+/// and the message of a panic that stopped it (the core is not used after
+/// one).
 struct Shared<E: Env> {
     core: Mutex<Core<E>>,
+    line: Mutex<Line>,
     panicked: OnceLock<String>,
 }
 
+/// Where a caller stands once its request is in.
+enum Turn {
+    /// Nobody led: the caller leads, its request (given back) not queued.
+    Lead(Request),
+    /// Queued behind a leader.
+    Queued,
+    /// The store was stopped by a panic.
+    Closed,
+}
+
 impl<E: Env> Shared<E> {
+    fn line(&self) -> MutexGuard<'_, Line> {
+        self.line.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// The core, unless a panic stopped it.
     fn core(&self) -> Option<MutexGuard<'_, Core<E>>> {
         let core = self.core.lock().unwrap_or_else(PoisonError::into_inner);
         self.panicked.get().is_none().then_some(core)
     }
 
-    /// The core if no one holds it, no panic stopped it, and nothing is
-    /// queued for the writer (which an inline commit would overtake).
-    fn idle_core(&self, queued: &Sender<Request>) -> Option<MutexGuard<'_, Core<E>>> {
-        let core = self.core.try_lock().ok()?;
-        (self.panicked.get().is_none() && queued.is_empty()).then_some(core)
+    /// Takes the lead if nobody has it; else queues `request`.
+    fn enter(&self, request: Request) -> Turn {
+        let mut line = self.line();
+        if self.panicked.get().is_some() {
+            return Turn::Closed;
+        }
+        if !line.leading {
+            assert!(line.queued.is_empty(), "requests queued with nobody leading");
+            line.leading = true;
+            return Turn::Lead(request);
+        }
+        line.queued.push_back(request);
+        Turn::Queued
     }
 
     /// Runs `f` on the core; a panic stops the store for good (every later
     /// request is answered `Closed`, and `close` reports the panic).
-    fn run<T>(&self, core: &mut Core<E>, f: impl FnOnce(&mut Core<E>) -> T) -> Option<T> {
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(core))) {
+    fn run<T>(&self, f: impl FnOnce(&mut Core<E>) -> T) -> Option<T> {
+        let mut core = self.core()?;
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut core))) {
             Ok(value) => Some(value),
             Err(panic) => {
                 let _ = self.panicked.set(panic_message(&*panic));
                 None
+            }
+        }
+    }
+
+    /// The leader's work on the line: takes the next unit (the leader's own
+    /// request first), commits it and answers it.
+    fn lead_line(&self) {
+        let work = next_work(&mut self.line().queued, GROUP_REQUESTS_MAX);
+        match work {
+            None => unreachable!("a caller woken to lead has its request in line"),
+            Some(Work::Shred((entity, reply))) => {
+                if let Some(result) = self.run(|core| core.shred(&entity)) {
+                    reply.wake(Wake::Done(result));
+                }
+            }
+            Some(Work::Commit(appends)) => {
+                let (batches, replies): (Vec<Batch>, Vec<Reply>) = appends.into_iter().unzip();
+                // After a panic the replies are dropped: `Closed`.
+                let Some(results) = self.run(|core| core.commit(&batches)) else { return };
+                assert_eq!(results.len(), replies.len(), "one result per request");
+                for (result, reply) in results.into_iter().zip(replies) {
+                    reply.wake(Wake::Done(result));
+                }
+            }
+        }
+    }
+
+    /// Ends a leader's turn: the lead goes to the caller of the oldest
+    /// queued request, or nobody leads. After a panic, every queued
+    /// request is dropped (answered `Closed`).
+    fn pass_lead(&self) {
+        let mut line = self.line();
+        if self.panicked.get().is_some() {
+            line.queued.clear();
+        }
+        match line.queued.front() {
+            Some(next) => next.hand_lead(),
+            None => line.leading = false,
+        }
+    }
+
+    /// Waits for a queued request's wake-up; leads if woken to, then takes
+    /// its answer. `None` if the store stopped first.
+    fn wait<T>(&self, answer: &Wait<Wake<T>>, waiting: &AtomicUsize) -> Option<T> {
+        let woken = {
+            let _waiting = Waiting::enter(waiting);
+            answer.wait(waiting)?
+        };
+        match woken {
+            Wake::Done(result) => Some(result),
+            Wake::Lead => {
+                self.lead_line();
+                self.pass_lead();
+                match answer.take_now() {
+                    Some(Wake::Done(result)) => Some(result),
+                    _ => None,
+                }
             }
         }
     }
@@ -89,11 +190,11 @@ impl<E: Env> Shared<E> {
 /// An open event store. Appends from any number of threads; each returns
 /// only once its batch is durable.
 pub struct Store<E: Env = RealEnv> {
-    requests: Option<Sender<Request>>,
-    shared: Arc<Shared<E>>,
-    /// Callers waiting for the writer's answer right now.
+    shared: Shared<E>,
+    /// Callers waiting for their wake-up right now.
     waiting: AtomicUsize,
-    writer: Option<JoinHandle<()>>,
+    /// Set once the store is stopped (by `close` or its drop).
+    stopped: bool,
     reader: Reader,
     report: RecoveryReport,
 }
@@ -110,21 +211,8 @@ impl<E: Env> Store<E> {
     pub fn open_in(env: E, dir: impl AsRef<Path>, options: Options) -> Result<Self, OpenError> {
         let (core, report) = Core::open(env, dir.as_ref(), &options)?;
         let reader = core.reader();
-        let shared = Arc::new(Shared { core: Mutex::new(core), panicked: OnceLock::new() });
-        let (requests, inbox) = crossbeam_channel::unbounded();
-        let for_writer = shared.clone();
-        let writer = std::thread::Builder::new()
-            .name("shale-writer".into())
-            .spawn(move || run_writer(&for_writer, inbox))
-            .map_err(|e| OpenError::Io(crate::error::IoError::new("starting the writer thread", e)))?;
-        Ok(Self {
-            requests: Some(requests),
-            shared,
-            waiting: AtomicUsize::new(0),
-            writer: Some(writer),
-            reader,
-            report,
-        })
+        let shared = Shared { core: Mutex::new(core), line: Mutex::default(), panicked: OnceLock::new() };
+        Ok(Self { shared, waiting: AtomicUsize::new(0), stopped: false, reader, report })
     }
 
     /// What recovery found when this store was opened.
@@ -140,28 +228,33 @@ impl<E: Env> Store<E> {
 
     /// Appends every event of `batch` or none of them.
     pub fn append_batch(&self, batch: Batch) -> Result<Vec<Receipt>, AppendError> {
-        let requests = self.requests.as_ref().ok_or(AppendError::Closed)?;
-        if let Some(mut core) = self.shared.idle_core(requests) {
-            let mut results = self.shared.run(&mut core, |core| core.commit(std::slice::from_ref(&batch)));
-            return results.as_mut().and_then(Vec::pop).unwrap_or(Err(AppendError::Closed));
+        let (reply, answer) = slot();
+        match self.shared.enter(Request::Append((batch, reply))) {
+            Turn::Closed => Err(AppendError::Closed),
+            Turn::Lead(request) => {
+                let Request::Append((batch, _)) = request else { unreachable!("an append comes back") };
+                let mut results = self.shared.run(|core| core.commit(std::slice::from_ref(&batch)));
+                self.shared.pass_lead();
+                results.as_mut().and_then(Vec::pop).unwrap_or(Err(AppendError::Closed))
+            }
+            Turn::Queued => self.shared.wait(&answer, &self.waiting).unwrap_or(Err(AppendError::Closed)),
         }
-        let (reply, answer) = crossbeam_channel::bounded(1);
-        let _waiting = Waiting::enter(&self.waiting);
-        requests.send(Request::Append((batch, reply))).map_err(|_| AppendError::Closed)?;
-        await_reply(&answer, &self.waiting).ok_or(AppendError::Closed)?
     }
 
     /// Forgets `entity`'s payloads: returns once the keyset without its key
     /// is durable. Ordered with appends: events appended before are
     /// shredded, events appended after get a new key.
     pub fn shred(&self, entity: &str) -> Result<ShredReceipt, ShredError> {
-        let requests = self.requests.as_ref().ok_or(ShredError::Closed)?;
-        if let Some(mut core) = self.shared.idle_core(requests) {
-            return self.shared.run(&mut core, |core| core.shred(entity)).unwrap_or(Err(ShredError::Closed));
+        let (reply, answer) = slot();
+        match self.shared.enter(Request::Shred((entity.to_owned(), reply))) {
+            Turn::Closed => Err(ShredError::Closed),
+            Turn::Lead(_) => {
+                let result = self.shared.run(|core| core.shred(entity));
+                self.shared.pass_lead();
+                result.unwrap_or(Err(ShredError::Closed))
+            }
+            Turn::Queued => self.shared.wait(&answer, &self.waiting).unwrap_or(Err(ShredError::Closed)),
         }
-        let (reply, answer) = crossbeam_channel::bounded(1);
-        requests.send(Request::Shred((entity.to_owned(), reply))).map_err(|_| ShredError::Closed)?;
-        answer.recv().map_err(|_| ShredError::Closed)?
     }
 
     pub fn get(&self, id: EventId) -> Result<Option<Event>, ReadError> {
@@ -200,11 +293,12 @@ impl<E: Env> Store<E> {
         self.reader.clone()
     }
 
-    /// Stops the writer after it has answered every queued request, then
-    /// (see [`Core::close`]) starts the next segment if a flush failed since
-    /// the last one, and publishes the index checkpoint (unless the last
-    /// one already covers the whole journal), so that the next open reads
-    /// it and only what follows. Dropping the store does the same and
+    /// Closes the store: (see [`Core::close`]) starts the next segment if
+    /// a flush failed since the last one, and publishes the index
+    /// checkpoint (unless the last one already covers the whole journal),
+    /// so that the next open reads it and only what follows. Every request
+    /// made before has been answered (each returns only once answered, and
+    /// `close` takes the store). Dropping the store does the same and
     /// ignores the outcome; `CloseError::Checkpoint` and
     /// `CloseError::Segment` lose nothing acknowledged.
     pub fn close(mut self) -> Result<(), CloseError> {
@@ -212,22 +306,15 @@ impl<E: Env> Store<E> {
     }
 
     fn stop(&mut self) -> Result<(), CloseError> {
-        drop(self.requests.take());
         // Once only: `close` stops the store, and its drop finds it stopped.
-        let Some(writer) = self.writer.take() else { return Ok(()) };
-        if let Err(panic) = writer.join() {
-            return Err(CloseError::WriterPanicked(panic_message(&*panic)));
+        if std::mem::replace(&mut self.stopped, true) {
+            return Ok(());
         }
-        if let Some(message) = self.shared.panicked.get() {
-            return Err(CloseError::WriterPanicked(message.clone()));
-        }
-        // The writer is gone: close the core (a segment after a failed
-        // flush, the checkpoint), so that the next open reads the checkpoint
-        // and not the whole journal.
-        let Some(mut core) = self.shared.core() else { return Ok(()) };
-        match self.shared.run(&mut core, Core::close) {
-            Some(closed) => closed,
-            None => Err(CloseError::WriterPanicked(self.shared.panicked.get().cloned().unwrap_or_default())),
+        assert!(!self.shared.line().leading, "no request is under way when the store is closed");
+        let closed = self.shared.run(Core::close);
+        match self.shared.panicked.get() {
+            Some(message) => Err(CloseError::WriterPanicked(message.clone())),
+            None => closed.unwrap_or(Ok(())),
         }
     }
 }
@@ -238,30 +325,7 @@ impl<E: Env> Drop for Store<E> {
     }
 }
 
-/// How many times a thread checks a channel, with a pause instruction
-/// between checks, before it parks on it: about 15-50 microseconds (a pause
-/// takes 40-140 cycles). An answer that comes that soon (a fast fsync, a
-/// caller appending again right after its receipt) saves a thread wake-up;
-/// an idle store stops using the CPU right after, whatever the neighbours.
-const SPINS_BEFORE_PARK: u32 = 1 << 10;
-
-/// Checks `channel` up to [`SPINS_BEFORE_PARK`] times while `alone` holds,
-/// then parks on it until a message comes or every sender is gone.
-fn spin_then_park<T>(channel: &Receiver<T>, alone: impl Fn() -> bool) -> Option<T> {
-    for _ in 0..SPINS_BEFORE_PARK {
-        if !alone() {
-            break;
-        }
-        match channel.try_recv() {
-            Ok(value) => return Some(value),
-            Err(crossbeam_channel::TryRecvError::Disconnected) => return None,
-            Err(crossbeam_channel::TryRecvError::Empty) => std::hint::spin_loop(),
-        }
-    }
-    channel.recv().ok()
-}
-
-/// Counts the callers waiting for an answer while one is in scope.
+/// Counts the callers waiting for a wake-up while one is in scope.
 struct Waiting<'a>(&'a AtomicUsize);
 
 impl<'a> Waiting<'a> {
@@ -274,51 +338,5 @@ impl<'a> Waiting<'a> {
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-/// Waits for an answer. A caller waiting alone checks for it briefly
-/// before it parks; as soon as others wait too it parks at once, so that
-/// waiting callers never take the CPU the writer needs.
-fn await_reply<T>(answer: &Receiver<T>, waiting: &AtomicUsize) -> Option<T> {
-    spin_then_park(answer, || waiting.load(Ordering::Relaxed) <= 1)
-}
-
-impl Inbox {
-    /// Waits until a request is there; false once every sender is gone.
-    fn wait(&mut self) -> bool {
-        if self.held.is_none() {
-            self.held = spin_then_park(&self.receiver, || true);
-        }
-        self.held.is_some()
-    }
-}
-
-fn run_writer<E: Env>(shared: &Shared<E>, receiver: Receiver<Request>) {
-    let mut inbox = Inbox { receiver, held: None };
-    while inbox.wait() {
-        // A request that finds the store stopped by a panic is answered
-        // `Closed` (its reply is dropped unanswered).
-        let Some(mut core) = shared.core() else {
-            drop(next_work(&mut inbox, GROUP_REQUESTS_MAX));
-            continue;
-        };
-        match next_work(&mut inbox, GROUP_REQUESTS_MAX) {
-            None => {}
-            Some(Work::Shred((entity, reply))) => {
-                if let Some(result) = shared.run(&mut core, |core| core.shred(&entity)) {
-                    let _ = reply.send(result);
-                }
-            }
-            Some(Work::Commit(appends)) => {
-                let (batches, replies): (Vec<Batch>, Vec<Reply>) = appends.into_iter().unzip();
-                let Some(results) = shared.run(&mut core, |core| core.commit(&batches)) else { continue };
-                assert_eq!(results.len(), replies.len(), "one result per request");
-                for (result, reply) in results.into_iter().zip(replies) {
-                    // A caller that gave up waiting is no reason to stop.
-                    let _ = reply.send(result);
-                }
-            }
-        }
     }
 }

@@ -1,6 +1,6 @@
 //! The writer's next unit of work, formed from the requests waiting for it.
 //!
-//! One function serves both the production writer thread (`shell.rs`) and
+//! One function serves both the production shell's leaders (`shell.rs`) and
 //! the simulator's scheduler, so the simulator runs the grouping users run:
 //! a shred is done on its own; appends are committed together, as one group
 //! commit of at most a given number of requests, up to the next shred. The

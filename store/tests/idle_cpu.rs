@@ -1,9 +1,10 @@
-//! A store that waits uses no CPU: after an answer, the caller and the
-//! writer check for more for a few tens of microseconds at most, then park.
-//! A writer that kept polling (or a caller that kept spinning) for
-//! milliseconds after every commit would take the CPU that busy neighbours
-//! and the application need, and fail here. (This measures CPU time spent,
-//! not speed: it holds on a loaded machine too.)
+//! A store that waits uses no CPU: it has no thread of its own, and a
+//! caller queued behind another's commit checks for its wake-up for a few
+//! tens of microseconds at most, then parks. A store that polled (or a
+//! caller that kept spinning) for milliseconds around every commit would
+//! take the CPU that busy neighbours and the application need, and fail
+//! here. (This measures CPU time spent, not speed: it holds on a loaded
+//! machine too.)
 
 mod common;
 

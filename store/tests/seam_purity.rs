@@ -11,7 +11,7 @@ const RULES: &[(&str, &[&str])] = &[
     ("SystemTime", &["env.rs"]),
     ("Instant", &[]),
     ("thread::spawn", &[]),
-    ("std::thread", &["shell.rs"]),
+    ("std::thread", &["shell.rs", "shell/wake.rs"]),
     ("thread::sleep", &[]),
     ("getrandom", &["env.rs"]),
     ("thread_rng", &[]),

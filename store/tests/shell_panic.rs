@@ -1,7 +1,7 @@
 //! A panic below the shell (a bug) stops the store cleanly: the request
 //! that met it and every later one are answered `Closed`, never left
-//! hanging, whether the caller committed inline or through the writer
-//! thread, and `close` reports the panic.
+//! hanging, whether the caller led the commit or was queued behind
+//! another, and `close` reports the panic.
 
 mod common;
 
@@ -18,7 +18,7 @@ fn a_panic_in_a_commit_closes_the_store_and_close_reports_it() {
     faults.lock().unwrap().panic_on_sync = true;
     assert!(matches!(store.append(event("a", "k", b"meets the bug")), Err(AppendError::Closed)));
     faults.lock().unwrap().panic_on_sync = false;
-    // From several threads at once, so some requests go through the writer.
+    // From several threads at once, so some requests are queued.
     std::thread::scope(|scope| {
         for t in 0..4 {
             let store = &store;
