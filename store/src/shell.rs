@@ -152,6 +152,20 @@ impl<E: Env> Shared<E> {
         }
     }
 
+    /// Runs `turn` as the leader, then passes the lead on, even if `turn`
+    /// unwinds (a bug in the shell must not leave the line led by nobody,
+    /// its callers parked for good).
+    fn lead<T>(&self, turn: impl FnOnce() -> T) -> T {
+        struct Passing<'a, E: Env>(&'a Shared<E>);
+        impl<E: Env> Drop for Passing<'_, E> {
+            fn drop(&mut self) {
+                self.0.pass_lead();
+            }
+        }
+        let _passing = Passing(self);
+        turn()
+    }
+
     /// Ends a leader's turn: the lead goes to the caller of the oldest
     /// queued request, or nobody leads. After a panic, every queued
     /// request is dropped (answered `Closed`).
@@ -176,8 +190,7 @@ impl<E: Env> Shared<E> {
         match woken {
             Wake::Done(result) => Some(result),
             Wake::Lead => {
-                self.lead_line();
-                self.pass_lead();
+                self.lead(|| self.lead_line());
                 match answer.take_now() {
                     Some(Wake::Done(result)) => Some(result),
                     _ => None,
@@ -233,8 +246,8 @@ impl<E: Env> Store<E> {
             Turn::Closed => Err(AppendError::Closed),
             Turn::Lead(request) => {
                 let Request::Append((batch, _)) = request else { unreachable!("an append comes back") };
-                let mut results = self.shared.run(|core| core.commit(std::slice::from_ref(&batch)));
-                self.shared.pass_lead();
+                let mut results =
+                    self.shared.lead(|| self.shared.run(|core| core.commit(std::slice::from_ref(&batch))));
                 results.as_mut().and_then(Vec::pop).unwrap_or(Err(AppendError::Closed))
             }
             Turn::Queued => self.shared.wait(&answer, &self.waiting).unwrap_or(Err(AppendError::Closed)),
@@ -249,9 +262,7 @@ impl<E: Env> Store<E> {
         match self.shared.enter(Request::Shred((entity.to_owned(), reply))) {
             Turn::Closed => Err(ShredError::Closed),
             Turn::Lead(_) => {
-                let result = self.shared.run(|core| core.shred(entity));
-                self.shared.pass_lead();
-                result.unwrap_or(Err(ShredError::Closed))
+                self.shared.lead(|| self.shared.run(|core| core.shred(entity))).unwrap_or(Err(ShredError::Closed))
             }
             Turn::Queued => self.shared.wait(&answer, &self.waiting).unwrap_or(Err(ShredError::Closed)),
         }

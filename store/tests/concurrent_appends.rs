@@ -51,3 +51,49 @@ fn eight_threads_every_event_exactly_once() {
         assert_eq!(store.version(&format!("t{t}")), u64::from(PER_THREAD));
     }
 }
+
+/// Shreds among appends from many threads, so that shreds are queued
+/// behind appends, lead, and hand the lead on: each shred forgets the
+/// events appended before it, and an append after the last one gets a new
+/// key.
+#[test]
+fn shreds_among_concurrent_appends_forget_what_came_before() {
+    const ROUNDS: u32 = 30;
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options { encryption: shale_store::Encryption::PerEntity { master_key: None }, ..Options::default() };
+    let store = Store::open(dir.path(), options.clone()).unwrap();
+    let last = std::thread::scope(|s| {
+        for t in 0..4 {
+            let store = &store;
+            s.spawn(move || {
+                for i in 0..PER_THREAD / 5 {
+                    store.append(event(&format!("t{t}"), "n", format!("{t}:{i}").as_bytes())).unwrap();
+                }
+            });
+        }
+        s.spawn(|| {
+            for round in 0..ROUNDS {
+                store.append(event("x", "n", format!("gone {round}").as_bytes())).unwrap();
+                store.shred("x").unwrap();
+            }
+            store.append(event("x", "n", b"kept")).unwrap().global_seq
+        })
+        .join()
+        .unwrap()
+    });
+    store.close().unwrap();
+    let store = Store::open(dir.path(), options).unwrap();
+    let xs = store.query(&shale_store::Region { entity: Some("x".into()), ..Default::default() }).unwrap();
+    assert_eq!(xs.len(), ROUNDS as usize + 1);
+    for e in &xs {
+        match e.global_seq == last {
+            true => assert!(!e.shredded && &*e.payload == b"kept", "the append after the last shred is kept"),
+            false => assert!(e.shredded, "event {} came before a shred", e.global_seq),
+        }
+    }
+    for t in 0..4 {
+        let ts = store.query(&shale_store::Region { entity: Some(format!("t{t}")), ..Default::default() }).unwrap();
+        assert_eq!(ts.len(), (PER_THREAD / 5) as usize);
+        assert!(ts.iter().all(|e| !e.shredded && e.payload.starts_with(format!("{t}:").as_bytes())));
+    }
+}
