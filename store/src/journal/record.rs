@@ -294,15 +294,33 @@ impl<'a> Cursor<'a> {
     /// A varint of an integer of `bits` bits, as postcard reads one: at
     /// most as many bytes as the bits need, the last holding no bit past
     /// them.
+    ///
+    /// The first nine bytes (63 bits: every sequence number and time in
+    /// practice) are gathered in a `u64`; only longer values (correlation
+    /// ids) go on in a `u128`, whose shifts cost several instructions a
+    /// byte.
     fn varint(&mut self, bits: u32) -> Option<u128> {
-        let max_len = bits.div_ceil(7);
+        const IN_U64: usize = 9;
+        let max_len = bits.div_ceil(7) as usize;
         let last_max = (1u8 << (bits % 7)) - 1;
-        let mut value = 0u128;
-        for i in 0..max_len {
-            let byte = self.take(1)?[0];
+        let rest = self.bytes.get(self.at..)?;
+        let mut end = |i: usize, byte: u8| {
+            self.at += i + 1;
+            i + 1 < max_len || byte <= last_max
+        };
+        let mut low = 0u64;
+        for (i, &byte) in rest.iter().take(max_len.min(IN_U64)).enumerate() {
+            low |= u64::from(byte & 0x7f) << (7 * i);
+            if byte & 0x80 == 0 {
+                return end(i, byte).then_some(u128::from(low));
+            }
+        }
+        let mut value = u128::from(low);
+        for i in IN_U64..max_len {
+            let byte = *rest.get(i)?;
             value |= u128::from(byte & 0x7f) << (7 * i);
             if byte & 0x80 == 0 {
-                return (i + 1 < max_len || byte <= last_max).then_some(value);
+                return end(i, byte).then_some(value);
             }
         }
         None
