@@ -407,8 +407,9 @@ fn scan_windows(
     window: usize,
     planted: Planted,
 ) -> (ScanFrom, Option<Unreadable>) {
-    // Past the first window, a partial group at its end is the window's
-    // doing, not the disk's: the planted bug keeps only the last one.
+    // A window before the last that ends inside a group cut it, not the
+    // disk: the planted bug `KeepUncommittedGroup` acts on the last window
+    // only.
     let bugs = ScanBugs { keep_uncommitted: false, ..planted.scan };
     let mut window = window as u64;
     loop {
