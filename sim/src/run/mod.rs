@@ -30,6 +30,7 @@ use crate::workload::{Op, Workload};
 pub use choices::Choices;
 use stats::{Request, RunStats};
 
+mod checkpoint;
 mod choices;
 mod client;
 mod observe;
@@ -233,6 +234,9 @@ pub struct Sim {
     /// The durable key material, read incrementally (encrypted runs).
     durable_keys: Option<DurableKeys>,
     features: std::collections::BTreeMap<&'static str, u64>,
+    /// The last open from the index checkpoint a full scan was shown to
+    /// match (see `checkpoint.rs`).
+    checked_open: Option<checkpoint::CheckedOpen>,
 }
 
 impl Sim {
@@ -321,6 +325,7 @@ impl Sim {
             chains_verified: 0,
             unchecked_reports: Vec::new(),
             features: std::collections::BTreeMap::new(),
+            checked_open: None,
         }
     }
 

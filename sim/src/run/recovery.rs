@@ -224,9 +224,9 @@ impl Sim {
                 }
                 self.stats.latency(Request::Recovery, self.time.now() - started);
                 self.noticed_in_recovery(&report);
-                if matches!(report.checkpoint, CheckpointUse::Used { .. }) {
+                if let CheckpointUse::Used { events } = report.checkpoint {
                     self.exercised("checkpoint used");
-                    self.check_checkpoint_open(&core)?;
+                    self.check_checkpoint_open(&core, events)?;
                 }
                 self.salvage_next = false;
                 self.full_scan_next = false;
@@ -271,51 +271,6 @@ impl Sim {
                 self.open_failed(e)
             }
         }
-    }
-
-    /// An open that started from the index checkpoint must build the index
-    /// a full scan of the same disk builds (P9): opened again on a copy of
-    /// the disk, reading the whole journal, it must give the same
-    /// fingerprint. The two may part only where the disk recorded lossy
-    /// damage in a journal file the checkpoint may cover (a full scan reads
-    /// those bytes; the checkpoint's open does not, and its reads report
-    /// the damage when they meet it).
-    fn check_checkpoint_open(&mut self, core: &Core<SimEnv>) -> Result<(), Stop> {
-        let copy = self.disk.fork();
-        let env = SimEnv {
-            disk: copy,
-            clock: SimClock::new(self.time.clone()),
-            entropy: SimEntropy::new(self.entropy_seed, &format!("full-scan-{}", self.recoveries)),
-        };
-        let options = Options { full_scan: true, salvage: false, ..self.options() };
-        let scanned = catching(|| Core::open(env, Path::new(STORE_DIR), &options))
-            .map_err(|panic| Stop(Outcome::Panic { panic, step: self.step }))?;
-        let difference = match scanned {
-            Ok((scan, _)) if scan.reader().index_fingerprint() == core.reader().index_fingerprint() => return Ok(()),
-            Ok((scan, _)) => {
-                let (ours, theirs) = (core.reader().index_fingerprint_parts(), scan.reader().index_fingerprint_parts());
-                let parts: Vec<&str> = ours.iter().zip(&theirs).filter(|(a, b)| a.1 != b.1).map(|(a, _)| a.0).collect();
-                format!(
-                    "the index differs from a full scan's in {} ({} events from the checkpoint, {} by the scan)",
-                    parts.join(", "),
-                    core.reader().last_global(),
-                    scan.reader().last_global()
-                )
-            }
-            Err(e) => format!("a full scan of the same disk refuses it: {e}"),
-        };
-        if self.journal_damaged() {
-            self.note(format!("open from the checkpoint: {difference}; the journal holds recorded damage"));
-            return Ok(());
-        }
-        Err(self.violation(Promise::P9ModelEquivalence, format!("open from the index checkpoint: {difference}")))
-    }
-
-    /// Whether the disk recorded lossy damage on bytes a journal segment
-    /// holds now.
-    fn journal_damaged(&self) -> bool {
-        let segments = crate::excuse::journal_lengths(&self.disk, Path::new(STORE_DIR));
-        self.disk.damage().iter().any(|d| segments.get(&d.inode).is_some_and(|&len| d.range.start < len))
     }
 
     /// The journal as a restart finds it: each segment's durable length and
