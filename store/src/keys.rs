@@ -267,21 +267,31 @@ impl StoreKeys {
         image
     }
 
-    /// Takes back one entity's keys from an image: its key opens with the
-    /// keyset as a key record would (a wrapping key rotated since leaves it
-    /// closed, as it leaves the records the journal holds). An entity the
-    /// store knows already is an error.
-    pub fn restore(&mut self, image: EntityKeyImage) -> Result<(), String> {
-        if self.entities.contains_key(&*image.entity) {
-            return Err(format!("entity {:?} has keys twice", image.entity));
+    /// Takes back every entity's keys from an image, into keys that know of
+    /// no entity yet: each key opens with the keyset as a key record would
+    /// (a wrapping key rotated since leaves it closed, as it leaves the
+    /// records the journal holds). An entity twice is an error. Each
+    /// bucket's members are built at once, not one insert at a time.
+    pub fn restore_all(&mut self, images: Vec<EntityKeyImage>) -> Result<(), String> {
+        assert!(self.entities.is_empty(), "keys are restored into keys that know of no entity");
+        self.entities.reserve(images.len());
+        let mut members: Vec<Vec<Arc<str>>> = vec![Vec::new(); KEY_BUCKETS];
+        for image in images {
+            let bucket = bucket_of(&image.entity);
+            let key = image.wrapped.and_then(|(wrap_generation, wrapped)| {
+                let aad = wrap_aad(self.store_id, &image.entity, image.recorded, wrap_generation);
+                unwrap(self.wraps.wrap_key(bucket, wrap_generation)?, &aad, &wrapped).ok()
+            });
+            let small = u8::try_from(bucket).unwrap_or_else(|_| unreachable!("{KEY_BUCKETS} buckets fit a byte"));
+            let e = EntityKey { bucket: small, recorded: image.recorded, key, shreds: image.shreds, lost: image.lost };
+            if self.entities.insert(image.entity.clone(), e).is_some() {
+                return Err(format!("entity {:?} has keys twice", image.entity));
+            }
+            members[bucket].push(image.entity);
         }
-        let bucket = usize::from(self.entry(&image.entity).bucket);
-        let key = image.wrapped.and_then(|(wrap_generation, wrapped)| {
-            let aad = wrap_aad(self.store_id, &image.entity, image.recorded, wrap_generation);
-            unwrap(self.wraps.wrap_key(bucket, wrap_generation)?, &aad, &wrapped).ok()
-        });
-        let e = self.entry(&image.entity);
-        *e = EntityKey { bucket: e.bucket, recorded: image.recorded, key, shreds: image.shreds, lost: image.lost };
+        for (set, names) in self.members.iter_mut().zip(members) {
+            *set = names.into_iter().collect();
+        }
         Ok(())
     }
 
@@ -362,6 +372,35 @@ mod tests {
         assert_eq!(after.status("a", 1), KeyStatus::Missing);
         after.read_shred("a", 1);
         assert_eq!(after.status("a", 1), KeyStatus::Shredded);
+    }
+
+    #[test]
+    fn an_image_restores_the_same_keys_and_refuses_an_entity_twice() {
+        let ks = keyset();
+        let mut keys = StoreKeys::new(7, ks.clone());
+        for (i, entity) in ["a", "b", "c", "d", "e"].into_iter().enumerate() {
+            keys.insert(entity, 1, Key::from_bytes([40 + i as u8; KEY_LEN]));
+        }
+        keys.shred("b", 1);
+        keys.insert("b", 2, Key::from_bytes([49; KEY_LEN]));
+        keys.shred("c", 1);
+        let image = keys.image(|| [3; NONCE_LEN]);
+        let mut back = StoreKeys::new(7, ks.clone());
+        back.restore_all(image.clone()).expect("an image restores");
+        let digest = |k: &StoreKeys| {
+            let mut h = crate::hash::RunHasher::default();
+            k.digest(&mut h);
+            h.finalize()
+        };
+        assert_eq!(digest(&back), digest(&keys));
+        assert_eq!(back.members, keys.members);
+        assert_eq!(back.status("b", 2), keys.status("b", 2));
+        assert_eq!(back.status("c", 1), KeyStatus::Shredded);
+
+        let mut twice = image.clone();
+        twice.push(image[0].clone());
+        let refused = StoreKeys::new(7, ks).restore_all(twice);
+        assert!(refused.is_err_and(|e| e.contains("has keys twice")));
     }
 
     #[test]

@@ -356,13 +356,14 @@ impl<E: Env> Core<E> {
         };
         let keys = keyset.as_ref().map(|k| StoreKeys::new(meta.store_id, k.keyset.clone()));
         let mut analysis = analyze(env.disk(), dir, meta.store_id, meta.flags, keys.clone(), options)?;
-        let keys_add_up = |state: &State| state.check_encryption().is_ok() && state.missing_keys().is_empty();
-        if analysis.used_checkpoint() && !keys_add_up(&analysis.state) {
+        let mut keys_lost = analysis.state.missing_keys();
+        if analysis.used_checkpoint() && (analysis.state.check_encryption().is_err() || !keys_lost.is_empty()) {
             // What the checkpoint holds does not add up with the keyset
             // (its checksums held over wrong bytes): the journal decides.
             let scanning = Options { full_scan: true, ..options.clone() };
             analysis = analyze(env.disk(), dir, meta.store_id, meta.flags, keys, &scanning)?;
             analysis.pass_over_checkpoint("its events' keys do not add up with the keyset");
+            keys_lost = analysis.state.missing_keys();
         }
         if options.planted().is(canary!(CheckpointForgetsIdempotency)) && analysis.used_checkpoint() {
             // The planted bug: the checkpoint's idempotency table is lost.
@@ -377,7 +378,6 @@ impl<E: Env> Core<E> {
             reason: format!("event {global}: {reason}"),
         };
         analysis.state.check_encryption().map_err(|(global, reason)| corrupt_keys(global, reason))?;
-        let keys_lost = analysis.state.missing_keys();
         if let Some((entity, generation)) = keys_lost.first().filter(|_| !options.salvage) {
             return Err(Corruption {
                 file: dir.join(KEYS_NAME),

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use super::{EntityState, IdempotencyEntry, JournalEnd, Slot, State};
 use crate::hash::RunHasher;
-use crate::keys::{EntityKeyImage, StoreKeys};
+use crate::keys::EntityKeyImage;
 use crate::limits::FRAME_HEADER_LEN;
 
 /// Bytes of one slot in an image.
@@ -213,14 +213,17 @@ impl State {
         limits: &[u64],
     ) -> Result<(), ImageError> {
         let Tables { entities, pairs, idempotency, correlations, epochs, first_plain, first_sealed, keys } = tables;
+        assert!(self.entities.is_empty(), "an image is read into a fresh state");
+        self.entity_ids.reserve(entities.len());
+        self.entities.reserve(entities.len());
         for (name, head, key_gens) in entities {
             let entity = self.entities.len() as u32;
             if self.entity_ids.insert(name.clone(), entity).is_some() {
                 return Err(bad(format!("entity {name:?} twice")));
             }
-            self.entity_names.insert(name.clone());
             self.entities.push(EntityState { name, version: 0, head, events: Vec::new(), key_gens });
         }
+        self.entity_names = self.entities.iter().map(|e| e.name.clone()).collect();
         for (scope, kind) in pairs {
             let (scope, kind) = (self.intern(&scope), self.intern(&kind));
             let id = self.pairs.len() as u32;
@@ -284,7 +287,7 @@ impl State {
         match self.keys.as_mut() {
             None if keys.is_empty() => {}
             None => return Err(bad("keys in the image of a plaintext store")),
-            Some(store_keys) => restore_keys(store_keys, keys)?,
+            Some(store_keys) => store_keys.restore_all(keys).map_err(ImageError)?,
         }
         self.journal_end = Some(*end);
         Ok(())
@@ -446,11 +449,4 @@ fn read_tables(src: &mut dyn ImageRead, left: u64) -> Result<Tables, ImageError>
         keys.push(EntityKeyImage { entity, recorded, wrapped, shreds, lost });
     }
     Ok(Tables { entities, pairs, idempotency, correlations, epochs, first_plain, first_sealed, keys })
-}
-
-fn restore_keys(store_keys: &mut StoreKeys, keys: Vec<EntityKeyImage>) -> Result<(), ImageError> {
-    for image in keys {
-        store_keys.restore(image).map_err(ImageError)?;
-    }
-    Ok(())
 }
