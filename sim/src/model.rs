@@ -174,6 +174,8 @@ impl ModelBatch {
 pub struct KeyChecks {
     needs: std::collections::BTreeSet<(String, u32)>,
     pending: std::collections::BTreeSet<(String, u32)>,
+    /// Each entity's key bucket, worked out once (a hash of its name).
+    buckets: std::collections::BTreeMap<String, usize>,
 }
 
 impl KeyChecks {
@@ -197,9 +199,17 @@ impl KeyChecks {
         self.pending.retain(|k| !covered(k));
     }
 
-    /// Every needed key of an entity `which` picks is checked again.
-    fn recheck(&mut self, which: impl Fn(&str) -> bool) {
-        self.pending.extend(self.needs.iter().filter(|(e, _)| which(e)).cloned());
+    /// Every needed key of an entity of `bucket` is checked again.
+    fn recheck_bucket(&mut self, bucket: usize) {
+        for (entity, generation) in &self.needs {
+            let of = match self.buckets.get(entity) {
+                Some(&of) => of,
+                None => *self.buckets.entry(entity.clone()).or_insert(shale_store::keyset::bucket_of(entity)),
+            };
+            if of == bucket {
+                self.pending.insert((entity.clone(), *generation));
+            }
+        }
     }
 }
 
@@ -501,8 +511,7 @@ impl Model {
     /// A shred of `entity` rewraps its bucket's keys (if it got that far):
     /// P2 checks each of them again.
     pub fn recheck_bucket_of(&mut self, entity: &str) {
-        let bucket = shale_store::keyset::bucket_of(entity);
-        self.key_checks.recheck(|e| shale_store::keyset::bucket_of(e) == bucket);
+        self.key_checks.recheck_bucket(shale_store::keyset::bucket_of(entity));
     }
 
     /// A shred of `entity` whose outcome is unknown: the store may show its
