@@ -24,14 +24,33 @@ enum State<T> {
     Gone,
 }
 
+struct Inner<T> {
+    state: State<T>,
+    /// The caller is parked on the condition variable (or about to be):
+    /// only then does a wake-up notify it, a system call otherwise spent
+    /// on a caller still checking its slot, or on none at all.
+    parked: bool,
+}
+
 struct Slot<T> {
-    state: Mutex<State<T>>,
+    inner: Mutex<Inner<T>>,
     filled: Condvar,
 }
 
 impl<T> Slot<T> {
-    fn state(&self) -> MutexGuard<'_, State<T>> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    fn inner(&self) -> MutexGuard<'_, Inner<T>> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Puts `state` in the slot (under its lock) and notifies the caller
+    /// if it is parked.
+    fn set(&self, mut inner: MutexGuard<'_, Inner<T>>, state: State<T>) {
+        inner.state = state;
+        let parked = inner.parked;
+        drop(inner);
+        if parked {
+            self.filled.notify_one();
+        }
     }
 }
 
@@ -45,27 +64,24 @@ pub struct Wait<T>(Arc<Slot<T>>);
 
 /// A new slot, empty.
 pub fn slot<T>() -> (Waker<T>, Wait<T>) {
-    let slot = Arc::new(Slot { state: Mutex::new(State::Empty), filled: Condvar::new() });
+    let slot =
+        Arc::new(Slot { inner: Mutex::new(Inner { state: State::Empty, parked: false }), filled: Condvar::new() });
     (Waker(slot.clone()), Wait(slot))
 }
 
 impl<T> Waker<T> {
     pub fn wake(&self, value: T) {
-        let mut state = self.0.state();
-        assert!(matches!(*state, State::Empty), "a wake-up is taken before the next is given");
-        *state = State::Full(value);
-        drop(state);
-        self.0.filled.notify_one();
+        let inner = self.0.inner();
+        assert!(matches!(inner.state, State::Empty), "a wake-up is taken before the next is given");
+        self.0.set(inner, State::Full(value));
     }
 }
 
 impl<T> Drop for Waker<T> {
     fn drop(&mut self) {
-        let mut state = self.0.state();
-        if matches!(*state, State::Empty) {
-            *state = State::Gone;
-            drop(state);
-            self.0.filled.notify_one();
+        let inner = self.0.inner();
+        if matches!(inner.state, State::Empty) {
+            self.0.set(inner, State::Gone);
         }
     }
 }
@@ -74,11 +90,11 @@ impl<T> Wait<T> {
     /// The value given, if one is there now; `None` if none is (or none
     /// will come).
     pub fn take_now(&self) -> Option<T> {
-        let mut state = self.0.state();
-        match std::mem::replace(&mut *state, State::Empty) {
+        let mut inner = self.0.inner();
+        match std::mem::replace(&mut inner.state, State::Empty) {
             State::Full(value) => Some(value),
             other => {
-                *state = other;
+                inner.state = other;
                 None
             }
         }
@@ -101,21 +117,25 @@ impl<T> Wait<T> {
             }
             std::hint::spin_loop();
         }
-        let mut state = self.0.state();
+        let mut inner = self.0.inner();
         loop {
-            match std::mem::replace(&mut *state, State::Empty) {
+            match std::mem::replace(&mut inner.state, State::Empty) {
                 State::Full(value) => return Some(value),
                 State::Gone => {
-                    *state = State::Gone;
+                    inner.state = State::Gone;
                     return None;
                 }
-                State::Empty => state = self.0.filled.wait(state).unwrap_or_else(PoisonError::into_inner),
+                State::Empty => {
+                    inner.parked = true;
+                    inner = self.0.filled.wait(inner).unwrap_or_else(PoisonError::into_inner);
+                    inner.parked = false;
+                }
             }
         }
     }
 
     fn gone(&self) -> bool {
-        matches!(*self.0.state(), State::Gone)
+        matches!(self.0.inner().state, State::Gone)
     }
 }
 
