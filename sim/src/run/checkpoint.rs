@@ -28,10 +28,10 @@ pub(super) struct CheckedOpen {
     events: u64,
     /// Events read after the checkpoint.
     tail: u64,
-    /// The disk's durable mark then, and each journal segment by name:
+    /// The disk's durable mark then, and each journal segment by number:
     /// its inode and length.
     mark: u64,
-    journal: BTreeMap<String, (u64, u64)>,
+    journal: BTreeMap<u64, (u64, u64)>,
 }
 
 impl CheckedOpen {
@@ -43,8 +43,8 @@ impl CheckedOpen {
     /// changed since this one's mark), new segments only after them.
     fn starts(&self, now: &CheckedOpen, changed_since: impl Fn(u64) -> Option<u64>) -> bool {
         let untouched = |inode: u64, len: u64| changed_since(inode).is_none_or(|low| low >= len);
-        let grew_at_end = self.journal.iter().all(|(name, &(inode, len))| {
-            now.journal.get(name).is_some_and(|&(i, l)| i == inode && l >= len) && untouched(inode, len)
+        let grew_at_end = self.journal.iter().all(|(segment, &(inode, len))| {
+            now.journal.get(segment).is_some_and(|&(i, l)| i == inode && l >= len) && untouched(inode, len)
         });
         let past_end = self.journal.keys().next_back();
         let only_new_after = now.journal.keys().filter(|n| !self.journal.contains_key(*n)).all(|n| Some(n) > past_end);
@@ -58,11 +58,11 @@ impl CheckedOpen {
 }
 
 impl Sim {
-    /// The journal's segments by name: inode and length.
-    fn segments(&self) -> BTreeMap<String, (u64, u64)> {
+    /// The journal's segments by number: inode and length.
+    fn segments(&self) -> BTreeMap<u64, (u64, u64)> {
         let names = self.disk.names_in(Path::new(STORE_DIR));
-        let segments = names.into_iter().filter(|(name, _)| parse_segment_name(name).is_some());
-        segments.filter_map(|(name, inode)| Some((name, (inode, self.disk.len_of(inode)?)))).collect()
+        let segments = names.into_iter().filter_map(|(name, inode)| Some((parse_segment_name(&name)?, inode)));
+        segments.filter_map(|(segment, inode)| Some((segment, (inode, self.disk.len_of(inode)?)))).collect()
     }
 
     /// This open from the checkpoint (of `events` events, `tail` read
@@ -137,17 +137,17 @@ impl Sim {
 mod tests {
     use super::*;
 
-    fn open(events: u64, tail: u64, journal: &[(&str, u64, u64)]) -> CheckedOpen {
-        let journal = journal.iter().map(|&(name, inode, len)| (name.to_owned(), (inode, len))).collect();
+    fn open(events: u64, tail: u64, journal: &[(u64, u64, u64)]) -> CheckedOpen {
+        let journal = journal.iter().map(|&(segment, inode, len)| (segment, (inode, len))).collect();
         CheckedOpen { index: 9, events, tail, mark: 0, journal }
     }
 
-    const THEN: &[(&str, u64, u64)] = &[("seg-1", 1, 65536), ("seg-2", 2, 4000)];
+    const THEN: &[(u64, u64, u64)] = &[(1, 1, 65536), (2, 2, 4000)];
 
     #[test]
     fn a_journal_grown_at_its_end_starts_as_before() {
         let last = open(500, 40, THEN);
-        let now = open(500, 900, &[("seg-1", 1, 65536), ("seg-2", 2, 65536), ("seg-3", 3, 100)]);
+        let now = open(500, 900, &[(1, 1, 65536), (2, 2, 65536), (3, 3, 100)]);
         assert!(last.starts(&now, |inode| (inode == 2).then_some(4000)));
         assert!(last.starts(&open(500, 40, THEN), |_| None));
     }
@@ -166,11 +166,11 @@ mod tests {
         assert!(long.starts(&open(500, 9999, THEN), nothing));
         assert!(!long.starts(&open(500, 10_000, THEN), nothing));
         // A segment shorter, replaced, gone, or changed before its end then.
-        assert!(!last.starts(&open(500, 40, &[("seg-1", 1, 65536), ("seg-2", 2, 3999)]), nothing));
-        assert!(!last.starts(&open(500, 40, &[("seg-1", 7, 65536), ("seg-2", 2, 4000)]), nothing));
-        assert!(!last.starts(&open(500, 40, &[("seg-2", 2, 4000)]), nothing));
+        assert!(!last.starts(&open(500, 40, &[(1, 1, 65536), (2, 2, 3999)]), nothing));
+        assert!(!last.starts(&open(500, 40, &[(1, 7, 65536), (2, 2, 4000)]), nothing));
+        assert!(!last.starts(&open(500, 40, &[(2, 2, 4000)]), nothing));
         assert!(!last.starts(&open(500, 40, THEN), |inode| (inode == 2).then_some(3999)));
         // A segment that was not there, before the last one then.
-        assert!(!last.starts(&open(500, 40, &[("seg-0", 5, 100), ("seg-1", 1, 65536), ("seg-2", 2, 4000)]), nothing));
+        assert!(!last.starts(&open(500, 40, &[(0, 5, 100), (1, 1, 65536), (2, 2, 4000)]), nothing));
     }
 }
