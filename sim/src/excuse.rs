@@ -27,7 +27,7 @@ pub struct JournalFile {
     /// Its durable length then: bytes past it were never on the medium.
     pub durable_len: u64,
     /// Its durable bytes then.
-    pub durable: std::sync::Arc<[u8]>,
+    pub durable: crate::disk::Bytes,
 }
 
 impl JournalFile {
@@ -99,7 +99,7 @@ impl Before {
         for (name, inode) in disk.names_in(dir) {
             let path = dir.join(&name);
             if let Some(segment) = parse_segment_name(&name) {
-                let durable: std::sync::Arc<[u8]> = disk.durable_of(inode).unwrap_or_default().into();
+                let durable = disk.durable_of(inode).unwrap_or_default();
                 let durable_len = durable.len() as u64;
                 before.journal.insert(inode, JournalFile { segment, path, durable_len, durable });
             } else if name == KEYS_NAME || name == KEYS_COPY_NAME {

@@ -243,7 +243,7 @@ fn p12_catches_intact_bytes_cut_off_and_a_set_aside_copy_that_differs() {
     let mut copy = vec![0u8; (second.end - second.start) as usize];
     copy.extend_from_slice(&f.location(3).bytes);
     let mut view = f.view(damage, report);
-    let file = |durable: Vec<u8>| SalvageFile { inode: 999, len: durable.len() as u64, durable };
+    let file = |durable: Vec<u8>| SalvageFile { inode: 999, len: durable.len() as u64, durable: durable.into() };
     view.salvaged.insert(to.clone(), file(copy.clone()));
     assert_eq!(recovery(&f, &view, &f.events[..2], Promise::P12LossIsReported), None, "set aside intact");
     let last = copy.len() - 1;

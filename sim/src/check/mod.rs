@@ -103,7 +103,7 @@ pub struct SalvageFile {
     /// Its inode (lossy damage may hit a set-aside copy too).
     pub inode: u64,
     /// Its durable bytes.
-    pub durable: Vec<u8>,
+    pub durable: crate::disk::Bytes,
     /// Its length as written (more than durable if its fsync lied).
     pub len: u64,
 }

@@ -46,10 +46,15 @@ pub(super) struct Pending {
     pub tainted: bool,
 }
 
+/// A file's bytes, shared until changed: a crash (the page cache falls
+/// back to the medium), a fork of the disk and a capture of its durable
+/// image share them, and the first change after copies them.
+pub type Bytes = Arc<Vec<u8>>;
+
 #[derive(Clone, Debug, Default)]
 pub(super) struct Inode {
-    pub current: Vec<u8>,
-    pub durable: Vec<u8>,
+    pub current: Bytes,
+    pub durable: Bytes,
     pub pending: Vec<Pending>,
     /// Sectors with a latent error: reads of them fail until rewritten.
     pub bad_sectors: BTreeSet<u64>,
@@ -396,7 +401,7 @@ impl Medium {
                 if roll < self.options.crash_persist {
                     reordered_within |= lost_here;
                     last_kept = last_kept.max(p.seq);
-                    self.persist(id, &mut durable, &p.op);
+                    self.persist(id, Arc::make_mut(&mut durable), &p.op);
                     continue;
                 }
                 first_lost = first_lost.min(p.seq);
@@ -410,7 +415,7 @@ impl Medium {
                     Op::Write { offset, data } if torn => {
                         self.stats.add(FaultClass::TornWrite);
                         self.marked(id, range.clone(), FaultClass::TornWrite);
-                        self.persist_torn(id, &mut durable, *offset, data);
+                        self.persist_torn(id, Arc::make_mut(&mut durable), *offset, data);
                     }
                     _ => {
                         self.stats.add(FaultClass::UnsyncedLost);
@@ -524,7 +529,7 @@ impl Medium {
                 if !held.is_empty() {
                     held.push(p);
                 } else if written_back {
-                    self.persist(id, &mut durable, &p.op);
+                    self.persist(id, Arc::make_mut(&mut durable), &p.op);
                 } else if let Op::SetLen(_) = p.op {
                     held.push(p);
                 } else if let (true, Op::Write { offset, data }) = (p.tainted, &p.op) {
@@ -551,7 +556,7 @@ impl Medium {
                         continue;
                     }
                 }
-                self.persist(id, &mut durable, &p.op);
+                self.persist(id, Arc::make_mut(&mut durable), &p.op);
             }
             Ok(())
         };
@@ -576,7 +581,7 @@ impl Medium {
         let seq = self.ops;
         let data: Arc<[u8]> = data.into();
         let file = self.inode_at(inode, generation)?;
-        splice(&mut file.current, offset, &data);
+        splice(Arc::make_mut(&mut file.current), offset, &data);
         file.rewrite_sectors(offset, data.len() as u64, sector);
         file.pending.push(Pending { op: Op::Write { offset, data: data.clone() }, seq, tainted: false });
         self.writes.push(WriteRecord { inode, path, offset, data, op: seq });
@@ -596,7 +601,7 @@ impl Medium {
         let seq = self.ops;
         let sector = self.options.sector_size;
         let file = self.inode_at(inode, generation)?;
-        file.current.resize(len as usize, 0);
+        Arc::make_mut(&mut file.current).resize(len as usize, 0);
         let from = len.div_ceil(sector);
         let cut: Vec<u64> = file.bad_sectors.range(from..).copied().collect();
         for s in cut {

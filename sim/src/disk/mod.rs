@@ -78,6 +78,7 @@ pub use crate::faults::{Damage, FaultClass, FaultStats, Planned, SimDiskOptions,
 
 mod medium;
 
+pub use medium::Bytes;
 use medium::{err, split, At, Medium};
 
 /// Simulated time in nanoseconds, shared by the disk, the clock and the
@@ -315,8 +316,9 @@ impl SimDisk {
         paths
     }
 
-    /// The durable bytes of `inode`, if it is still there.
-    pub fn durable_of(&self, inode: u64) -> Option<Vec<u8>> {
+    /// The durable bytes of `inode`, if it is still there (shared, not
+    /// copied: see [`medium::Bytes`]).
+    pub fn durable_of(&self, inode: u64) -> Option<Bytes> {
         self.state().inodes.get(&inode).map(|i| i.durable.clone())
     }
 
@@ -330,7 +332,7 @@ impl SimDisk {
         let s = self.state();
         let (dir, name) = split(path);
         let inode = s.dirs.get(&dir)?.durable.get(&name)?;
-        s.inodes.get(inode).map(|i| i.durable.clone())
+        s.inodes.get(inode).map(|i| i.durable.to_vec())
     }
 
     /// Every file a durable name reaches, by path, with its inode.
@@ -369,7 +371,7 @@ impl SimDisk {
         for (dir, d) in &s.dirs {
             for (name, inode) in &d.durable {
                 if let Some(i) = s.inodes.get(inode) {
-                    image.insert(dir.join(name), i.durable.clone());
+                    image.insert(dir.join(name), i.durable.to_vec());
                 }
             }
         }

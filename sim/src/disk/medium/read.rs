@@ -3,6 +3,7 @@
 //! latent sector errors that stay, bit rot, short reads).
 
 use std::io;
+use std::sync::Arc;
 
 use super::{err, At, Medium, LOGICAL_BLOCK_MIN};
 use crate::faults::FaultClass;
@@ -71,9 +72,9 @@ impl Medium {
             let at = at as usize;
             if at < file.durable.len() {
                 if file.current.get(at) == Some(&file.durable[at]) {
-                    file.current[at] ^= bit;
+                    Arc::make_mut(&mut file.current)[at] ^= bit;
                 }
-                file.durable[at] ^= bit;
+                Arc::make_mut(&mut file.durable)[at] ^= bit;
                 self.changed(inode, at as u64);
                 self.damaged(inode, at as u64..at as u64 + 1, FaultClass::SectorError);
             }
