@@ -317,7 +317,7 @@ impl SimDisk {
     }
 
     /// The durable bytes of `inode`, if it is still there (shared, not
-    /// copied: see [`medium::Bytes`]).
+    /// copied: see [`Bytes`]).
     pub fn durable_of(&self, inode: u64) -> Option<Bytes> {
         self.state().inodes.get(&inode).map(|i| i.durable.clone())
     }
