@@ -11,9 +11,10 @@
 //! inside the journal the checkpoint covers): a file whose checksum holds
 //! yet does not make sense is refused, never half used.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
-use super::{EntityState, IdempotencyEntry, JournalEnd, Slot, State};
+use super::{EntityState, FixedHasher, IdempotencyEntry, JournalEnd, Slot, State};
 use crate::hash::RunHasher;
 use crate::keys::EntityKeyImage;
 use crate::limits::FRAME_HEADER_LEN;
@@ -58,11 +59,32 @@ fn count_of(src: &mut dyn ImageRead, left: u64, item_min: u64) -> Result<usize, 
 }
 
 fn string_of(src: &mut dyn ImageRead, len_max: usize) -> Result<Arc<str>, ImageError> {
+    str_of(src, len_max).map(Arc::from)
+}
+
+/// The next name, borrowed from the image (at most `len_max` bytes).
+fn str_of(src: &mut dyn ImageRead, len_max: usize) -> Result<&str, ImageError> {
     let len = u32_of(src)? as usize;
     if len > len_max {
         return Err(bad(format!("a name of {len} bytes")));
     }
-    std::str::from_utf8(src.next(len)?).map(Arc::from).map_err(|_| bad("a name is not UTF-8"))
+    std::str::from_utf8(src.next(len)?).map_err(|_| bad("a name is not UTF-8"))
+}
+
+/// The next name, as the one copy `names` holds of it (added if new): a
+/// scope or kind shared by many pairs is allocated once.
+fn interned_of(
+    src: &mut dyn ImageRead,
+    len_max: usize,
+    names: &mut HashSet<Arc<str>, FixedHasher>,
+) -> Result<Arc<str>, ImageError> {
+    let name = str_of(src, len_max)?;
+    if let Some(known) = names.get(name) {
+        return Ok(known.clone());
+    }
+    let name: Arc<str> = name.into();
+    names.insert(name.clone());
+    Ok(name)
 }
 
 fn put_str(out: &mut dyn FnMut(&[u8]), s: &str) {
@@ -108,6 +130,8 @@ type EntityImage = (Arc<str>, [u8; 32], Vec<(u32, u64)>);
 /// against them.
 struct Tables {
     entities: Vec<EntityImage>,
+    /// Every scope and kind name, once; `pairs` share them.
+    names: HashSet<Arc<str>, FixedHasher>,
     pairs: Vec<(Arc<str>, Arc<str>)>,
     idempotency: Vec<(Box<str>, IdempotencyEntry)>,
     correlations: Vec<u128>,
@@ -212,7 +236,8 @@ impl State {
         end: &JournalEnd,
         limits: &[u64],
     ) -> Result<(), ImageError> {
-        let Tables { entities, pairs, idempotency, correlations, epochs, first_plain, first_sealed, keys } = tables;
+        let Tables { entities, names, pairs, idempotency, correlations, epochs, first_plain, first_sealed, keys } =
+            tables;
         assert!(self.entities.is_empty(), "an image is read into a fresh state");
         self.entity_ids.reserve(entities.len());
         self.entities.reserve(entities.len());
@@ -224,8 +249,11 @@ impl State {
             self.entities.push(EntityState { name, version: 0, head, events: Vec::new(), key_gens });
         }
         self.entity_names = self.entities.iter().map(|e| e.name.clone()).collect();
+        assert!(self.names.is_empty(), "an image is read into a fresh state");
+        self.names = names;
+        self.pair_ids.reserve(pairs.len());
+        self.pairs.reserve(pairs.len());
         for (scope, kind) in pairs {
-            let (scope, kind) = (self.intern(&scope), self.intern(&kind));
             let id = self.pairs.len() as u32;
             if self.pair_ids.insert((scope.clone(), kind.clone()), id).is_some() {
                 return Err(bad("a (scope, kind) pair twice"));
@@ -410,9 +438,12 @@ fn read_tables(src: &mut dyn ImageRead, left: u64) -> Result<Tables, ImageError>
         entities.push((name, head, key_gens));
     }
     let n = count_of(src, left, 8)?;
-    let pairs = (0..n)
-        .map(|_| Ok((string_of(src, SCOPE_LEN_MAX)?, string_of(src, KIND_LEN_MAX)?)))
-        .collect::<Result<_, ImageError>>()?;
+    let mut names = HashSet::default();
+    let mut pairs = Vec::with_capacity(n);
+    for _ in 0..n {
+        let scope = interned_of(src, SCOPE_LEN_MAX, &mut names)?;
+        pairs.push((scope, interned_of(src, KIND_LEN_MAX, &mut names)?));
+    }
     let n = count_of(src, left, 32)?;
     let mut idempotency = Vec::with_capacity(n);
     for _ in 0..n {
@@ -448,5 +479,5 @@ fn read_tables(src: &mut dyn ImageRead, left: u64) -> Result<Tables, ImageError>
         let [shreds, lost] = lists;
         keys.push(EntityKeyImage { entity, recorded, wrapped, shreds, lost });
     }
-    Ok(Tables { entities, pairs, idempotency, correlations, epochs, first_plain, first_sealed, keys })
+    Ok(Tables { entities, names, pairs, idempotency, correlations, epochs, first_plain, first_sealed, keys })
 }
