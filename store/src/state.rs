@@ -26,6 +26,17 @@ pub use image::{ImageError, ImageRead};
 /// nothing about a lookup depends on one (and fast for short names).
 pub type FixedHasher = rustc_hash::FxBuildHasher;
 
+/// The one copy of `name` in `names` (added if new), which every pair that
+/// has it shares.
+fn intern(names: &mut HashSet<Arc<str>, FixedHasher>, name: &str) -> Arc<str> {
+    if let Some(known) = names.get(name) {
+        return known.clone();
+    }
+    let name: Arc<str> = name.into();
+    names.insert(name.clone());
+    name
+}
+
 /// Where an event's frame lies in the journal, as the writer wrote it or
 /// the scan found it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -289,21 +300,11 @@ impl State {
         if let Some(&id) = self.pair_ids.get(&PairRef(scope, kind)) {
             return id;
         }
-        let (scope, kind) = (self.intern(scope), self.intern(kind));
+        let (scope, kind) = (intern(&mut self.names, scope), intern(&mut self.names, kind));
         let id = u32::try_from(self.pairs.len()).unwrap_or_else(|_| unreachable!("fewer pairs than events"));
         self.pairs.push((scope.clone(), kind.clone()));
         self.pair_ids.insert((scope, kind), id);
         id
-    }
-
-    /// The one copy of `name` every pair that has it shares.
-    fn intern(&mut self, name: &str) -> Arc<str> {
-        if let Some(known) = self.names.get(name) {
-            return known.clone();
-        }
-        let name: Arc<str> = name.into();
-        self.names.insert(name.clone());
-        name
     }
 
     /// Checks that `record` follows on from this state: the next global

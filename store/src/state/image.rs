@@ -14,7 +14,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use super::{EntityState, FixedHasher, IdempotencyEntry, JournalEnd, Slot, State};
+use super::{intern, EntityState, FixedHasher, IdempotencyEntry, JournalEnd, Slot, State};
 use crate::hash::RunHasher;
 use crate::keys::EntityKeyImage;
 use crate::limits::FRAME_HEADER_LEN;
@@ -78,13 +78,7 @@ fn interned_of(
     len_max: usize,
     names: &mut HashSet<Arc<str>, FixedHasher>,
 ) -> Result<Arc<str>, ImageError> {
-    let name = str_of(src, len_max)?;
-    if let Some(known) = names.get(name) {
-        return Ok(known.clone());
-    }
-    let name: Arc<str> = name.into();
-    names.insert(name.clone());
-    Ok(name)
+    Ok(intern(names, str_of(src, len_max)?))
 }
 
 fn put_str(out: &mut dyn FnMut(&[u8]), s: &str) {
